@@ -1,0 +1,200 @@
+"""The Stasis application: one dispatcher per websocket, one task per call.
+
+The dispatcher holds no logic: it maps every event to the call that owns the channel (the
+caller's own channel, or a leg the call originated) and puts it on that call's queue, so each
+call sees its events in order while calls run in parallel.
+
+Recovery rule, on every (re)connection (Asterisk re-sends nothing after a drop):
+- a channel in our app that a live call of this process owns is *resumed*: the call re-checks
+  what it was waiting for (its playback, recording, dialled legs) with GET requests;
+- a channel nobody here owns (the controller restarted mid-call) is *handed back* to the
+  dialplan's fallback context, where the static menu or the operator takes it; a leg we dialled
+  earlier and no longer own is hung up. Nobody is left in dead air.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ivr.ari.client import AriClient
+from ivr.ari.errors import AriError, AriUnavailable, NotFound
+from ivr.ari.events import EventStream
+from ivr.ari.session import AriCallSession, target_channel
+from ivr.flow.engine import Clock, run_call, utc_now
+from ivr.flow.record import CallObserver
+from ivr.routing.model import Routing
+from ivr.session import CallInfo
+
+log = structlog.get_logger("ivr.ari.app")
+
+
+class StasisApp:
+    def __init__(
+        self,
+        client: AriClient,
+        routing: Callable[[], Routing],
+        observer: CallObserver,
+        *,
+        clock: Clock = utc_now,
+        sound_prefix: str = "hotline",
+        recordings_dir: str = "/var/spool/asterisk/recording",
+        heartbeat: float = 5.0,
+        timer_scale: float = 1.0,
+    ) -> None:
+        self.timer_scale = timer_scale
+        self.client = client
+        self.routing = routing
+        self.observer = observer
+        self.clock = clock
+        self.sound_prefix = sound_prefix
+        self.recordings_dir = recordings_dir
+        self.routes: dict[str, AriCallSession] = {}
+        self.calls: dict[str, asyncio.Task[Any]] = {}
+        self.stream = EventStream(client, self.on_event, self.on_connected, heartbeat=heartbeat)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- LegRegistry --------------------------------------------------------------------------
+
+    def claim(self, channel_id: str, session: AriCallSession) -> None:
+        self.routes[channel_id] = session
+
+    def release(self, channel_id: str) -> None:
+        self.routes.pop(channel_id, None)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "StasisStart":
+            channel_id = event["channel"]["id"]
+            if channel_id in self.routes:
+                self.routes[channel_id].queue.put_nowait(event)
+            elif (event.get("args") or [None])[0] == "dialed":
+                self._spawn(self._drop_orphan_leg(channel_id))
+            else:
+                self._start_call(event)
+            return
+        target = _target(event)
+        session = self.routes.get(target) if target is not None else None
+        if session is not None:
+            session.queue.put_nowait(event)
+
+    def _start_call(self, event: dict[str, Any]) -> None:
+        ch = event["channel"]
+        caller = ch.get("caller") or {}
+        plan = ch.get("dialplan") or {}
+        info = CallInfo(
+            channel_id=ch["id"],
+            caller_number=str(caller.get("number", "")),
+            caller_name=str(caller.get("name", "")),
+            dialed=str(plan.get("exten", "")),
+            linked_id=str(ch.get("linkedid", "") or ch["id"]),
+        )
+        try:
+            routing = self.routing()
+            session = AriCallSession(
+                self.client,
+                self,
+                info,
+                language=routing.hotline.language,
+                sound_prefix=self.sound_prefix,
+                recordings_dir=self.recordings_dir,
+                timer_scale=self.timer_scale,
+            )
+        except Exception:
+            log.exception("could not start a call; handing it back", call=info.channel_id)
+            self._spawn(self._hand_back(info.channel_id, None))
+            return
+        self.routes[info.channel_id] = session
+        task = asyncio.create_task(self._run(session, routing), name=f"call-{info.channel_id}")
+        self.calls[info.channel_id] = task
+
+    async def _run(self, session: AriCallSession, routing: Routing) -> None:
+        try:
+            await run_call(session, routing, self.observer, self.clock)
+        finally:
+            self.routes.pop(session.id, None)
+            self.calls.pop(session.id, None)
+
+    # --- (re)connection -----------------------------------------------------------------------
+
+    async def on_connected(self, reconnect: bool) -> None:
+        try:
+            app = await self.client.application()
+        except (AriError, AriUnavailable) as e:
+            log.error("could not list the app's channels", error=str(e))
+            return
+        resynced: set[int] = set()
+        for channel_id in app.channel_ids:
+            session = self.routes.get(channel_id)
+            if session is not None:
+                if id(session) not in resynced:
+                    resynced.add(id(session))
+                    session.request_resync()
+            else:
+                self._spawn(self._hand_back(channel_id, "orphan"))
+        for session in {id(s): s for s in self.routes.values()}.values():
+            if id(session) not in resynced and reconnect:
+                session.request_resync()  # its channel is no longer in the app: it will find out
+
+    async def _hand_back(self, channel_id: str, why: str | None) -> None:
+        fallback = None
+        try:
+            fallback = self.routing().hotline.fallback
+            ch = await self.client.channel(channel_id)
+            if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
+                await self.client.hangup(channel_id)
+                return
+            log.warning("handing an unowned channel back to the dialplan", call=channel_id,
+                        why=why)
+            await self.client.continue_in_dialplan(
+                channel_id, fallback.context, fallback.extension, fallback.priority
+            )
+        except NotFound:
+            return
+        except Exception:
+            log.exception("could not hand a channel back; hanging up", call=channel_id)
+            try:
+                await self.client.hangup(channel_id)
+            except Exception:
+                log.exception("could not hang up either", call=channel_id)
+
+    async def _drop_orphan_leg(self, channel_id: str) -> None:
+        log.warning("a dialled leg nobody owns answered; hanging it up", channel=channel_id)
+        try:
+            await self.client.hangup(channel_id)
+        except AriError:
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.stream.run()
+
+    async def stop(self, *, drain_seconds: float = 0.0) -> None:
+        await self.stream.stop()
+        if drain_seconds and self.calls:
+            await asyncio.wait(list(self.calls.values()), timeout=drain_seconds)
+        for task in list(self.calls.values()):
+            task.cancel()
+
+
+def _target(event: dict[str, Any]) -> str | None:
+    for key in ("channel", "peer"):
+        obj = event.get(key)
+        if isinstance(obj, dict) and "id" in obj:
+            return str(obj["id"])
+    for key in ("playback", "recording"):
+        obj = event.get(key)
+        if isinstance(obj, dict):
+            return target_channel(str(obj.get("target_uri", "")))
+    return None

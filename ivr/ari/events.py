@@ -1,0 +1,127 @@
+"""The ARI events websocket: connect, keep alive, reconnect with backoff and jitter.
+
+Asterisk re-sends nothing after a drop, so every (re)connection calls ``on_connected`` for the
+application to look for the channels it owns (see :mod:`ivr.ari.app`). A silent drop is noticed
+by websocket pings: one every ``heartbeat`` seconds, the connection dropped if no pong arrives
+within half of that, so within 10 s with the default of 5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import structlog
+
+from ivr.ari.client import AriClient
+
+log = structlog.get_logger("ivr.ari.events")
+
+EventHandler = Callable[[dict[str, Any]], None]
+ConnectHandler = Callable[[bool], Awaitable[None]]
+
+
+class Backoff:
+    """Exponential backoff with full jitter, reset after a connection that lived."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0, rng: random.Random | None = None):
+        self.first = first
+        self.cap = cap
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.first * (2**self.attempt))
+        self.attempt += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class EventStream:
+    def __init__(
+        self,
+        client: AriClient,
+        on_event: EventHandler,
+        on_connected: ConnectHandler,
+        *,
+        heartbeat: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.client = client
+        self.on_event = on_event
+        self.on_connected = on_connected
+        self.heartbeat = heartbeat
+        self.backoff = backoff or Backoff()
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        base = self.client.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return f"{base}/events?{urlencode({'app': self.client.app, 'subscribeAll': 'false'})}"
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`stop`; never returns on a network error."""
+        while not self._stopping:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if self._stopping:
+                    break
+                log.warning("ARI websocket failed", error=repr(e))
+            self.connected.clear()
+            if self._stopping:
+                break
+            delay = self.backoff.next_delay()
+            log.info("reconnecting to ARI", in_seconds=round(delay, 2))
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+    async def _session(self) -> None:
+        http = self.client.http()
+        async with http.ws_connect(
+            self.url,
+            heartbeat=self.heartbeat,
+            headers=self.client.auth_header,
+            max_msg_size=16 * 1024 * 1024,
+        ) as ws:
+            self.connections += 1
+            reconnect = self.connections > 1
+            log.info("ARI websocket connected", app=self.client.app, reconnect=reconnect)
+            self.backoff.reset()
+            self.connected.set()
+            await self.on_connected(reconnect)
+            async for msg in ws:
+                if self._stopping:
+                    break
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self._dispatch(msg.data)
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            log.warning("ARI websocket closed", code=ws.close_code)
+
+    def _dispatch(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            log.error("ARI sent a message that is not JSON", head=text[:200])
+            return
+        if not isinstance(event, dict) or "type" not in event:
+            log.error("ARI sent a message without a type", head=text[:200])
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("event handler failed", event_type=event.get("type"))

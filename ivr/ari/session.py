@@ -1,0 +1,482 @@
+"""The ARI implementation of :class:`ivr.session.CallSession`.
+
+Each call owns a queue; the dispatcher (:mod:`ivr.ari.app`) puts every event about the call's
+channel, its playbacks, recordings and dialled legs there, in the order Asterisk sent them. The
+operations below read that queue: digits are buffered whenever they arrive (type-ahead), and a
+hang-up of the caller raises :class:`CallerHangup` into whatever operation is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import structlog
+
+from ivr.ari.client import AriClient
+from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
+from ivr.session import (
+    CallerHangup,
+    CallInfo,
+    DialRequest,
+    DialResult,
+    DialStatus,
+    RecordRequest,
+    RecordResult,
+    SessionError,
+)
+
+log = structlog.get_logger("ivr.ari.session")
+
+Event = dict[str, Any]
+
+_CALLER_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
+_LEG_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
+# Q.850 causes of a leg that ended before it was answered.
+_BUSY_CAUSES = {17, 21}  # user busy, call rejected
+_NO_ANSWER_CAUSES = {0, 16, 18, 19, 31}  # ...no user responding, user alerting no answer
+PLAYBACK_GUARD_SECONDS = 600.0  # a playback that never finishes (unknown scheme) is stopped
+RECORD_GRACE_SECONDS = 5.0  # after a hang-up, how long to wait for RecordingFinished
+
+
+class LegRegistry(Protocol):
+    """The dispatcher: which call gets the events of a channel we originated."""
+
+    def claim(self, channel_id: str, session: AriCallSession) -> None: ...
+
+    def release(self, channel_id: str) -> None: ...
+
+
+def target_channel(uri: str) -> str | None:
+    return uri.removeprefix("channel:") if uri.startswith("channel:") else None
+
+
+class AriCallSession:
+    def __init__(
+        self,
+        client: AriClient,
+        registry: LegRegistry,
+        info: CallInfo,
+        *,
+        language: str = "vi",
+        sound_prefix: str = "hotline",
+        recordings_dir: str = "/var/spool/asterisk/recording",
+        timer_scale: float = 1.0,
+    ) -> None:
+        self.client = client
+        # Against the simulator running N times faster than life, our own timers run N times
+        # faster too (timer_scale = 1/N) and durations are reported in nominal seconds.
+        self.timer_scale = timer_scale
+        self.registry = registry
+        self._info = info
+        self.id = info.channel_id
+        self.language = language
+        self.sound_prefix = sound_prefix
+        self.recordings_dir = recordings_dir
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._pending: deque[Event] = deque()
+        self._digits = ""
+        self._gone = False
+        self._ended = False  # we hung up or handed the channel back
+        self._seq = 0
+        self._playing: str | None = None
+        self._recording: str | None = None
+        self._legs: dict[str, str] = {}  # leg channel id → endpoint
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    def request_resync(self) -> None:
+        """After a websocket reconnect: events may have been lost; check what still stands."""
+        self.queue.put_nowait({"type": "_Resync"})
+
+    # --- event plumbing -----------------------------------------------------------------------
+
+    async def _next(self, timeout: float | None = None, *, raise_on_hangup: bool = True) -> Event | None:
+        """The next event for this call (None on timeout), after the common bookkeeping."""
+        if self._pending:
+            ev = self._pending.popleft()
+        elif timeout is None:
+            ev = await self.queue.get()
+        else:
+            if timeout <= 0 and self.queue.empty():
+                return None
+            try:
+                async with asyncio.timeout(max(timeout, 0)):
+                    ev = await self.queue.get()
+            except TimeoutError:
+                return None
+        kind = ev["type"]
+        if kind == "_Resync":
+            await self._resync()
+            return {"type": "_Resynced"}
+        channel = ev.get("channel")
+        if channel is not None and channel.get("id") == self.id:
+            if kind == "ChannelDtmfReceived":
+                self._digits += str(ev.get("digit", ""))
+            elif kind in _CALLER_GONE:
+                self._gone = True
+                if raise_on_hangup:
+                    raise CallerHangup(ev.get("cause"))
+        return ev
+
+    def _check(self) -> None:
+        if self._gone or self._ended:
+            raise CallerHangup()
+
+    def _new_id(self, kind: str) -> str:
+        self._seq += 1
+        return f"{self.id}-{kind}{self._seq}"
+
+    async def _resync(self) -> None:
+        try:
+            await self.client.channel(self.id)
+        except NotFound:
+            self._pending.append(_synthetic("StasisEnd", channel={"id": self.id}))
+            return
+        if self._playing is not None:
+            try:
+                await self.client.playback(self._playing)
+            except NotFound:
+                self._pending.append(_synthetic("PlaybackFinished", playback={"id": self._playing,
+                                                                              "state": "done"}))
+        if self._recording is not None:
+            try:
+                await self.client.live_recording(self._recording)
+            except NotFound:
+                self._pending.append(_synthetic("RecordingFinished", recording={
+                    "name": self._recording, "state": "done", "duration": None}))
+        for leg in list(self._legs):
+            try:
+                ch = await self.client.channel(leg)
+            except NotFound:
+                self._pending.append(_synthetic("ChannelDestroyed", channel={"id": leg}, cause=0))
+                continue
+            if ch.state == "Up" and ch.app_name == "Stasis":
+                self._pending.append(_synthetic("StasisStart", channel={"id": leg}))
+
+    async def _quietly(self, coro: Any) -> None:
+        """Run a clean-up request; a channel or object already gone is fine."""
+        try:
+            await coro
+        except (NotFound, Conflict):
+            pass
+        except AriError as e:
+            log.warning("clean-up request failed", call=self.id, error=str(e))
+
+    # --- CallSession --------------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        self._check()
+        try:
+            await self.client.answer(self.id)
+        except (NotFound, Conflict) as e:
+            self._gone = True
+            raise CallerHangup() from e
+
+    async def play(self, prompts: Sequence[str], *, interruptible: bool = True) -> None:
+        self._check()
+        if interruptible and self._digits:
+            return
+        playback_id = self._new_id("pb")
+        media = [f"sound:{self.sound_prefix}/{p}" for p in prompts]
+        try:
+            await self.client.play(self.id, playback_id, media, self.language)
+        except (NotFound, Conflict) as e:
+            self._gone = True
+            raise CallerHangup() from e
+        self._playing = playback_id
+        deadline = time.monotonic() + PLAYBACK_GUARD_SECONDS * self.timer_scale
+        try:
+            while True:
+                ev = await self._next(deadline - time.monotonic())
+                if ev is None:
+                    log.warning("playback never finished; stopping it", call=self.id, media=media)
+                    await self._quietly(self.client.stop_playback(playback_id))
+                    return
+                kind = ev["type"]
+                if kind == "PlaybackFinished" and ev["playback"]["id"] == playback_id:
+                    return
+                if interruptible and self._digits:
+                    await self._quietly(self.client.stop_playback(playback_id))
+                    return
+        finally:
+            self._playing = None
+
+    async def read_digits(
+        self,
+        max_digits: int,
+        first_timeout: float,
+        inter_digit_timeout: float,
+        terminators: str = "#",
+    ) -> str:
+        self._check()
+        got = ""
+        first_timeout *= self.timer_scale
+        inter_digit_timeout *= self.timer_scale
+        deadline = time.monotonic() + first_timeout
+        while True:
+            while self._digits and len(got) < max_digits:
+                digit, self._digits = self._digits[0], self._digits[1:]
+                if digit in terminators:
+                    return got
+                got += digit
+                deadline = time.monotonic() + inter_digit_timeout
+            if len(got) >= max_digits:
+                return got
+            ev = await self._next(deadline - time.monotonic())
+            if ev is None:
+                return got
+
+    def flush_digits(self) -> None:
+        self._digits = ""
+
+    async def dial(self, request: DialRequest) -> DialResult:
+        self._check()
+        started = time.monotonic()
+        statuses: dict[str, DialStatus] = {}
+        await self._start_waiting_music(request.music)
+        try:
+            for endpoint in request.endpoints:
+                await self._originate(endpoint, request, statuses)
+            answered = await self._await_answer(request, statuses) if self._legs else None
+        except BaseException:
+            await self._drop_legs()
+            raise
+        finally:
+            if not self._gone:
+                await self._stop_waiting_music(request.music)
+        waited = (time.monotonic() - started) / self.timer_scale
+        if answered is None:
+            await self._drop_legs()
+            return DialResult(_overall(statuses), None, waited, 0.0, None, statuses)
+        endpoint = self._legs[answered]
+        statuses[endpoint] = DialStatus.ANSWERED
+        await self._drop_legs(keep=answered)
+        talk_started = time.monotonic()
+        ended_by = await self._converse(answered)
+        talk = (time.monotonic() - talk_started) / self.timer_scale
+        return DialResult(DialStatus.ANSWERED, endpoint, waited, talk, ended_by, statuses)
+
+    async def _start_waiting_music(self, music: str) -> None:
+        try:
+            if music == "ringback":
+                await self.client.ring(self.id)
+            else:
+                await self.client.moh(self.id, music.removeprefix("moh:") or None)
+        except (NotFound, Conflict) as e:
+            self._gone = True
+            raise CallerHangup() from e
+
+    async def _stop_waiting_music(self, music: str) -> None:
+        if music == "ringback":
+            await self._quietly(self.client.ring_stop(self.id))
+        else:
+            await self._quietly(self.client.moh_stop(self.id))
+
+    async def _originate(
+        self, endpoint: str, request: DialRequest, statuses: dict[str, DialStatus]
+    ) -> None:
+        leg = self._new_id("leg")
+        self.registry.claim(leg, self)
+        self._legs[leg] = endpoint
+        caller_id = f'"{_cid(request.caller_id_name)}" <{request.caller_id_number}>'
+        try:
+            await self.client.originate(
+                endpoint,
+                channel_id=leg,
+                app_args=f"dialed,{self.id}",
+                caller_id=caller_id,
+                timeout=max(1, math.ceil(request.ring_seconds)),
+                originator=self.id,
+            )
+        except (ServerError, BadRequest) as e:  # Asterisk: 500 "Allocation failed" = unreachable
+            log.info("endpoint unreachable", call=self.id, endpoint=endpoint, status=e.status)
+            statuses[endpoint] = DialStatus.UNREACHABLE
+            self._forget_leg(leg)
+
+    async def _await_answer(
+        self, request: DialRequest, statuses: dict[str, DialStatus]
+    ) -> str | None:
+        # Asterisk ends each leg itself at `timeout`; this guard only covers lost events.
+        deadline = time.monotonic() + (request.ring_seconds + 5.0) * self.timer_scale
+        causes: dict[str, int] = {}
+        while self._legs:
+            ev = await self._next(deadline - time.monotonic())
+            if ev is None:
+                for leg, endpoint in self._legs.items():
+                    statuses[endpoint] = DialStatus.NO_ANSWER
+                return None
+            leg = _leg_of(ev)
+            if leg is None or leg not in self._legs:
+                continue
+            kind = ev["type"]
+            if kind == "StasisStart":
+                return leg
+            if kind == "Dial" and ev.get("dialstatus") == "BUSY":
+                causes[leg] = 17
+            elif kind == "ChannelHangupRequest" and "cause" in ev:
+                causes.setdefault(leg, int(ev["cause"]))
+            elif kind == "ChannelDestroyed":
+                cause = causes.get(leg, int(ev.get("cause", 0)))
+                statuses[self._legs[leg]] = _status_for_cause(cause)
+                self._forget_leg(leg)
+        return None
+
+    async def _converse(self, leg: str) -> str:
+        """Bridge the caller with the answered leg; return who hung up first."""
+        bridge_id = self._new_id("br")
+        try:
+            await self.client.create_bridge(bridge_id, f"call-{self.id}")
+            await self.client.add_to_bridge(bridge_id, [self.id, leg])
+        except AriError as e:
+            await self._drop_legs()
+            raise SessionError(f"could not bridge the call: {e}") from e
+        try:
+            while True:
+                ev = await self._next(raise_on_hangup=False)
+                if self._gone:
+                    return "caller"
+                if ev is not None and ev["type"] in _LEG_GONE and _leg_of(ev) == leg:
+                    return "callee"
+        finally:
+            await self._drop_legs()
+            await self._quietly(self.client.destroy_bridge(bridge_id))
+            if not self._gone:
+                await self.hangup("normal")
+
+    async def _drop_legs(self, keep: str | None = None) -> None:
+        for leg in [leg for leg in self._legs if leg != keep]:
+            await self._quietly(self.client.hangup(leg))
+            self._forget_leg(leg)
+
+    def _forget_leg(self, leg: str) -> None:
+        self._legs.pop(leg, None)
+        self.registry.release(leg)
+
+    async def record(self, request: RecordRequest) -> RecordResult:
+        self._check()
+        name = request.name
+        try:
+            await self._start_recording(request, name)
+        except Conflict:  # a file of that name exists: never overwrite a message
+            name = self._new_id(request.name + "-")
+            await self._start_recording(request, name)
+        self._recording = name
+        hung_up = False
+        duration: float | None = None
+        try:
+            grace: float | None = None
+            while True:
+                ev = await self._next(grace, raise_on_hangup=False)
+                if ev is None:
+                    break
+                if self._gone and not hung_up:
+                    hung_up = True
+                    grace = RECORD_GRACE_SECONDS * self.timer_scale
+                kind = ev["type"]
+                rec = ev.get("recording") or {}
+                if kind in {"RecordingFinished", "RecordingFailed"} and rec.get("name") == name:
+                    d = rec.get("duration")
+                    duration = float(d) if d is not None else None
+                    break
+                if kind == "StasisEnd":
+                    break
+        finally:
+            self._recording = None
+            self.flush_digits()  # the '#' that ended the message is not type-ahead
+        data = await self._fetch_recording(name)
+        if duration is None:
+            duration = max(0.0, (len(data) - 44) / 16000) if data else 0.0
+        return RecordResult(
+            name=name,
+            duration_seconds=duration,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            location=f"{self.recordings_dir}/{name}.wav",
+            caller_hung_up=hung_up,
+        )
+
+    async def _start_recording(self, request: RecordRequest, name: str) -> None:
+        try:
+            await self.client.record(
+                self.id,
+                name,
+                max_seconds=request.max_seconds,
+                max_silence_seconds=request.max_silence_seconds,
+                beep=request.beep,
+                terminate_on=request.terminate_on,
+            )
+        except NotFound as e:
+            self._gone = True
+            raise CallerHangup() from e
+
+    async def _fetch_recording(self, name: str) -> bytes:
+        try:
+            return await self.client.stored_recording_file(name)
+        except NotFound:
+            log.warning("recording has no stored file", call=self.id, recording=name)
+            return b""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        self._check()
+        try:
+            await self.client.set_variable(self.id, name, value)
+        except (NotFound, Conflict) as e:
+            self._gone = True
+            raise CallerHangup() from e
+
+    async def hangup(self, cause: str = "normal") -> None:
+        if self._gone or self._ended:
+            return
+        self._ended = True
+        await self._quietly(self.client.hangup(self.id, cause))
+
+    async def continue_in_dialplan(
+        self, context: str | None = None, extension: str | None = None, priority: int | None = None
+    ) -> None:
+        self._check()
+        self._ended = True
+        try:
+            await self.client.continue_in_dialplan(self.id, context, extension, priority)
+        except (NotFound, Conflict) as e:
+            self._gone = True
+            raise CallerHangup() from e
+
+
+def _synthetic(kind: str, **fields: Any) -> Event:
+    return {"type": kind, "synthetic": True, **fields}
+
+
+def _leg_of(ev: Event) -> str | None:
+    for key in ("channel", "peer"):
+        obj = ev.get(key)
+        if isinstance(obj, dict) and "id" in obj:
+            return str(obj["id"])
+    return None
+
+
+def _status_for_cause(cause: int) -> DialStatus:
+    if cause in _BUSY_CAUSES:
+        return DialStatus.BUSY
+    if cause in _NO_ANSWER_CAUSES:
+        return DialStatus.NO_ANSWER
+    return DialStatus.UNREACHABLE
+
+
+def _overall(statuses: dict[str, DialStatus]) -> DialStatus:
+    values = set(statuses.values())
+    for status in (DialStatus.NO_ANSWER, DialStatus.BUSY):
+        if status in values:
+            return status
+    return DialStatus.UNREACHABLE
+
+
+def _cid(name: str) -> str:
+    return name.replace('"', "'").replace("<", "(").replace(">", ")")

@@ -1,0 +1,95 @@
+"""One coroutine per call: walk the routing graph over a :class:`CallSession`.
+
+Hang-up and unexpected errors are handled here, in one place: a hang-up ends the walk, an error
+is logged with the call's context, recorded as ``errored``, and the channel is handed back to the
+dialplan's fallback so the caller is never left in dead air.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ivr.flow.record import CallObserver, CallRecord, CallTrace, Step
+from ivr.routing.model import Routing
+from ivr.session import CallerHangup, CallSession
+
+log = structlog.get_logger("ivr.flow")
+
+MAX_NODES_PER_CALL = 100
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a node handler may use: the session, the routing it began on, the trace, a clock."""
+
+    session: CallSession
+    routing: Routing
+    trace: CallTrace
+    clock: Clock
+    observer: CallObserver
+
+    def step(self, node: str, kind: str, outcome: str, inp: str = "", detail: str = "") -> None:
+        step = self.trace.add(Step(node, kind, outcome, inp, detail, self.clock()))
+        self.observer.call_step(self.trace.info.channel_id, step)
+
+
+async def run_call(
+    session: CallSession,
+    routing: Routing,
+    observer: CallObserver,
+    clock: Clock = utc_now,
+) -> CallRecord:
+    """Handle one call from arrival to its end; always returns the finished record."""
+    from ivr.flow.nodes import run_node  # the handlers import CallContext from here
+
+    info = session.info
+    trace = CallTrace(info=info, routing_version=routing.version, started_at=clock())
+    ctx = CallContext(session, routing, trace, clock, observer)
+    bound = log.bind(call=info.channel_id, caller=info.caller_number, routing=routing.version)
+    observer.call_started(trace.snapshot())
+    node_name: str | None = routing.hotline.entry
+    try:
+        await session.answer()
+        trace.answered_at = clock()
+        for _ in range(MAX_NODES_PER_CALL):
+            if node_name is None:
+                break
+            node_name = await run_node(ctx, node_name)
+        else:
+            raise RuntimeError(f"call visited {MAX_NODES_PER_CALL} nodes: a loop in the routing?")
+        await session.hangup("normal")  # no-op when a node already ended the call
+    except CallerHangup:
+        trace.hangup_by = trace.hangup_by or "caller"
+        bound.info("caller hung up", node=node_name)
+    except Exception as exc:  # the safety net: never leave a caller in dead air
+        trace.error = f"{type(exc).__name__}: {exc}"
+        bound.exception("call failed, handing back to the dialplan", node=node_name)
+        await _hand_back(session, routing, bound)
+    record = trace.snapshot(clock())
+    observer.call_ended(record)
+    bound.info("call ended", disposition=record.disposition.value, path=">".join(record.path))
+    return record
+
+
+async def _hand_back(session: CallSession, routing: Routing, bound: structlog.BoundLogger) -> None:
+    fb = routing.hotline.fallback
+    try:
+        await session.continue_in_dialplan(fb.context, fb.extension, fb.priority)
+    except CallerHangup:
+        return
+    except Exception:
+        bound.exception("could not hand the channel back; hanging up")
+        try:
+            await session.hangup("normal")
+        except Exception:
+            bound.exception("could not hang up either")

@@ -1,0 +1,246 @@
+"""What each node type does. Each handler returns the name of the next node, or None at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ivr.flow.engine import CallContext
+from ivr.flow.hours import OfficeState, office_state
+from ivr.flow.record import Voicemail
+from ivr.routing.model import (
+    DialNode,
+    DialOutcomes,
+    DialplanNode,
+    DirectoryNode,
+    HangupNode,
+    HoursNode,
+    MenuNode,
+    PromptNode,
+    VoicemailNode,
+)
+from ivr.session import DialRequest, DialResult, DialStatus, RecordRequest
+
+Handler = Callable[[CallContext, str, Any], Awaitable[str | None]]
+
+
+async def run_node(ctx: CallContext, name: str) -> str | None:
+    node = ctx.routing.nodes[name]
+    if node.branch is not None:
+        ctx.trace.branch = node.branch
+    handler: Handler = _HANDLERS[node.type]
+    return await handler(ctx, name, node)
+
+
+async def prompt(ctx: CallContext, name: str, node: PromptNode) -> str | None:
+    await ctx.session.play(node.prompts)
+    ctx.step(name, "prompt", "played")
+    return node.next
+
+
+async def menu(ctx: CallContext, name: str, node: MenuNode) -> str | None:
+    s = ctx.session
+    failures = 0
+    while failures < node.retries:
+        await s.play(node.prompts)
+        digits = await s.read_digits(1, node.timeout, node.timeout, terminators="")
+        if digits == node.repeat_key:
+            ctx.step(name, "menu", "repeat", digits)
+            continue
+        if digits in node.choices:
+            ctx.step(name, "menu", "chosen", digits)
+            return node.choices[digits]
+        failures += 1
+        s.flush_digits()
+        if digits == "":
+            ctx.step(name, "menu", "no_input")
+            retry_prompts = node.no_input_prompts
+        else:
+            ctx.step(name, "menu", "invalid", digits)
+            retry_prompts = node.invalid_prompts
+        if retry_prompts:
+            await s.play(retry_prompts)
+    ctx.step(name, "menu", "exhausted")
+    return node.default
+
+
+async def hours(ctx: CallContext, name: str, node: HoursNode) -> str | None:
+    schedule = ctx.routing.schedule_for(node)
+    verdict = office_state(schedule, ctx.clock(), ctx.routing.hotline.timezone)
+    ctx.step(name, "hours", verdict.state.value, detail=verdict.reason)
+    if verdict.state is OfficeState.OPEN:
+        return node.open
+    if verdict.state is OfficeState.HOLIDAY and node.holiday:
+        return node.holiday
+    return node.closed
+
+
+async def dial(ctx: CallContext, name: str, node: DialNode) -> str | None:
+    if node.prompts:
+        await ctx.session.play(node.prompts, interruptible=False)
+    endpoints = node.endpoints or (
+        ctx.routing.branches[node.branch].endpoints if node.branch else []
+    )
+    label = _branch_label(ctx, node.branch)
+    if node.strategy == "ring_all":
+        result = await _dial_once(ctx, endpoints, node.ring_seconds, label, node.music)
+    else:
+        result = await _dial_in_turn(ctx, endpoints, node.ring_seconds, label, node.music)
+    return _after_dial(ctx, name, "dial", result, node.on)
+
+
+async def _dial_once(
+    ctx: CallContext, endpoints: list[str], ring: float, label: str, music: str
+) -> DialResult:
+    info = ctx.session.info
+    request = DialRequest(
+        endpoints=endpoints,
+        ring_seconds=ring,
+        caller_id_name=label,
+        caller_id_number=info.caller_number,
+        music=music,
+    )
+    return await ctx.session.dial(request)
+
+
+async def _dial_in_turn(
+    ctx: CallContext, endpoints: list[str], ring: float, label: str, music: str
+) -> DialResult:
+    statuses: dict[str, DialStatus] = {}
+    waited = 0.0
+    result = DialResult(DialStatus.UNREACHABLE)
+    for endpoint in endpoints:
+        result = await _dial_once(ctx, [endpoint], ring, label, music)
+        waited += result.wait_seconds
+        statuses.update(result.per_endpoint)
+        if result.status is DialStatus.ANSWERED:
+            break
+    status = result.status if result.status is DialStatus.ANSWERED else _worst(statuses)
+    return DialResult(
+        status=status,
+        endpoint=result.endpoint,
+        wait_seconds=waited,
+        talk_seconds=result.talk_seconds,
+        ended_by=result.ended_by,
+        per_endpoint=statuses,
+    )
+
+
+def _worst(statuses: dict[str, DialStatus]) -> DialStatus:
+    """What to tell about a dial nobody answered: someone rang > someone was busy > no phone."""
+    for status in (DialStatus.NO_ANSWER, DialStatus.BUSY):
+        if status in statuses.values():
+            return status
+    return DialStatus.UNREACHABLE
+
+
+def _after_dial(
+    ctx: CallContext, name: str, kind: str, result: DialResult, on: DialOutcomes
+) -> str | None:
+    t = ctx.trace
+    t.wait_seconds += result.wait_seconds
+    detail = ",".join(f"{e}={s.value}" for e, s in result.per_endpoint.items())
+    ctx.step(name, kind, result.status.value, detail=detail)
+    if result.status is DialStatus.ANSWERED:
+        t.endpoint = result.endpoint
+        t.talk_seconds += result.talk_seconds
+        t.hangup_by = result.ended_by
+        return on.answered
+    return {
+        DialStatus.BUSY: on.busy,
+        DialStatus.NO_ANSWER: on.no_answer,
+        DialStatus.UNREACHABLE: on.unreachable,
+    }[result.status]
+
+
+def _branch_label(ctx: CallContext, branch: str | None) -> str:
+    """What the clerk's phone shows beside the caller's number."""
+    if branch is None:
+        return "CCHC"
+    return f"CCHC {branch} {ctx.routing.branches[branch].name}"[:40]
+
+
+async def voicemail(ctx: CallContext, name: str, node: VoicemailNode) -> str | None:
+    s = ctx.session
+    await s.play(node.prompts, interruptible=False)
+    stamp = ctx.clock().strftime("%Y%m%d-%H%M%S")
+    rec_name = f"vm-{stamp}-{s.info.channel_id.replace('.', '-')}"
+    result = await s.record(
+        RecordRequest(
+            name=rec_name,
+            max_seconds=node.max_seconds,
+            max_silence_seconds=node.max_silence_seconds,
+        )
+    )
+    ctx.trace.voicemail = Voicemail(
+        name=result.name,
+        location=result.location,
+        duration_seconds=result.duration_seconds,
+        size_bytes=result.size_bytes,
+        sha256=result.sha256,
+        branch=ctx.trace.branch,
+        unit=ctx.trace.unit,
+        recorded_at=ctx.clock(),
+    )
+    outcome = "caller_hung_up" if result.caller_hung_up else "recorded"
+    ctx.step(name, "voicemail", outcome, detail=f"{result.name} {result.duration_seconds:g}s")
+    if node.thanks_prompts:
+        await s.play(node.thanks_prompts, interruptible=False)
+    return node.next
+
+
+async def directory(ctx: CallContext, name: str, node: DirectoryNode) -> str | None:
+    s = ctx.session
+    longest = max((len(u.code) for u in ctx.routing.units), default=1)
+    for _ in range(node.retries):
+        await s.play(node.prompts)
+        code = await s.read_digits(longest, node.timeout, node.timeout, terminators="#")
+        unit = ctx.routing.unit(code) if code else None
+        if unit is None:
+            ctx.step(name, "directory", "not_found" if code else "no_input", code)
+            s.flush_digits()
+            if node.not_found_prompts:
+                await s.play(node.not_found_prompts)
+            continue
+        ctx.trace.unit = unit.code
+        ctx.step(name, "directory", "found", code, detail=unit.name)
+        await s.play([*node.connecting_prompts, unit.prompt], interruptible=False)
+        label = f"CCHC {unit.name}"[:40]
+        result = await _dial_once(ctx, [unit.endpoint], node.ring_seconds, label, node.music)
+        return _after_dial(ctx, name, "directory", result, node.on)
+    ctx.step(name, "directory", "exhausted")
+    return node.fail
+
+
+async def hangup(ctx: CallContext, name: str, node: HangupNode) -> str | None:
+    if node.prompts:
+        await ctx.session.play(node.prompts, interruptible=False)
+    ctx.step(name, "hangup", "hung_up")
+    ctx.trace.hangup_by = "system"
+    await ctx.session.hangup("normal")
+    return None
+
+
+async def dialplan(ctx: CallContext, name: str, node: DialplanNode) -> str | None:
+    if node.prompts:
+        await ctx.session.play(node.prompts, interruptible=False)
+    fb = ctx.routing.hotline.fallback
+    context = node.context or fb.context
+    ctx.step(name, "dialplan", "handed_back", detail=context)
+    ctx.trace.handed_back = True
+    await ctx.session.continue_in_dialplan(
+        context, node.extension or fb.extension, node.priority or fb.priority
+    )
+    return None
+
+
+_HANDLERS: dict[str, Handler] = {
+    "prompt": prompt,
+    "menu": menu,
+    "hours": hours,
+    "dial": dial,
+    "voicemail": voicemail,
+    "directory": directory,
+    "hangup": hangup,
+    "dialplan": dialplan,
+}

@@ -1,0 +1,52 @@
+"""The prompt manifest (prompts/manifest.yaml): prompt id → Vietnamese text and optional recording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ivr.routing.model import Routing
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    id: str
+    text: str
+    file: str | None = None  # a recording an admin dropped in, relative to the manifest
+
+
+class ManifestError(Exception):
+    pass
+
+
+def load_manifest(path: Path) -> dict[str, Prompt]:
+    yaml = YAML(typ="safe")
+    yaml.version = (1, 2)
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as e:
+        raise ManifestError(f"{path}: không đọc được danh mục lời nhắc: {e}") from e
+    entries = doc.get("prompts") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        raise ManifestError(f"{path}: cần khoá 'prompts' là một bảng mã → lời đọc")
+    out: dict[str, Prompt] = {}
+    for pid, entry in entries.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            raise ManifestError(f"{path}: lời nhắc '{pid}' cần trường 'text'")
+        out[str(pid)] = Prompt(str(pid), entry["text"], entry.get("file"))
+    return out
+
+
+def with_units(manifest: dict[str, Prompt], routing: Routing) -> dict[str, Prompt]:
+    """The manifest plus one name prompt per directory unit (unit-<code>)."""
+    out = dict(manifest)
+    for unit in routing.units:
+        out.setdefault(unit.prompt, Prompt(unit.prompt, unit.name))
+    return out
+
+
+def default_manifest_path(routing_file: Path) -> Path:
+    return routing_file.resolve().parent.parent / "prompts" / "manifest.yaml"

@@ -1,0 +1,127 @@
+"""Graph rules a routing must satisfy beyond its shape: targets, prompts, reachability, codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ivr.routing.model import (
+    DialNode,
+    HoursNode,
+    Routing,
+    node_prompts,
+    node_targets,
+)
+
+Finding = tuple[tuple[str | int, ...], str]
+
+
+def check_graph(routing: Routing, prompt_ids: Iterable[str] | None) -> list[Finding]:
+    out: list[Finding] = []
+    out += _targets(routing)
+    out += _references(routing)
+    out += _units(routing)
+    if prompt_ids is not None:
+        out += _prompts(routing, set(prompt_ids))
+    if not out:  # reachability only means something once every edge points somewhere
+        out += _unreachable(routing)
+    return out
+
+
+def _targets(r: Routing) -> list[Finding]:
+    out: list[Finding] = []
+    if r.hotline.entry not in r.nodes:
+        out.append((("hotline", "entry"), f"nút bắt đầu '{r.hotline.entry}' không có trong nodes"))
+    for name, node in r.nodes.items():
+        for field, target in node_targets(node):
+            if target not in r.nodes:
+                path = ("nodes", name, *_split(field))
+                out.append((path, f"nodes.{name}.{field}: nút đích '{target}' không tồn tại"))
+    return out
+
+
+def _split(field: str) -> tuple[str, ...]:
+    return tuple(field.split("."))
+
+
+def _references(r: Routing) -> list[Finding]:
+    out: list[Finding] = []
+    for key, branch in r.branches.items():
+        if branch.schedule not in r.schedules:
+            out.append(
+                (("branches", key, "schedule"), f"nhánh {key}: lịch '{branch.schedule}' không có")
+            )
+    for name, node in r.nodes.items():
+        if node.branch is not None and node.branch not in r.branches:
+            out.append(
+                (("nodes", name, "branch"), f"nodes.{name}: nhánh '{node.branch}' không có")
+            )
+            continue
+        if isinstance(node, HoursNode):
+            sched = node.schedule or (r.branches[node.branch].schedule if node.branch else None)
+            if sched is None:
+                out.append((("nodes", name), f"nodes.{name}: cần 'schedule' hoặc 'branch'"))
+            elif sched not in r.schedules:
+                out.append(
+                    (("nodes", name, "schedule"), f"nodes.{name}: lịch '{sched}' không có")
+                )
+        if isinstance(node, DialNode) and not node.endpoints and node.branch is None:
+            out.append(
+                (("nodes", name), f"nodes.{name}: nút quay số cần 'endpoints' hoặc 'branch'")
+            )
+    return out
+
+
+def _units(r: Routing) -> list[Finding]:
+    out: list[Finding] = []
+    seen: dict[str, int] = {}
+    for i, unit in enumerate(r.units):
+        if unit.code in seen:
+            out.append(
+                (
+                    ("units", i, "code"),
+                    f"mã đơn vị '{unit.code}' bị trùng (đã dùng cho {r.units[seen[unit.code]].name})",
+                )
+            )
+        else:
+            seen[unit.code] = i
+    codes = sorted(seen)
+    for a, b in zip(codes, codes[1:], strict=False):
+        if b.startswith(a):
+            out.append(
+                (
+                    ("units", seen[b], "code"),
+                    f"mã đơn vị '{a}' là phần đầu của mã '{b}': người gọi không thể bấm '{b}'",
+                )
+            )
+    for i, unit in enumerate(r.units):
+        if unit.parent is not None and unit.parent not in seen:
+            out.append((("units", i, "parent"), f"đơn vị cấp trên '{unit.parent}' không có"))
+    return out
+
+
+def _prompts(r: Routing, known: set[str]) -> list[Finding]:
+    out: list[Finding] = []
+    for name, node in r.nodes.items():
+        for field, prompt in node_prompts(node):
+            if prompt not in known:
+                f, i = field.rsplit(".", 1)
+                out.append(
+                    (("nodes", name, f, int(i)), f"nodes.{name}.{f}: lời nhắc '{prompt}' không có")
+                )
+    return out
+
+
+def _unreachable(r: Routing) -> list[Finding]:
+    seen = {r.hotline.entry}
+    todo = [r.hotline.entry]
+    while todo:
+        node = r.nodes[todo.pop()]
+        for _, target in node_targets(node):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return [
+        (("nodes", name, "__key__"), f"nút '{name}' không thể tới được từ '{r.hotline.entry}'")
+        for name in r.nodes
+        if name not in seen
+    ]

@@ -1,0 +1,188 @@
+"""Read a routing YAML file into a checked :class:`Routing`, or say exactly what is wrong.
+
+Every problem is reported as ``file:line:col: message`` so an admin can jump to it. YAML is
+read as 1.2 with ruamel; numbers where strings belong are errors, never silently converted (a
+phone number ``0123`` would lose its 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from ivr.routing.check import check_graph
+from ivr.routing.model import Routing
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class RoutingError(Exception):
+    """The file cannot be used; ``problems`` says every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def load_routing(path: Path, prompt_ids: Iterable[str] | None = None) -> Routing:
+    """Load and check ``path``. ``prompt_ids``: the known prompts (None skips that check)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RoutingError([Problem(str(path), 1, 1, f"không đọc được tệp: {e.strerror}")]) from e
+    return parse_routing(data, str(path), prompt_ids)
+
+
+def parse_routing(data: bytes, name: str, prompt_ids: Iterable[str] | None = None) -> Routing:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RoutingError([Problem(name, 1, 1, f"tệp không phải UTF-8 (byte {e.start})")]) from e
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise RoutingError([Problem(name, line, col, _yaml_message(e))]) from e
+    if not isinstance(doc, CommentedMap):
+        raise RoutingError([Problem(name, 1, 1, "tệp định tuyến phải là một bảng (mapping) YAML")])
+    positions: dict[Path_, tuple[int, int]] = {}
+    plain = _plain(doc, (), positions)
+    locate = _Locator(name, positions)
+    try:
+        routing = Routing.model_validate(plain)
+    except ValidationError as e:
+        raise RoutingError(sorted(_pydantic_problems(e, locate), key=_order)) from e
+    problems = [locate(p, m) for p, m in check_graph(routing, prompt_ids)]
+    if problems:
+        raise RoutingError(sorted(problems, key=_order))
+    version = hashlib.sha256(data).hexdigest()[:12]
+    return routing.model_copy(update={"version": version})
+
+
+def _order(p: Problem) -> tuple[int, int]:
+    return (p.line, p.col)
+
+
+def _yaml_message(e: MarkedYAMLError) -> str:
+    problem = e.problem or "lỗi cú pháp YAML"
+    if "duplicate key" in problem:
+        return f"khoá bị lặp: {problem.split('duplicate key', 1)[1].strip()}"
+    return f"lỗi cú pháp YAML: {problem}"
+
+
+def _plain(node: Any, path: Path_, pos: dict[Path_, tuple[int, int]]) -> Any:
+    """Turn ruamel's containers into plain ones, noting where every key and item stands."""
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            kline, kcol = node.lc.key(key)
+            vline, vcol = node.lc.value(key)
+            pos[(*path, key)] = (vline + 1, vcol + 1)
+            pos[(*path, key, "__key__")] = (kline + 1, kcol + 1)
+            out[key] = _plain(value, (*path, key), pos)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, value in enumerate(node):
+            line, col = node.lc.item(i)
+            pos[(*path, i)] = (line + 1, col + 1)
+            items.append(_plain(value, (*path, i), pos))
+        return items
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+class _Locator:
+    def __init__(self, name: str, positions: dict[Path_, tuple[int, int]]) -> None:
+        self.name = name
+        self.positions = positions
+
+    def __call__(self, path: Path_, message: str, *, at_key: bool = False) -> Problem:
+        if at_key and (*path, "__key__") in self.positions:
+            line, col = self.positions[(*path, "__key__")]
+            return Problem(self.name, line, col, message)
+        p = path
+        while p:
+            if p in self.positions:
+                line, col = self.positions[p]
+                return Problem(self.name, line, col, message)
+            p = p[:-1]
+        return Problem(self.name, 1, 1, message)
+
+
+def _pydantic_problems(e: ValidationError, locate: _Locator) -> list[Problem]:
+    out = []
+    for err in e.errors():
+        loc = tuple(x for x in err["loc"] if not _is_union_tag(x))
+        where = ".".join(str(x) for x in loc) or "(gốc)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            out.append(locate(loc, f"{where}: khoá không được biết đến", at_key=True))
+            continue
+        if kind == "missing":
+            out.append(locate(loc[:-1], f"{where}: thiếu khoá bắt buộc '{loc[-1]}'"))
+            continue
+        out.append(locate(loc, f"{where}: {_explain(err)}"))
+    return out
+
+
+_UNION_TAGS = {
+    "prompt", "menu", "hours", "dial", "voicemail", "directory", "hangup", "dialplan",
+}
+
+
+def _is_union_tag(x: object) -> bool:
+    return isinstance(x, str) and x in _UNION_TAGS
+
+
+def _explain(err: Any) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return (
+            f"giá trị {value} phải là chuỗi trong dấu nháy (vd. \"0{value}\" hay \"{value}\"), "
+            "để số 0 ở đầu không bị mất"
+        )
+    if kind == "string_type":
+        return "phải là một chuỗi"
+    if kind == "union_tag_invalid":
+        return f"loại nút '{value.get('type') if isinstance(value, dict) else value}' không có; " + (
+            "dùng một trong: " + ", ".join(sorted(_UNION_TAGS))
+        )
+    if kind == "union_tag_not_found":
+        return "thiếu khoá 'type' (loại nút)"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind in {"int_type", "float_type"}:
+        return f"phải là một số (đang là {value!r})"
+    if kind == "literal_error":
+        return f"giá trị {value!r} không hợp lệ: {err['msg']}"
+    return str(err["msg"])

@@ -1,0 +1,331 @@
+"""The routing graph as typed data: what an admin writes in routing/*.yaml.
+
+Pure data and its shape rules; reading YAML lives in :mod:`ivr.routing.load`, graph checks in
+:mod:`ivr.routing.check`. The call flow imports this module, never the YAML reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,]+$")
+DIGITS_RE = re.compile(r"^[0-9]+$")
+TIME_RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+NodeName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _endpoint(value: str) -> str:
+    if not ENDPOINT_RE.match(value):
+        raise ValueError(f"'{value}' không phải endpoint Asterisk dạng CÔNG_NGHỆ/tên (vd. PJSIP/so-noi-vu)")
+    return value
+
+
+class TimeRange(Strict):
+    start: dt.time
+    end: dt.time
+
+    @classmethod
+    def parse(cls, text: str) -> TimeRange:
+        m = TIME_RANGE_RE.match(text)
+        if not m:
+            raise ValueError(f"'{text}' không phải khoảng giờ dạng HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        end = dt.time.max if (h2, m2) == (24, 0) else dt.time(h2, m2)
+        start = dt.time(h1, m1)
+        if end <= start:
+            raise ValueError(f"'{text}': giờ kết thúc phải sau giờ bắt đầu")
+        return cls(start=start, end=end)
+
+    def contains(self, t: dt.time) -> bool:
+        return self.start <= t < self.end
+
+
+def _ranges(value: object) -> list[TimeRange]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("phải là danh sách các khoảng giờ dạng \"HH:MM-HH:MM\"")
+    return [TimeRange.parse(v) for v in value]
+
+
+class Override(Strict):
+    """A dated exception: a swapped working day, an extra closure."""
+
+    date: dt.date
+    reason: str
+    hours: list[TimeRange] = Field(default_factory=list)  # empty: closed all day
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"'{v}' không phải ngày dạng YYYY-MM-DD") from None
+        if isinstance(v, dt.date):
+            return v
+        raise ValueError("ngày phải viết dạng \"YYYY-MM-DD\"")
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours(cls, v: object) -> list[TimeRange]:
+        return _ranges(v)
+
+
+class Schedule(Strict):
+    weekly: dict[str, list[TimeRange]]
+    public_holidays: str | None = "VN"  # a country code of the `holidays` package, or none
+    overrides: list[Override] = Field(default_factory=list)
+
+    @field_validator("weekly", mode="before")
+    @classmethod
+    def _weekly(cls, v: object) -> dict[str, list[TimeRange]]:
+        if not isinstance(v, dict):
+            raise ValueError("phải là bảng thứ → danh sách khoảng giờ")
+        out: dict[str, list[TimeRange]] = {}
+        for day, ranges in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"'{day}' không phải thứ trong tuần ({', '.join(WEEKDAYS)})")
+            out[day] = _ranges(ranges)
+        return out
+
+    @model_validator(mode="after")
+    def _unique_dates(self) -> Schedule:
+        seen: set[dt.date] = set()
+        for o in self.overrides:
+            if o.date in seen:
+                raise ValueError(f"ngày {o.date} có hai ngoại lệ")
+            seen.add(o.date)
+        return self
+
+
+class Branch(Strict):
+    name: str
+    owner: str
+    endpoints: list[str] = Field(min_length=1)
+    schedule: str = "office"
+
+    @field_validator("endpoints")
+    @classmethod
+    def _eps(cls, v: list[str]) -> list[str]:
+        return [_endpoint(e) for e in v]
+
+
+UnitKind = Literal["department", "district", "commune", "agency"]
+
+
+class Unit(Strict):
+    code: str
+    name: str
+    kind: UnitKind
+    endpoint: str
+    parent: str | None = None  # a district's code, for communes
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not DIGITS_RE.match(v):
+            raise ValueError(f"mã đơn vị '{v}' chỉ gồm chữ số")
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _ep(cls, v: str) -> str:
+        return _endpoint(v)
+
+    @property
+    def prompt(self) -> str:
+        return f"unit-{self.code}"
+
+
+class Fallback(Strict):
+    context: str
+    extension: str = "s"
+    priority: int = 1
+
+
+class Hotline(Strict):
+    name: str
+    number: str
+    entry: NodeName
+    language: str = "vi"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    fallback: Fallback
+
+
+class NodeBase(Strict):
+    branch: str | None = None
+
+
+class PromptNode(NodeBase):
+    type: Literal["prompt"]
+    prompts: list[str] = Field(min_length=1)
+    next: NodeName
+
+
+class MenuNode(NodeBase):
+    type: Literal["menu"]
+    prompts: list[str] = Field(min_length=1)
+    choices: dict[str, NodeName] = Field(min_length=1)
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=3, ge=1, le=10)
+    invalid_prompts: list[str] = Field(default_factory=list)
+    no_input_prompts: list[str] = Field(default_factory=list)
+    default: NodeName
+    repeat_key: str = "*"
+
+    @field_validator("choices")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not re.match(r"^[0-9#]$", k):
+                raise ValueError(f"phím '{k}' không hợp lệ (một chữ số 0–9 hoặc #)")
+        return v
+
+
+class HoursNode(NodeBase):
+    type: Literal["hours"]
+    schedule: str | None = None  # default: the branch's schedule
+    open: NodeName
+    closed: NodeName
+    holiday: NodeName | None = None  # default: closed
+
+
+class DialOutcomes(Strict):
+    answered: NodeName | None = None  # default: the call ends after the conversation
+    busy: NodeName
+    no_answer: NodeName
+    unreachable: NodeName
+
+
+class DialNode(NodeBase):
+    type: Literal["dial"]
+    prompts: list[str] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=list)  # default: the branch's phones
+    strategy: Literal["ring_all", "in_turn"] = "ring_all"
+    ring_seconds: float = Field(default=20.0, gt=0, le=300)
+    music: str = "ringback"
+    on: DialOutcomes
+
+    @field_validator("endpoints")
+    @classmethod
+    def _eps(cls, v: list[str]) -> list[str]:
+        return [_endpoint(e) for e in v]
+
+
+class VoicemailNode(NodeBase):
+    type: Literal["voicemail"]
+    prompts: list[str] = Field(min_length=1)
+    max_seconds: int = Field(default=120, ge=5, le=600)
+    max_silence_seconds: int = Field(default=5, ge=1, le=60)
+    thanks_prompts: list[str] = Field(default_factory=list)
+    next: NodeName
+
+
+class DirectoryNode(NodeBase):
+    type: Literal["directory"]
+    prompts: list[str] = Field(min_length=1)
+    timeout: float = Field(default=6.0, gt=0, le=60)
+    retries: int = Field(default=3, ge=1, le=10)
+    not_found_prompts: list[str] = Field(default_factory=list)
+    connecting_prompts: list[str] = Field(default_factory=list)  # said before the unit's name
+    ring_seconds: float = Field(default=25.0, gt=0, le=300)
+    music: str = "ringback"
+    on: DialOutcomes
+    fail: NodeName
+
+
+class HangupNode(NodeBase):
+    type: Literal["hangup"]
+    prompts: list[str] = Field(default_factory=list)
+
+
+class DialplanNode(NodeBase):
+    type: Literal["dialplan"]
+    prompts: list[str] = Field(default_factory=list)
+    context: str | None = None  # default: the hotline's fallback
+    extension: str | None = None
+    priority: int | None = None
+
+
+Node = Annotated[
+    PromptNode
+    | MenuNode
+    | HoursNode
+    | DialNode
+    | VoicemailNode
+    | DirectoryNode
+    | HangupNode
+    | DialplanNode,
+    Field(discriminator="type"),
+]
+
+
+class Routing(Strict):
+    hotline: Hotline
+    schedules: dict[str, Schedule]
+    branches: dict[str, Branch]
+    units: list[Unit] = Field(default_factory=list)
+    nodes: dict[NodeName, Node]
+    version: str = ""  # set by the loader: a digest of the file's bytes
+
+    _by_code: dict[str, Unit] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        self._by_code.update((u.code, u) for u in self.units)
+
+    def unit(self, code: str) -> Unit | None:
+        return self._by_code.get(code)
+
+    def schedule_for(self, node: HoursNode) -> Schedule:
+        name = node.schedule or (self.branches[node.branch].schedule if node.branch else "office")
+        return self.schedules[name]
+
+
+def node_targets(node: Node) -> list[tuple[str, str]]:
+    """(field path, target node name) for every edge leaving ``node``."""
+    match node:
+        case PromptNode() | VoicemailNode():
+            return [("next", node.next)]
+        case MenuNode():
+            return [*((f"choices.{k}", t) for k, t in node.choices.items()), ("default", node.default)]
+        case HoursNode():
+            out = [("open", node.open), ("closed", node.closed)]
+            return out + ([("holiday", node.holiday)] if node.holiday else [])
+        case DialNode():
+            return _outcome_targets(node.on)
+        case DirectoryNode():
+            return [*_outcome_targets(node.on), ("fail", node.fail)]
+        case HangupNode() | DialplanNode():
+            return []
+
+
+def _outcome_targets(on: DialOutcomes) -> list[tuple[str, str]]:
+    pairs = [("on.busy", on.busy), ("on.no_answer", on.no_answer), ("on.unreachable", on.unreachable)]
+    return ([("on.answered", on.answered)] if on.answered else []) + pairs
+
+
+def node_prompts(node: Node) -> list[tuple[str, str]]:
+    """(field path, prompt id) for every prompt a node names."""
+    fields = (
+        "prompts",
+        "invalid_prompts",
+        "no_input_prompts",
+        "thanks_prompts",
+        "not_found_prompts",
+        "connecting_prompts",
+    )
+    out: list[tuple[str, str]] = []
+    for f in fields:
+        for i, p in enumerate(getattr(node, f, ()) or ()):
+            out.append((f"{f}.{i}", p))
+    return out

@@ -1,0 +1,1 @@
+"""Test doubles shipped with the package: `ivr routing simulate` and the tests use them."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class CallerHangup(Exception):  # noqa: N818 - it is an event, not an error
+class CallerHangup(Exception):
     """The caller hung up; raised into whatever the call was awaiting."""
 
     def __init__(self, cause: int | None = None) -> None:

@@ -15,6 +15,7 @@ Recovery rule, on every (re)connection (Asterisk re-sends nothing after a drop):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,8 @@ from ivr.session import CallInfo
 
 log = structlog.get_logger("ivr.ari.app")
 
+ORPHAN_GRACE_SECONDS = 1.0
+
 
 class StasisApp:
     def __init__(
@@ -44,12 +47,14 @@ class StasisApp:
         recordings_dir: str = "/var/spool/asterisk/recording",
         heartbeat: float = 5.0,
         timer_scale: float = 1.0,
+        clock_for: Callable[[CallInfo], Clock] | None = None,
     ) -> None:
-        self.timer_scale = timer_scale
         self.client = client
+        self.clock = clock
+        self.timer_scale = timer_scale
+        self.clock_for: Callable[[CallInfo], Clock] = clock_for or (lambda _info: clock)
         self.routing = routing
         self.observer = observer
-        self.clock = clock
         self.sound_prefix = sound_prefix
         self.recordings_dir = recordings_dir
         self.routes: dict[str, AriCallSession] = {}
@@ -115,7 +120,7 @@ class StasisApp:
 
     async def _run(self, session: AriCallSession, routing: Routing) -> None:
         try:
-            await run_call(session, routing, self.observer, self.clock)
+            await run_call(session, routing, self.observer, self.clock_for(session.info))
         finally:
             self.routes.pop(session.id, None)
             self.calls.pop(session.id, None)
@@ -123,23 +128,35 @@ class StasisApp:
     # --- (re)connection -----------------------------------------------------------------------
 
     async def on_connected(self, reconnect: bool) -> None:
+        """Look for channels we own or nobody owns; runs beside the event reader."""
+        self._spawn(self._recover(reconnect))
+
+    async def _recover(self, reconnect: bool) -> None:
         try:
             app = await self.client.application()
         except (AriError, AriUnavailable) as e:
             log.error("could not list the app's channels", error=str(e))
             return
         resynced: set[int] = set()
+        unowned = []
         for channel_id in app.channel_ids:
             session = self.routes.get(channel_id)
-            if session is not None:
+            if session is None:
+                unowned.append(channel_id)
+            elif id(session) not in resynced:
+                resynced.add(id(session))
+                session.request_resync()
+        if reconnect:
+            for session in {id(s): s for s in self.routes.values()}.values():
                 if id(session) not in resynced:
-                    resynced.add(id(session))
-                    session.request_resync()
-            else:
-                self._spawn(self._hand_back(channel_id, "orphan"))
-        for session in {id(s): s for s in self.routes.values()}.values():
-            if id(session) not in resynced and reconnect:
-                session.request_resync()  # its channel is no longer in the app: it will find out
+                    session.request_resync()  # not in the app any more: it will find out
+        if unowned:
+            # A call entering Stasis while we connected has its StasisStart on the way: give
+            # it a moment before calling the channel an orphan.
+            await asyncio.sleep(ORPHAN_GRACE_SECONDS)
+            for channel_id in unowned:
+                if channel_id not in self.routes:
+                    await self._hand_back(channel_id, "orphan")
 
     async def _hand_back(self, channel_id: str, why: str | None) -> None:
         fallback = None
@@ -149,8 +166,7 @@ class StasisApp:
             if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
                 await self.client.hangup(channel_id)
                 return
-            log.warning("handing an unowned channel back to the dialplan", call=channel_id,
-                        why=why)
+            log.warning("handing an unowned channel back to the dialplan", call=channel_id, why=why)
             await self.client.continue_in_dialplan(
                 channel_id, fallback.context, fallback.extension, fallback.priority
             )
@@ -165,10 +181,8 @@ class StasisApp:
 
     async def _drop_orphan_leg(self, channel_id: str) -> None:
         log.warning("a dialled leg nobody owns answered; hanging it up", channel=channel_id)
-        try:
+        with contextlib.suppress(AriError):
             await self.client.hangup(channel_id)
-        except AriError:
-            pass
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -181,9 +195,10 @@ class StasisApp:
         await self.stream.run()
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
-        await self.stream.stop()
+        """Let calls in progress finish (up to ``drain_seconds``), then disconnect."""
         if drain_seconds and self.calls:
             await asyncio.wait(list(self.calls.values()), timeout=drain_seconds)
+        await self.stream.stop()
         for task in list(self.calls.values()):
             task.cancel()
 

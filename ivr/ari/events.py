@@ -76,15 +76,17 @@ class EventStream:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                if self._stopping:
-                    break
                 log.warning("ARI websocket failed", error=repr(e))
             self.connected.clear()
-            if self._stopping:
+            if self.stopping:
                 break
             delay = self.backoff.next_delay()
             log.info("reconnecting to ARI", in_seconds=round(delay, 2))
             await asyncio.sleep(delay)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def stop(self) -> None:
         self._stopping = True

@@ -44,8 +44,12 @@ class Playback:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Playback:
-        return cls(str(d["id"]), str(d.get("state", "")), str(d.get("media_uri", "")),
-                   str(d.get("target_uri", "")))
+        return cls(
+            str(d["id"]),
+            str(d.get("state", "")),
+            str(d.get("media_uri", "")),
+            str(d.get("target_uri", "")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,13 @@ class LiveRecording:
     @classmethod
     def parse(cls, d: dict[str, Any]) -> LiveRecording:
         dur = d.get("duration")
-        return cls(str(d["name"]), str(d.get("state", "")), str(d.get("format", "")),
-                   str(d.get("target_uri", "")), float(dur) if dur is not None else None)
+        return cls(
+            str(d["name"]),
+            str(d.get("state", "")),
+            str(d.get("format", "")),
+            str(d.get("target_uri", "")),
+            float(dur) if dur is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,9 @@ class AriCallSession:
 
     # --- event plumbing -----------------------------------------------------------------------
 
-    async def _next(self, timeout: float | None = None, *, raise_on_hangup: bool = True) -> Event | None:
+    async def _next(
+        self, timeout: float | None = None, *, raise_on_hangup: bool = True
+    ) -> Event | None:
         """The next event for this call (None on timeout), after the common bookkeeping."""
         if self._pending:
             ev = self._pending.popleft()
@@ -144,14 +146,19 @@ class AriCallSession:
             try:
                 await self.client.playback(self._playing)
             except NotFound:
-                self._pending.append(_synthetic("PlaybackFinished", playback={"id": self._playing,
-                                                                              "state": "done"}))
+                self._pending.append(
+                    _synthetic("PlaybackFinished", playback={"id": self._playing, "state": "done"})
+                )
         if self._recording is not None:
             try:
                 await self.client.live_recording(self._recording)
             except NotFound:
-                self._pending.append(_synthetic("RecordingFinished", recording={
-                    "name": self._recording, "state": "done", "duration": None}))
+                self._pending.append(
+                    _synthetic(
+                        "RecordingFinished",
+                        recording={"name": self._recording, "state": "done", "duration": None},
+                    )
+                )
         for leg in list(self._legs):
             try:
                 ch = await self.client.channel(leg)
@@ -310,12 +317,13 @@ class AriCallSession:
         while self._legs:
             ev = await self._next(deadline - time.monotonic())
             if ev is None:
-                for leg, endpoint in self._legs.items():
+                for endpoint in self._legs.values():
                     statuses[endpoint] = DialStatus.NO_ANSWER
                 return None
-            leg = _leg_of(ev)
-            if leg is None or leg not in self._legs:
+            who = _leg_of(ev)
+            if who is None or who not in self._legs:
                 continue
+            leg = who
             kind = ev["type"]
             if kind == "StasisStart":
                 return leg

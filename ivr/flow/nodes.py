@@ -26,6 +26,7 @@ Handler = Callable[[CallContext, str, Any], Awaitable[str | None]]
 
 async def run_node(ctx: CallContext, name: str) -> str | None:
     node = ctx.routing.nodes[name]
+    ctx.trace.visited.append(name)
     if node.branch is not None:
         ctx.trace.branch = node.branch
     handler: Handler = _HANDLERS[node.type]
@@ -204,6 +205,7 @@ async def directory(ctx: CallContext, name: str, node: DirectoryNode) -> str | N
             continue
         ctx.trace.unit = unit.code
         ctx.step(name, "directory", "found", code, detail=unit.name)
+        s.flush_digits()  # a '#' after a full code is not meant for what follows
         await s.play([*node.connecting_prompts, unit.prompt], interruptible=False)
         label = f"CCHC {unit.name}"[:40]
         result = await _dial_once(ctx, [unit.endpoint], node.ring_seconds, label, node.music)

@@ -100,6 +100,7 @@ class CallTrace:
     error: str | None = None
     hangup_by: str | None = None
     handed_back: bool = False
+    visited: list[str] = field(default_factory=list)
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -118,7 +119,7 @@ class CallTrace:
             answered_at=self.answered_at,
             ended_at=ended_at,
             disposition=disposition(self) if ended_at else Disposition.IN_PROGRESS,
-            path=_path(self.steps),
+            path=tuple(self.visited),
             digits="".join(s.input for s in self.steps if s.kind in {"menu", "directory"}),
             branch=self.branch,
             unit=self.unit,
@@ -130,15 +131,6 @@ class CallTrace:
             error=self.error,
             hangup_by=self.hangup_by,
         )
-
-
-def _path(steps: list[Step]) -> tuple[str, ...]:
-    """The nodes visited, in order; one entry per visit, however many steps it took."""
-    out: list[str] = []
-    for s in steps:
-        if not out or out[-1] != s.node:
-            out.append(s.node)
-    return tuple(out)
 
 
 def disposition(trace: CallTrace) -> Disposition:

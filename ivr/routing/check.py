@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from ivr.routing.model import (
@@ -52,18 +53,14 @@ def _references(r: Routing) -> list[Finding]:
             )
     for name, node in r.nodes.items():
         if node.branch is not None and node.branch not in r.branches:
-            out.append(
-                (("nodes", name, "branch"), f"nodes.{name}: nhánh '{node.branch}' không có")
-            )
+            out.append((("nodes", name, "branch"), f"nodes.{name}: nhánh '{node.branch}' không có"))
             continue
         if isinstance(node, HoursNode):
             sched = node.schedule or (r.branches[node.branch].schedule if node.branch else None)
             if sched is None:
                 out.append((("nodes", name), f"nodes.{name}: cần 'schedule' hoặc 'branch'"))
             elif sched not in r.schedules:
-                out.append(
-                    (("nodes", name, "schedule"), f"nodes.{name}: lịch '{sched}' không có")
-                )
+                out.append((("nodes", name, "schedule"), f"nodes.{name}: lịch '{sched}' không có"))
         if isinstance(node, DialNode) and not node.endpoints and node.branch is None:
             out.append(
                 (("nodes", name), f"nodes.{name}: nút quay số cần 'endpoints' hoặc 'branch'")
@@ -85,7 +82,7 @@ def _units(r: Routing) -> list[Finding]:
         else:
             seen[unit.code] = i
     codes = sorted(seen)
-    for a, b in zip(codes, codes[1:], strict=False):
+    for a, b in itertools.pairwise(codes):
         if b.startswith(a):
             out.append(
                 (

@@ -156,7 +156,14 @@ def _pydantic_problems(e: ValidationError, locate: _Locator) -> list[Problem]:
 
 
 _UNION_TAGS = {
-    "prompt", "menu", "hours", "dial", "voicemail", "directory", "hangup", "dialplan",
+    "prompt",
+    "menu",
+    "hours",
+    "dial",
+    "voicemail",
+    "directory",
+    "hangup",
+    "dialplan",
 }
 
 
@@ -168,14 +175,15 @@ def _explain(err: Any) -> str:
     kind, value = err["type"], err.get("input")
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         return (
-            f"giá trị {value} phải là chuỗi trong dấu nháy (vd. \"0{value}\" hay \"{value}\"), "
+            f'giá trị {value} phải là chuỗi trong dấu nháy (vd. "0{value}" hay "{value}"), '
             "để số 0 ở đầu không bị mất"
         )
     if kind == "string_type":
         return "phải là một chuỗi"
     if kind == "union_tag_invalid":
-        return f"loại nút '{value.get('type') if isinstance(value, dict) else value}' không có; " + (
-            "dùng một trong: " + ", ".join(sorted(_UNION_TAGS))
+        return (
+            f"loại nút '{value.get('type') if isinstance(value, dict) else value}' không có; "
+            + ("dùng một trong: " + ", ".join(sorted(_UNION_TAGS)))
         )
     if kind == "union_tag_not_found":
         return "thiếu khoá 'type' (loại nút)"

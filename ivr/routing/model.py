@@ -26,7 +26,9 @@ class Strict(BaseModel):
 
 def _endpoint(value: str) -> str:
     if not ENDPOINT_RE.match(value):
-        raise ValueError(f"'{value}' không phải endpoint Asterisk dạng CÔNG_NGHỆ/tên (vd. PJSIP/so-noi-vu)")
+        raise ValueError(
+            f"'{value}' không phải endpoint Asterisk dạng CÔNG_NGHỆ/tên (vd. PJSIP/so-noi-vu)"
+        )
     return value
 
 
@@ -52,7 +54,7 @@ class TimeRange(Strict):
 
 def _ranges(value: object) -> list[TimeRange]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("phải là danh sách các khoảng giờ dạng \"HH:MM-HH:MM\"")
+        raise ValueError('phải là danh sách các khoảng giờ dạng "HH:MM-HH:MM"')
     return [TimeRange.parse(v) for v in value]
 
 
@@ -73,7 +75,7 @@ class Override(Strict):
                 raise ValueError(f"'{v}' không phải ngày dạng YYYY-MM-DD") from None
         if isinstance(v, dt.date):
             return v
-        raise ValueError("ngày phải viết dạng \"YYYY-MM-DD\"")
+        raise ValueError('ngày phải viết dạng "YYYY-MM-DD"')
 
     @field_validator("hours", mode="before")
     @classmethod
@@ -297,7 +299,10 @@ def node_targets(node: Node) -> list[tuple[str, str]]:
         case PromptNode() | VoicemailNode():
             return [("next", node.next)]
         case MenuNode():
-            return [*((f"choices.{k}", t) for k, t in node.choices.items()), ("default", node.default)]
+            return [
+                *((f"choices.{k}", t) for k, t in node.choices.items()),
+                ("default", node.default),
+            ]
         case HoursNode():
             out = [("open", node.open), ("closed", node.closed)]
             return out + ([("holiday", node.holiday)] if node.holiday else [])
@@ -310,7 +315,11 @@ def node_targets(node: Node) -> list[tuple[str, str]]:
 
 
 def _outcome_targets(on: DialOutcomes) -> list[tuple[str, str]]:
-    pairs = [("on.busy", on.busy), ("on.no_answer", on.no_answer), ("on.unreachable", on.unreachable)]
+    pairs = [
+        ("on.busy", on.busy),
+        ("on.no_answer", on.no_answer),
+        ("on.unreachable", on.unreachable),
+    ]
     return ([("on.answered", on.answered)] if on.answered else []) + pairs
 
 

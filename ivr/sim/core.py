@@ -8,6 +8,7 @@ Times in scripts are nominal seconds, divided by ``speed``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 import uuid
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.sim import wire
-from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, Hangup, Press, Speak, Wait
+from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, Hangup, Press, Speak
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -120,7 +121,9 @@ class SimCall:
     script: CallerScript
     log: list[str] = field(default_factory=list)
     heard: list[str] = field(default_factory=list)
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     marks: list[str] = field(default_factory=list)  # triggers, in order, for the script
     waiters: list[tuple[str, int, asyncio.Future[int]]] = field(default_factory=list)
     bridged_with: str | None = None
@@ -128,7 +131,7 @@ class SimCall:
     def mark(self, trigger: str) -> None:
         self.marks.append(trigger)
         for w in list(self.waiters):
-            name, start, fut = w
+            name, _start, fut = w
             if trigger == name and not fut.done():
                 fut.set_result(len(self.marks))
                 self.waiters.remove(w)
@@ -179,7 +182,9 @@ class Pbx:
     def nominal(self) -> float:
         return (time.monotonic() - self._t0) * self.speed
 
-    def later(self, nominal_seconds: float, fn: Callable[[], None], ch: Channel | None = None) -> asyncio.TimerHandle:
+    def later(
+        self, nominal_seconds: float, fn: Callable[[], None], ch: Channel | None = None
+    ) -> asyncio.TimerHandle:
         handle = asyncio.get_running_loop().call_later(max(0.0, nominal_seconds) / self.speed, fn)
         if ch is not None:
             ch.timers.append(handle)
@@ -192,6 +197,10 @@ class Pbx:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def alive(ch: Channel) -> bool:
+        return not ch.gone
 
     def new_id(self) -> str:
         return f"{self._epoch}.{next(self._ids)}"
@@ -215,8 +224,13 @@ class Pbx:
             id=cid,
             name=f"PJSIP/caller-{next(self._ids):08x}",
             caller={"name": script.name, "number": script.number},
-            dialplan={"context": "from-caller", "exten": script.exten, "priority": 2,
-                      "app_name": "Stasis", "app_data": self.app},
+            dialplan={
+                "context": "from-caller",
+                "exten": script.exten,
+                "priority": 2,
+                "app_name": "Stasis",
+                "app_data": self.app,
+            },
             inbound=True,
             created=wire.timestamp(),
         )
@@ -250,7 +264,7 @@ class Pbx:
                     for i, d in enumerate(digits):
                         if i:
                             await self.sleep(0.4)
-                        if ch.gone:
+                        if not self.alive(ch):
                             return
                         self.dtmf(ch, d)
                 case Speak(seconds=seconds):
@@ -262,7 +276,7 @@ class Pbx:
                 case Hangup():
                     self.caller_hangs_up(ch)
                     return
-                case Wait():
+                case _:  # Wait: only its trigger and delay matter
                     pass
 
     async def _wait_mark(self, call: SimCall, name: str, cursor: int) -> int:
@@ -271,9 +285,10 @@ class Pbx:
                 return i + 1
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         call.waiters.append((name, cursor, fut))
-        done_wait = asyncio.ensure_future(asyncio.shield(call.done))
-        finished, _ = await asyncio.wait({fut, done_wait}, return_when=asyncio.FIRST_COMPLETED)
-        done_wait.cancel()
+        over: asyncio.Future[None] = asyncio.ensure_future(asyncio.shield(call.done))
+        waits: set[asyncio.Future[Any]] = {fut, over}
+        finished, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        over.cancel()
         return fut.result() if fut in finished else -1
 
     def mark(self, ch: Channel, trigger: str) -> None:
@@ -298,13 +313,20 @@ class Pbx:
 
     # --- tear-down ------------------------------------------------------------------------------
 
-    def _tear_down(self, ch: Channel, *, cause: int | None, by_app: bool, destroy_cause: int = 16) -> None:
+    def _tear_down(
+        self, ch: Channel, *, cause: int | None, by_app: bool, destroy_cause: int = 16
+    ) -> None:
         ch.gone = True
         for t in ch.timers:
             t.cancel()
         if by_app and ch.state == "Up":
-            for var in ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT",
-                        "RTPAUDIOQOSMES"):
+            for var in (
+                "RTPAUDIOQOS",
+                "RTPAUDIOQOSJITTER",
+                "RTPAUDIOQOSLOSS",
+                "RTPAUDIOQOSRTT",
+                "RTPAUDIOQOSMES",
+            ):
                 self.emit_ch("ChannelVarset", ch, variable=var, value="")
         if ch.in_stasis or not ch.inbound:
             fields: dict[str, Any] = {} if cause is None else {"cause": cause, "soft": True}
@@ -330,8 +352,12 @@ class Pbx:
         if not ch.inbound:
             if ch.state == "Up":
                 self.emit_ch("ChannelVarset", ch, variable="STASISSTATUS", value="SUCCESS")
-            self.emit_ch("ChannelDestroyed", ch, cause=destroy_cause,
-                         cause_txt=wire.CAUSE_TEXT.get(destroy_cause, "Unknown"))
+            self.emit_ch(
+                "ChannelDestroyed",
+                ch,
+                cause=destroy_cause,
+                cause_txt=wire.CAUSE_TEXT.get(destroy_cause, "Unknown"),
+            )
         self.channels.pop(ch.id, None)
         call = self.calls.get(ch.id)
         if call is not None and not call.done.done():
@@ -344,11 +370,13 @@ class Pbx:
         call = self.calls.get(ch.id)
         if call is not None:
             call.log.append(outcome)
+
         def end() -> None:
             ch.gone = True
             self.channels.pop(ch.id, None)
             if call is not None and not call.done.done():
                 call.done.set_result(None)
+
         self.later(1.0, end)
 
     # --- REST operations on channels -----------------------------------------------------------
@@ -396,7 +424,9 @@ class Pbx:
 
     # --- playback -------------------------------------------------------------------------------
 
-    def play(self, channel_id: str, playback_id: str | None, media: list[str], lang: str) -> Playback:
+    def play(
+        self, channel_id: str, playback_id: str | None, media: list[str], lang: str
+    ) -> Playback:
         ch = self.in_stasis(channel_id)
         media = [m for m in media if m]
         if not media:
@@ -468,14 +498,26 @@ class Pbx:
 
     FORMATS = frozenset({"wav", "gsm", "ulaw", "alaw", "sln", "sln16", "wav16", "g722"})
 
-    def record(self, channel_id: str, name: str, fmt: str, max_seconds: float,
-               max_silence: float, terminate_on: str, if_exists: str) -> Recording:
+    def record(
+        self,
+        channel_id: str,
+        name: str,
+        fmt: str,
+        max_seconds: float,
+        max_silence: float,
+        terminate_on: str,
+        if_exists: str,
+    ) -> Recording:
         ch = self.in_stasis(channel_id)
         if fmt not in self.FORMATS:
             raise fail(422, "specified format is unknown on this system")
         if (name in self.stored or name in self.live_recordings) and if_exists == "fail":
             raise fail(409, f"Recording '{name}' already exists and can not be overwritten")
-        terms = "0123456789*#" if terminate_on == "any" else ("" if terminate_on == "none" else terminate_on)
+        terms = (
+            "0123456789*#"
+            if terminate_on == "any"
+            else ("" if terminate_on == "none" else terminate_on)
+        )
         rec = Recording(name, fmt, ch, max_seconds, max_silence, terms)
         self.live_recordings[name] = rec
         ch.recording = rec
@@ -506,7 +548,9 @@ class Pbx:
 
     def _talked(self, rec: Recording) -> float:
         now = self.nominal()
-        return sum(max(0.0, min(end, now) - max(start, rec.started)) for start, end in rec.channel.speech)
+        return sum(
+            max(0.0, min(end, now) - max(start, rec.started)) for start, end in rec.channel.speech
+        )
 
     def _finish_recording(self, rec: Recording) -> None:
         if rec.state in {"done", "failed"}:
@@ -516,7 +560,12 @@ class Pbx:
         talked = self._talked(rec) if rec.state == "recording" else 0.0
         rec.state = "done"
         seconds = int(talked)
-        body = {**rec.json(), "duration": seconds, "talking_duration": seconds, "silence_duration": 0}
+        body = {
+            **rec.json(),
+            "duration": seconds,
+            "talking_duration": seconds,
+            "silence_duration": 0,
+        }
         self.stored[rec.name] = wire.wav_bytes(talked)
         self.live_recordings.pop(rec.name, None)
         rec.channel.recording = None
@@ -527,9 +576,18 @@ class Pbx:
 
     # --- dialling -------------------------------------------------------------------------------
 
-    def originate(self, endpoint: str, *, app: str | None, app_args: str, caller_id: str,
-                  timeout: float, channel_id: str | None, originator: str | None,
-                  extension: str | None) -> Channel:
+    def originate(
+        self,
+        endpoint: str,
+        *,
+        app: str | None,
+        app_args: str,
+        caller_id: str,
+        timeout: float,
+        channel_id: str | None,
+        originator: str | None,
+        extension: str | None,
+    ) -> Channel:
         if not endpoint:
             raise fail(400, "Endpoint must be specified")
         tech, _, resource = endpoint.partition("/")
@@ -546,8 +604,13 @@ class Pbx:
             name=f"{endpoint}-{next(self._ids):08x}",
             caller={"name": name, "number": number},
             connected={"name": name, "number": number},
-            dialplan={"context": "from-desk", "exten": "s", "priority": 1,
-                      "app_name": "AppDial2", "app_data": "(Outgoing Line)"},
+            dialplan={
+                "context": "from-desk",
+                "exten": "s",
+                "priority": 1,
+                "app_name": "AppDial2",
+                "app_data": "(Outgoing Line)",
+            },
             inbound=False,
             created=wire.timestamp(),
             state="Down",
@@ -560,8 +623,13 @@ class Pbx:
         return leg
 
     def _dial_event(self, leg: Channel, status: str) -> None:
-        self.emit("Dial", dialstatus=status, forward="", dialstring=leg.endpoint.partition("/")[2],
-                  peer=leg.json())
+        self.emit(
+            "Dial",
+            dialstatus=status,
+            forward="",
+            dialstring=leg.endpoint.partition("/")[2],
+            peer=leg.json(),
+        )
 
     def _ring_leg(self, leg: Channel, clerk: Any, timeout: float, args: list[str]) -> None:
         if leg.gone:
@@ -595,8 +663,13 @@ class Pbx:
         leg.gone = True
         for t in leg.timers:
             t.cancel()
-        self.emit_ch("ChannelDestroyed", leg, cause=cause, cause_txt=wire.CAUSE_TEXT[cause],
-                     tech_cause=tech_cause)
+        self.emit_ch(
+            "ChannelDestroyed",
+            leg,
+            cause=cause,
+            cause_txt=wire.CAUSE_TEXT[cause],
+            tech_cause=tech_cause,
+        )
         self.channels.pop(leg.id, None)
 
     def _leg_answers(self, leg: Channel, clerk: Any, args: list[str]) -> None:
@@ -609,10 +682,15 @@ class Pbx:
         self.emit_ch("ChannelStateChange", leg)
         self._dial_event(leg, "ANSWER")
         leg.in_stasis = True
-        leg.dialplan = {**leg.dialplan, "app_name": "Stasis",
-                        "app_data": ",".join([self.app, *args])}
+        leg.dialplan = {
+            **leg.dialplan,
+            "app_name": "Stasis",
+            "app_data": ",".join([self.app, *args]),
+        }
         self.emit("StasisStart", args=args, channel=leg.json())
-        leg.variables["talk_seconds"] = "" if clerk.talk_seconds is None else str(clerk.talk_seconds)
+        leg.variables["talk_seconds"] = (
+            "" if clerk.talk_seconds is None else str(clerk.talk_seconds)
+        )
 
     # --- bridges --------------------------------------------------------------------------------
 
@@ -660,7 +738,7 @@ class Pbx:
                     call.log.append(f"talking:{peer.endpoint}")
                 talk = ch.variables.get("talk_seconds")
                 if not ch.inbound and talk:
-                    self.later(float(talk), lambda c=ch: self._clerk_hangs_up(c), ch)
+                    self.later(float(talk), functools.partial(self._clerk_hangs_up, ch), ch)
 
     def _clerk_hangs_up(self, leg: Channel) -> None:
         if leg.gone:

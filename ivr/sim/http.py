@@ -50,8 +50,14 @@ class AsteriskSim:
         self.app = app
         self.user = user
         self.password = password
-        self.pbx = Pbx(self._emit, app=app, speed=speed, clerks=clerks,
-                       prompt_seconds=prompt_seconds, missing_sounds=missing_sounds)
+        self.pbx = Pbx(
+            self._emit,
+            app=app,
+            speed=speed,
+            clerks=clerks,
+            prompt_seconds=prompt_seconds,
+            missing_sounds=missing_sounds,
+        )
         self.pbx.app_connected = lambda: bool(self._conns)
         self.requests: list[SeenRequest] = []
         self.events: list[dict[str, Any]] = []
@@ -59,6 +65,7 @@ class AsteriskSim:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.connections = 0
+        self._conn_changed = asyncio.Event()
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -91,8 +98,10 @@ class AsteriskSim:
         return self.pbx.place_call(script)
 
     async def wait_connected(self, count: int = 1) -> None:
+        """Until the app has opened its websocket ``count`` times in all, and is connected."""
         while self.connections < count or not self._conns:
-            await asyncio.sleep(0.01)
+            self._conn_changed.clear()
+            await self._conn_changed.wait()
 
     async def drop_websockets(self) -> None:
         """Close the app's websocket from the server side, like an Asterisk restart of HTTP."""
@@ -122,8 +131,9 @@ class AsteriskSim:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         apps = request.query.get("app", "")
         if apps != self.app:
-            return web.json_response(wire.error("Invalid application provided in param [app]."),
-                                     status=400)
+            return web.json_response(
+                wire.error("Invalid application provided in param [app]."), status=400
+            )
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
         conn = _Conn(ws)
@@ -132,6 +142,7 @@ class AsteriskSim:
             old.queue.put_nowait(None)
         self._conns.append(conn)
         self.connections += 1
+        self._conn_changed.set()
         writer = asyncio.create_task(self._writer(conn))
         try:
             async for msg in ws:
@@ -224,16 +235,26 @@ class AsteriskSim:
             for name in ("name", "format"):
                 if not q(r, name):
                     raise fail(400, f"Missing parameter {name}")
-            rec = p.record(cid(r), q(r, "name"), q(r, "format"), num(r, "maxDurationSeconds"),
-                           num(r, "maxSilenceSeconds"), q(r, "terminateOn", "none"),
-                           q(r, "ifExists", "fail"))
+            rec = p.record(
+                cid(r),
+                q(r, "name"),
+                q(r, "format"),
+                num(r, "maxDurationSeconds"),
+                num(r, "maxSilenceSeconds"),
+                q(r, "terminateOn", "none"),
+                q(r, "ifExists", "fail"),
+            )
             return 201, rec.json()
 
         def originate(r: web.Request) -> Any:
             ch = p.originate(
-                q(r, "endpoint"), app=q(r, "app") or None, app_args=q(r, "appArgs"),
-                caller_id=q(r, "callerId"), timeout=num(r, "timeout", 30.0),
-                channel_id=q(r, "channelId") or None, originator=q(r, "originator") or None,
+                q(r, "endpoint"),
+                app=q(r, "app") or None,
+                app_args=q(r, "appArgs"),
+                caller_id=q(r, "callerId"),
+                timeout=num(r, "timeout", 30.0),
+                channel_id=q(r, "channelId") or None,
+                originator=q(r, "originator") or None,
                 extension=q(r, "extension") or None,
             )
             return 200, ch.json()
@@ -307,23 +328,36 @@ class AsteriskSim:
             ("POST", "/channels/{channelId}/play", play),
             ("POST", "/channels/{channelId}/play/{playbackId}", play),
             ("POST", "/channels/{channelId}/record", record),
-            ("POST", "/channels/{channelId}/continue",
-             lambda r: p.continue_(cid(r), q(r, "context") or None)),
+            (
+                "POST",
+                "/channels/{channelId}/continue",
+                lambda r: p.continue_(cid(r), q(r, "context") or None),
+            ),
             ("POST", "/channels/{channelId}/dtmf", dtmf),
             ("GET", "/channels/{channelId}/variable", get_var),
             ("POST", "/channels/{channelId}/variable", set_var),
             ("GET", "/playbacks/{playbackId}", playback_get),
-            ("DELETE", "/playbacks/{playbackId}",
-             lambda r: p.stop_playback(r.match_info["playbackId"])),
+            (
+                "DELETE",
+                "/playbacks/{playbackId}",
+                lambda r: p.stop_playback(r.match_info["playbackId"]),
+            ),
             ("GET", "/recordings/live/{recordingName}", live),
             ("GET", "/recordings/stored/{recordingName}", stored),
             ("GET", "/recordings/stored/{recordingName}/file", stored_file),
             ("POST", "/bridges", bridge_create),
-            ("GET", "/bridges/{bridgeId}", lambda r: (200, p.get_bridge(r.match_info["bridgeId"]).json())),
+            (
+                "GET",
+                "/bridges/{bridgeId}",
+                lambda r: (200, p.get_bridge(r.match_info["bridgeId"]).json()),
+            ),
             ("DELETE", "/bridges/{bridgeId}", lambda r: p.destroy_bridge(r.match_info["bridgeId"])),
             ("POST", "/bridges/{bridgeId}/addChannel", bridge_add),
-            ("POST", "/bridges/{bridgeId}/removeChannel",
-             lambda r: p.remove_from_bridge(r.match_info["bridgeId"], q(r, "channel"))),
+            (
+                "POST",
+                "/bridges/{bridgeId}/removeChannel",
+                lambda r: p.remove_from_bridge(r.match_info["bridgeId"], q(r, "channel")),
+            ),
             ("GET", "/applications", lambda r: (200, [self._app_json()] if self._conns else [])),
             ("GET", "/applications/{applicationName}", app_get),
         ]

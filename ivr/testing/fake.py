@@ -66,7 +66,11 @@ class FakeSession:
         self.played.extend(prompts)
 
     async def read_digits(
-        self, max_digits: int, first_timeout: float, inter_digit_timeout: float, terminators: str = "#"
+        self,
+        max_digits: int,
+        first_timeout: float,
+        inter_digit_timeout: float,
+        terminators: str = "#",
     ) -> str:
         self._check()
         if not self._buffer:

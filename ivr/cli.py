@@ -1,0 +1,241 @@
+"""The `ivr` command. Messages for admins and supervisors are in Vietnamese."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ivr import logs
+from ivr.config import ConfigError, load_settings
+from ivr.flow.engine import run_call
+from ivr.flow.record import CallRecord, MemoryObserver
+from ivr.prompts import ManifestError, default_manifest_path, load_manifest
+from ivr.routing.load import RoutingError, load_routing
+from ivr.routing.model import Routing
+from ivr.session import CallInfo
+from ivr.testing.fake import HANGUP, SILENCE, Clerk, FakeSession
+
+log = structlog.get_logger("ivr")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    logs.configure(json=getattr(args, "log_json", False), level=getattr(args, "log_level", "INFO"))
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ivr", description="Tổng đài hỗ trợ công tác CCHC trên Asterisk"
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = p.add_subparsers(title="lệnh")
+
+    run = sub.add_parser("run", help="điều khiển một Asterisk thật qua ARI")
+    run.add_argument("--config", type=Path, help="tệp cấu hình TOML (xem ivr.toml.example)")
+    run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="chạy thử với tổng đài mô phỏng và các cuộc gọi mẫu")
+    demo.add_argument(
+        "--speed", type=float, default=10.0, help="nhanh gấp bao nhiêu lần (mặc định 10)"
+    )
+    demo.add_argument("--root", type=Path, default=Path.cwd(), help="thư mục dự án")
+    demo.set_defaults(func=_cmd_demo, log_level="WARNING")
+
+    routing = sub.add_parser("routing", help="kiểm tra và thử tệp định tuyến").add_subparsers()
+    check = routing.add_parser("check", help="kiểm tra một tệp định tuyến")
+    check.add_argument("file", type=Path)
+    check.add_argument(
+        "--prompts", type=Path, help="danh mục lời nhắc (mặc định prompts/manifest.yaml)"
+    )
+    check.set_defaults(func=_cmd_check)
+    sim = routing.add_parser("simulate", help="in đường đi của một cuộc gọi giả định")
+    sim.add_argument("file", type=Path)
+    sim.add_argument("--at", required=True, help='thời điểm gọi, giờ Việt Nam: "2026-02-17 09:00"')
+    sim.add_argument(
+        "--digits",
+        default="",
+        help='phím bấm, mỗi lần nhập cách nhau dấu cách: "0 3002#"; "_" là im lặng',
+    )
+    sim.add_argument(
+        "--clerk",
+        choices=[c.value for c in Clerk],
+        default=Clerk.ANSWER.value,
+        help="máy cán bộ: nghe máy, bận, không trả lời, không liên lạc được",
+    )
+    sim.add_argument("--caller", default="0912345678", help="số người gọi")
+    sim.add_argument("--prompts", type=Path)
+    sim.set_defaults(func=_cmd_simulate, log_level="WARNING")
+
+    pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
+    pjsip.add_argument("file", type=Path)
+    pjsip.set_defaults(func=_cmd_pjsip)
+    return p
+
+
+def _prompt_ids(routing_file: Path, manifest: Path | None) -> list[str]:
+    path = manifest or default_manifest_path(routing_file)
+    return list(load_manifest(path))
+
+
+def _load(routing_file: Path, manifest: Path | None) -> Routing:
+    return load_routing(routing_file, _prompt_ids(routing_file, manifest))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        routing = _load(args.file, args.prompts)
+    except (RoutingError, ManifestError) as e:
+        print(e, file=sys.stderr)
+        count = len(e.problems) if isinstance(e, RoutingError) else 1
+        print(f"\n{args.file}: {count} lỗi, tệp không được dùng.", file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: hợp lệ — {len(routing.nodes)} nút, {len(routing.branches)} nhánh, "
+        f"{len(routing.units)} đơn vị; phiên bản {routing.version}"
+    )
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        routing = _load(args.file, args.prompts)
+    except (RoutingError, ManifestError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    try:
+        local = dt.datetime.strptime(args.at, "%Y-%m-%d %H:%M")
+    except ValueError:
+        print(f'--at "{args.at}": cần dạng "YYYY-MM-DD HH:MM"', file=sys.stderr)
+        return 2
+    bad = [d for d in args.digits.split() if d != "_" and not set(d) <= set("0123456789*#")]
+    if bad:
+        print(
+            f"--digits: '{bad[0]}' không phải phím điện thoại (0-9, *, #, _ là im lặng)",
+            file=sys.stderr,
+        )
+        return 2
+    at = local.replace(tzinfo=ZoneInfo(routing.hotline.timezone))
+    inputs = [SILENCE if d == "_" else d for d in args.digits.split()]
+    record = asyncio.run(_simulate(routing, at, inputs, Clerk(args.clerk), args.caller))
+    print(
+        f"Cuộc gọi từ {args.caller} lúc {args.at} ({routing.hotline.timezone}), "
+        f"định tuyến {routing.version}:"
+    )
+    for step in record.steps:
+        extra = f" [{step.input}]" if step.input else ""
+        detail = f" — {step.detail}" if step.detail else ""
+        print(f"  {step.node:<14} {step.kind:<10} {step.outcome}{extra}{detail}")
+    print(
+        f"Kết quả: {record.disposition.value}"
+        + (f", nhánh {record.branch}" if record.branch else "")
+        + (f", đơn vị {record.unit}" if record.unit else "")
+        + (f", máy {record.endpoint}" if record.endpoint else "")
+    )
+    return 0
+
+
+async def _simulate(
+    routing: Routing, at: dt.datetime, inputs: list[str], clerk: Clerk, caller: str
+) -> CallRecord:
+    session = FakeSession(
+        CallInfo("simulate.1", caller), inputs=[*inputs, HANGUP], default_clerk=clerk
+    )
+    return await run_call(session, routing, MemoryObserver(), clock=lambda: at)
+
+
+def _cmd_pjsip(args: argparse.Namespace) -> int:
+    from ivr.pjsip import render
+
+    try:
+        routing = load_routing(args.file, None)
+    except RoutingError as e:
+        print(e, file=sys.stderr)
+        return 1
+    sys.stdout.write(render(routing))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ivr.demo import run_demo
+
+    if args.speed <= 0 or args.speed > 100:
+        print("--speed phải trong khoảng (0, 100]", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_demo(args.root, speed=args.speed))
+    except (RoutingError, ManifestError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"cấu hình: {e}", file=sys.stderr)
+        return 2
+    logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
+    try:
+        return asyncio.run(_run(settings))
+    except (RoutingError, ManifestError) as e:
+        print(e, file=sys.stderr)
+        return 1
+
+
+async def _run(settings: object) -> int:
+    from ivr.ari.app import StasisApp
+    from ivr.ari.client import AriClient
+    from ivr.config import Settings
+    from ivr.routing.live import LiveRouting
+
+    assert isinstance(settings, Settings)
+    routing_file = Path(settings.routing)
+    manifest = Path(settings.prompts)
+    live = LiveRouting(routing_file, lambda: list(load_manifest(manifest)))
+    log.info("starting", settings=settings.redacted(), routing=live.current.version)
+    observer = MemoryObserver()
+    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
+    app = StasisApp(
+        client,
+        live,
+        observer,
+        sound_prefix=settings.sound_prefix,
+        recordings_dir=settings.recordings_dir,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, live.reload)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    tasks = [asyncio.create_task(app.run()), asyncio.create_task(live.watch())]
+    await stop.wait()
+    log.info("stopping: letting calls in progress finish", calls=len(app.calls))
+    await app.stop(drain_seconds=30)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

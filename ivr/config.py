@@ -1,0 +1,70 @@
+"""Settings for `ivr run`: a TOML file, overridden by IVR_* environment variables.
+
+The ARI password is kept out of every log line and repr.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    ari_url: str = "http://127.0.0.1:8088/ari"
+    ari_user: str = "ivr"
+    ari_password: str = field(default="", repr=False)
+    ari_app: str = "hotline"
+    routing: str = "routing/hotline.yaml"
+    prompts: str = "prompts/manifest.yaml"
+    data_dir: str = "data"
+    sound_prefix: str = "hotline"
+    recordings_dir: str = "/var/spool/asterisk/recording"
+    log_json: bool = False
+
+    def redacted(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ari_password"] = "***" if self.ari_password else ""
+        return out
+
+
+ENV = {f.name: f"IVR_{f.name.upper()}" for f in fields(Settings)}
+
+
+def load_settings(path: Path | None, environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: cấu hình TOML sai: {e}") from e
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ConfigError(f"{path}: khoá không được biết đến: {', '.join(unknown)}")
+        values.update(doc)
+    for name, var in ENV.items():
+        if var in env:
+            values[name] = (
+                env[var].lower() in {"1", "true", "yes"} if name == "log_json" else env[var]
+            )
+    for name, value in values.items():
+        expected = bool if name == "log_json" else str
+        if not isinstance(value, expected):
+            raise ConfigError(f"'{name}' phải là {'true/false' if expected is bool else 'chuỗi'}")
+    settings = Settings(**values)
+    if not settings.ari_password:
+        raise ConfigError(
+            f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"
+        )
+    return settings

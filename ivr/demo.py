@@ -1,0 +1,193 @@
+"""`ivr demo`: the built-in simulator, the real controller, scripted calls, and what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from ivr.flow.record import CallRecord, Disposition, MemoryObserver
+from ivr.prompts import load_manifest, with_units
+from ivr.routing.load import load_routing
+from ivr.routing.model import Routing
+from ivr.runtime import Harness
+from ivr.session import CallInfo
+from ivr.sim.scripts import (
+    CallerScript,
+    ClerkKind,
+    Clerks,
+    ClerkScript,
+    Hangup,
+    Press,
+    Speak,
+)
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    title: str
+    at: dt.datetime
+    script: CallerScript
+    expect: Disposition
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=TZ)
+
+
+DEMO_CLERKS = Clerks(
+    by_endpoint={
+        "PJSIP/cchc-4a": ClerkScript(ClerkKind.ANSWER, ring_seconds=3, talk_seconds=8),
+        "PJSIP/cchc-4b": ClerkScript(ClerkKind.BUSY, ring_seconds=1),
+        "PJSIP/cchc-6": ClerkScript(ClerkKind.NO_ANSWER),
+        "PJSIP/dv-3002": ClerkScript(ClerkKind.ANSWER, ring_seconds=4, talk_seconds=6),
+    }
+)
+
+DEMO_CALLS = [
+    DemoCall(
+        "Bấm 4 (Cải cách TTHC), cán bộ nghe máy",
+        _at("2026-11-25 09:00"),
+        CallerScript((Press("4", on="prompt:main-menu", after=2.0),), number="0912345678"),
+        Disposition.ANSWERED,
+    ),
+    DemoCall(
+        "Bấm 6 (Tài chính công), không ai nghe, để lại lời nhắn",
+        _at("2026-11-25 09:05"),
+        CallerScript(
+            (Press("6", on="prompt:main-menu", after=1.0), Speak(6.0), Press("#")),
+            number="0987654321",
+        ),
+        Disposition.VOICEMAIL,
+    ),
+    DemoCall(
+        "Gọi lúc 22 giờ, ngoài giờ làm việc, để lại lời nhắn rồi gác máy",
+        _at("2026-11-25 22:00"),
+        CallerScript((Speak(4.0), Hangup(after=1.0)), number="0355000111"),
+        Disposition.VOICEMAIL,
+    ),
+    DemoCall(
+        "Bấm sai phím rồi im lặng",
+        _at("2026-11-25 10:00"),
+        CallerScript((Press("#", on="prompt:main-menu", after=1.0),), number="0243123456"),
+        Disposition.ABANDONED,
+    ),
+    DemoCall(
+        "Bấm 0 rồi mã 3002: UBND xã Gio Mỹ",
+        _at("2026-11-25 14:00"),
+        CallerScript(
+            (
+                Press("0", on="prompt:main-menu", after=1.5),
+                Press("3002#", on="prompt:enter-unit-code", after=1.0),
+            ),
+            number="0905111222",
+        ),
+        Disposition.ANSWERED,
+    ),
+    DemoCall(
+        "Gọi mùng 1 Tết Đinh Mùi (06/02/2027), gác máy sau lời chào",
+        _at("2027-02-06 09:00"),
+        CallerScript((Hangup(on="prompt:holiday-closed", after=2.0),), number="0911000999"),
+        Disposition.CLOSED,
+    ),
+]
+
+
+def load_demo_routing(root: Path) -> Routing:
+    routing_file = root / "routing" / "hotline.yaml"
+    manifest = load_manifest(root / "prompts" / "manifest.yaml")
+    return load_routing(routing_file, manifest.keys())
+
+
+async def run_demo(root: Path, speed: float = 10.0, out: TextIO = sys.stdout) -> list[CallRecord]:
+    routing = load_demo_routing(root)
+    manifest = with_units(load_manifest(root / "prompts" / "manifest.yaml"), routing)
+    seconds = _prompt_seconds({p.id: p.text for p in manifest.values()})
+    observer = MemoryObserver()
+    when: dict[str, dt.datetime] = {}
+    by_number = {c.script.number: c for c in DEMO_CALLS}
+
+    def clock_for(info: CallInfo) -> Callable[[], dt.datetime]:
+        # each scripted caller lives at its own time of day
+        at = when.get(info.caller_number, dt.datetime.now(dt.UTC))
+        return lambda: at
+
+    async with Harness(
+        routing,
+        observer,
+        speed=speed,
+        clerks=DEMO_CLERKS,
+        prompt_seconds=seconds,
+        clock_for=clock_for,
+    ) as h:
+        print(
+            f"Tổng đài mô phỏng chạy tại {h.sim.base_url} (nhanh gấp {speed:g} lần thực tế)",
+            file=out,
+        )
+        calls = []
+        for demo in DEMO_CALLS:
+            when[demo.script.number] = demo.at.astimezone(dt.UTC)
+            calls.append(h.sim.call(demo.script))
+            print(f"  ☎ {demo.script.number}: {demo.title}", file=out)
+        await asyncio.gather(*(c.done for c in calls))
+        await h.idle()
+    records = {r.caller_number: r for r in observer.done}
+    print(file=out)
+    ok = True
+    for demo in DEMO_CALLS:
+        rec = records.get(demo.script.number)
+        ok &= _print_call(demo, rec, by_number, out)
+    print(file=out)
+    print(
+        "Tất cả cuộc gọi cho kết quả như mong đợi." if ok else "CÓ CUỘC GỌI SAI KẾT QUẢ.", file=out
+    )
+    return list(observer.done)
+
+
+def _print_call(demo: DemoCall, rec: CallRecord | None, _: object, out: TextIO) -> bool:
+    print(f"● {demo.title}", file=out)
+    if rec is None:
+        print("    (không có bản ghi cuộc gọi)", file=out)
+        return False
+    good = rec.disposition is demo.expect
+    mark = "✓" if good else f"✗ (mong đợi {demo.expect.value})"
+    print(f"    kết quả: {rec.disposition.value} {mark}", file=out)
+    print(f"    đường đi: {' → '.join(rec.path)}   phím: {rec.digits or '—'}", file=out)
+    who = []
+    if rec.branch:
+        who.append(f"nhánh {rec.branch}")
+    if rec.unit:
+        who.append(f"đơn vị {rec.unit}")
+    if rec.endpoint:
+        who.append(f"máy {rec.endpoint}")
+    if who:
+        print(
+            f"    {', '.join(who)}; chờ {rec.wait_seconds:.0f} s, đàm thoại {rec.talk_seconds:.0f} s",
+            file=out,
+        )
+    if rec.voicemail:
+        vm = rec.voicemail
+        print(
+            f"    lời nhắn: {vm.name}.wav, {vm.duration_seconds:g} s, {vm.size_bytes} byte",
+            file=out,
+        )
+    print(f"    định tuyến phiên bản {rec.routing_version}", file=out)
+    return good
+
+
+def _prompt_seconds(texts: dict[str, str]) -> Callable[[str], float]:
+    """About how long espeak-ng takes to say each prompt (≈ 14 characters a second)."""
+
+    def seconds(media: str) -> float:
+        prompt = media.rsplit("/", 1)[-1]
+        text = texts.get(prompt)
+        return max(1.0, len(text) / 14) if text else 2.0
+
+    return seconds

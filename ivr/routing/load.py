@@ -142,8 +142,8 @@ class _Locator:
 def _pydantic_problems(e: ValidationError, locate: _Locator) -> list[Problem]:
     out = []
     for err in e.errors():
-        loc = tuple(x for x in err["loc"] if not _is_union_tag(x))
-        where = ".".join(str(x) for x in loc) or "(gốc)"
+        loc = _clean_loc(tuple(err["loc"]))
+        where = ".".join(str(x) for x in loc if x != "__key__") or "(gốc)"
         kind = err["type"]
         if kind == "extra_forbidden":
             out.append(locate(loc, f"{where}: khoá không được biết đến", at_key=True))
@@ -167,8 +167,11 @@ _UNION_TAGS = {
 }
 
 
-def _is_union_tag(x: object) -> bool:
-    return isinstance(x, str) and x in _UNION_TAGS
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union tag (nodes.<name>.<type>...) and name dict keys as keys."""
+    if len(loc) > 2 and loc[0] == "nodes" and loc[2] in _UNION_TAGS:
+        loc = loc[:2] + loc[3:]
+    return tuple("__key__" if x == "[key]" else x for x in loc)
 
 
 def _explain(err: Any) -> str:

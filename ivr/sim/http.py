@@ -61,6 +61,8 @@ class AsteriskSim:
         self.pbx.app_connected = lambda: bool(self._conns)
         self.requests: list[SeenRequest] = []
         self.events: list[dict[str, Any]] = []
+        # (method, route template) → (status, body): answer this instead, to test our handling
+        self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self._conns: list[_Conn] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -196,6 +198,9 @@ class AsteriskSim:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             query = {k: v for k, v in request.query.items() if k != "api_key"}
             self.requests.append(SeenRequest(request.method, request.path, route, query))
+            fault = self.faults.get((request.method, route))
+            if fault is not None:
+                return web.json_response(fault[1], status=fault[0])
             result = handler(request)
             if isinstance(result, web.StreamResponse):
                 return result

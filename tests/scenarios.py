@@ -1,0 +1,211 @@
+"""The scenario table: a caller's actions and the clerks' behaviour in, the call's record out.
+
+Each row runs through the real controller against the simulator over loopback sockets
+(tests/test_scenarios.py); the same rows serve every adapter that implements a call session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ivr.flow.record import Disposition
+from ivr.sim.scripts import (
+    CallerScript,
+    ClerkKind,
+    ClerkScript,
+    Hangup,
+    Press,
+    Speak,
+    Wait,
+)
+
+ANSWER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=5)
+BUSY = ClerkScript(ClerkKind.BUSY, ring_seconds=1)
+NO_ANSWER = ClerkScript(ClerkKind.NO_ANSWER)
+UNREACHABLE = ClerkScript(ClerkKind.UNREACHABLE)
+WAITS_FOR_CALLER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=None)
+
+DAY = "2026-11-25 09:00"  # a Wednesday morning
+MENU = ("start", "greeting", "main-menu")
+
+
+@dataclass(frozen=True)
+class Expect:
+    disposition: Disposition
+    path: tuple[str, ...]
+    digits: str = ""
+    branch: str | None = None
+    unit: str | None = None
+    endpoint: str | None = None
+    hangup_by: str | None = None
+    voicemail_seconds: float | None = None
+    wait_seconds: float | None = None
+    talk_seconds: float | None = None
+    outcomes: tuple[tuple[str, str], ...] = ()  # (node, outcome) steps that must appear, in order
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    caller: tuple[object, ...]
+    expect: Expect
+    clerks: dict[str, ClerkScript] = field(default_factory=dict)
+    at: str = DAY
+    heard: tuple[str, ...] = ()  # prompts the caller must have heard
+    not_heard: tuple[str, ...] = ()
+    sim_log: tuple[str, ...] = ()  # what the simulated caller saw happen
+
+    def script(self, number: str = "0912345678") -> CallerScript:
+        return CallerScript(tuple(self.caller), number=number)  # type: ignore[arg-type]
+
+
+def on_menu(digits: str, after: float = 0.5) -> Press:
+    return Press(digits, on="prompt:main-menu", after=after)
+
+
+SCENARIOS = [
+    Scenario(
+        "press 4, a clerk answers, the clerk hangs up",
+        (on_menu("4"),),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-4"), "4", branch="4",
+               endpoint="PJSIP/cchc-4a", hangup_by="callee", wait_seconds=2, talk_seconds=5,
+               outcomes=(("main-menu", "chosen"), ("branch-4", "answered"))),
+        clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
+        heard=("greeting", "main-menu", "please-hold", "branch-4"),
+        sim_log=("ringing", "talking:PJSIP/cchc-4a", "clerk-hung-up", "hangup:app"),
+    ),
+    Scenario(
+        "ring all: the first phone never answers, the second does",
+        (on_menu("4"),),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-4"), "4", branch="4",
+               endpoint="PJSIP/cchc-4b", hangup_by="callee", wait_seconds=3),
+        clerks={"PJSIP/cchc-4a": NO_ANSWER,
+                "PJSIP/cchc-4b": ClerkScript(ClerkKind.ANSWER, ring_seconds=3, talk_seconds=2)},
+    ),
+    Scenario(
+        "busy clerk: the caller leaves a message ended by #",
+        (on_menu("1"), Speak(3), Press("#")),
+        Expect(Disposition.VOICEMAIL, (*MENU, "branch-1", "vm-1", "goodbye"), "1", branch="1",
+               hangup_by="system", voicemail_seconds=3,
+               outcomes=(("branch-1", "busy"), ("vm-1", "recorded"), ("goodbye", "hung_up"))),
+        clerks={"PJSIP/cchc-1": BUSY},
+        heard=("voicemail-intro", "voicemail-thanks", "goodbye"),
+    ),
+    Scenario(
+        "no answer: the message ends on silence",
+        (on_menu("6"), Speak(2)),
+        Expect(Disposition.VOICEMAIL, (*MENU, "branch-6", "vm-6", "goodbye"), "6", branch="6",
+               voicemail_seconds=2, wait_seconds=20,
+               outcomes=(("branch-6", "no_answer"), ("vm-6", "recorded"))),
+        clerks={"PJSIP/cchc-6": NO_ANSWER},
+    ),
+    Scenario(
+        "unreachable phone: the caller hangs up while leaving a message, which is kept",
+        (on_menu("3"), Speak(3), Hangup(after=0.5)),
+        Expect(Disposition.VOICEMAIL, (*MENU, "branch-3", "vm-3"), "3", branch="3",
+               hangup_by="caller", voicemail_seconds=3,
+               outcomes=(("branch-3", "unreachable"), ("vm-3", "caller_hung_up"))),
+        clerks={"PJSIP/cchc-3": UNREACHABLE},
+    ),
+    Scenario(
+        "in turn: the first operator does not answer, the second does",
+        (on_menu("9"),),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-9"), "9", branch="9",
+               endpoint="PJSIP/cchc-9b", wait_seconds=17),
+        clerks={"PJSIP/cchc-9a": NO_ANSWER, "PJSIP/cchc-9b": ANSWER},
+        sim_log=("ringing:PJSIP/cchc-9a", "ringing:PJSIP/cchc-9b", "talking:PJSIP/cchc-9b"),
+    ),
+    Scenario(
+        "every phone of a branch unreachable, caller leaves no message",
+        (on_menu("9"), Hangup(on="prompt:voicemail-intro", after=1)),
+        Expect(Disposition.UNREACHABLE, (*MENU, "branch-9", "vm-9"), "9", branch="9",
+               hangup_by="caller"),
+        clerks={"PJSIP/cchc-9a": UNREACHABLE, "PJSIP/cchc-9b": UNREACHABLE},
+    ),
+    Scenario(
+        "at night: office closed, the caller hangs up during the announcement",
+        (Hangup(on="prompt:office-closed", after=1),),
+        Expect(Disposition.CLOSED, ("start", "closed"), hangup_by="caller",
+               outcomes=(("start", "closed"),)),
+        at="2026-11-25 22:00",
+        not_heard=("greeting",),
+    ),
+    Scenario(
+        "first day of Tết 2027: the holiday route, a message left",
+        (Speak(2), Press("#")),
+        Expect(Disposition.VOICEMAIL, ("start", "holiday", "vm-closed", "goodbye"),
+               voicemail_seconds=2, outcomes=(("start", "holiday"),)),
+        at="2027-02-06 09:00",
+        heard=("holiday-closed", "voicemail-after-hours"),
+    ),
+    Scenario(
+        "an invalid key then silence: retries, then goodbye",
+        (on_menu("#"),),
+        Expect(Disposition.ABANDONED, (*MENU, "goodbye"), "#", hangup_by="system",
+               outcomes=(("main-menu", "invalid"), ("main-menu", "no_input"),
+                         ("main-menu", "no_input"), ("main-menu", "exhausted"))),
+        heard=("invalid-choice", "no-input", "goodbye"),
+    ),
+    Scenario(
+        "* repeats the menu without counting as a mistake",
+        (on_menu("*"), on_menu("5", after=1.0)),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-5"), "*5", branch="5",
+               endpoint="PJSIP/cchc-5", outcomes=(("main-menu", "repeat"), ("main-menu", "chosen"))),
+        clerks={"PJSIP/cchc-5": ANSWER},
+    ),
+    Scenario(
+        "type-ahead: 4 pressed during the greeting skips the menu prompt",
+        (Press("4", on="prompt:greeting", after=0.5),),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-4"), "4", branch="4"),
+        clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
+        not_heard=("main-menu",),
+    ),
+    Scenario(
+        "directory: a commune reached by its code",
+        (on_menu("0"), Press("3002#", on="prompt:enter-unit-code", after=0.5)),
+        Expect(Disposition.ANSWERED, (*MENU, "directory"), "03002", unit="3002",
+               endpoint="PJSIP/dv-3002", outcomes=(("directory", "found"),
+                                                   ("directory", "answered"))),
+        heard=("connecting-unit", "unit-3002"),
+    ),
+    Scenario(
+        "directory: an unknown code, then a good one",
+        (on_menu("0"), Press("9999", on="prompt:enter-unit-code"),
+         Press("1001", on="prompt:enter-unit-code")),
+        Expect(Disposition.ANSWERED, (*MENU, "directory"), "099991001", unit="1001",
+               endpoint="PJSIP/dv-1001",
+               outcomes=(("directory", "not_found"), ("directory", "found"))),
+        heard=("unit-not-found", "unit-1001"),
+    ),
+    Scenario(
+        "directory: the unit's phone is busy, a message for the unit",
+        (on_menu("0"), Press("2002#", on="prompt:enter-unit-code"), Speak(2), Press("#")),
+        Expect(Disposition.VOICEMAIL, (*MENU, "directory", "vm-unit", "goodbye"), "02002",
+               unit="2002", voicemail_seconds=2),
+        clerks={"PJSIP/dv-2002": BUSY},
+    ),
+    Scenario(
+        "directory: nothing keyed, three times",
+        (on_menu("0"),),
+        Expect(Disposition.ABANDONED, (*MENU, "directory", "goodbye"), "0",
+               outcomes=(("directory", "no_input"), ("directory", "exhausted"))),
+    ),
+    Scenario(
+        "the caller hangs up in the menu",
+        (Hangup(on="prompt:main-menu", after=1),),
+        Expect(Disposition.ABANDONED, MENU, hangup_by="caller"),
+    ),
+    Scenario(
+        "the caller hangs up while the phone rings: the dialled leg is dropped",
+        (on_menu("2"), Hangup(on="ringing", after=1)),
+        Expect(Disposition.ABANDONED, (*MENU, "branch-2"), "2", branch="2", hangup_by="caller"),
+        clerks={"PJSIP/cchc-2": NO_ANSWER},
+    ),
+    Scenario(
+        "the caller hangs up during the conversation: the clerk's leg is hung up",
+        (on_menu("7"), Wait(on="bridged"), Hangup(after=3)),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-7"), "7", branch="7",
+               endpoint="PJSIP/cchc-7", hangup_by="caller", talk_seconds=3),
+        clerks={"PJSIP/cchc-7": WAITS_FOR_CALLER},
+    ),
+]

@@ -1,0 +1,74 @@
+"""The scenario table through the real controller, ARI over loopback sockets, and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ivr.flow.record import CallRecord, MemoryObserver
+from ivr.routing.model import Routing
+from ivr.runtime import Harness
+from ivr.sim.core import SimCall
+from ivr.sim.scripts import Clerks
+
+from .conftest import vn_time
+from .scenarios import ANSWER, SCENARIOS, Scenario
+
+SPEED = 10.0
+TOLERANCE = 1.5  # nominal seconds, for waits and talks measured over real sockets
+
+
+async def run_scenario(routing: Routing, sc: Scenario) -> tuple[CallRecord, SimCall, Harness]:
+    observer = MemoryObserver()
+    at = vn_time(sc.at)
+    clerks = Clerks(by_endpoint=dict(sc.clerks), default=ANSWER)
+    async with Harness(routing, observer, speed=SPEED, clerks=clerks, clock=lambda: at) as h:
+        call = h.sim.call(sc.script())
+        await asyncio.wait_for(call.done, timeout=60)
+        await asyncio.wait_for(h.idle(), timeout=30)
+        leftovers = [c for c in h.sim.pbx.channels.values() if c.in_stasis]
+        assert not leftovers, f"channels left in Stasis: {[c.name for c in leftovers]}"
+        assert not h.sim.pbx.bridges, "a bridge was left behind"
+    (record,) = observer.done
+    return record, call, h
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_scenario(routing: Routing, sc: Scenario) -> None:
+    record, call, _ = await run_scenario(routing, sc)
+    e = sc.expect
+    assert record.disposition is e.disposition, record.steps
+    assert record.path == e.path
+    assert record.digits == e.digits
+    assert record.branch == e.branch
+    assert record.unit == e.unit
+    if e.endpoint is not None:
+        assert record.endpoint == e.endpoint
+    if e.hangup_by is not None:
+        assert record.hangup_by == e.hangup_by
+    if e.voicemail_seconds is None:
+        assert record.voicemail is None or e.disposition.value != "voicemail"
+    else:
+        assert record.voicemail is not None
+        assert record.voicemail.duration_seconds == e.voicemail_seconds
+        assert record.voicemail.size_bytes > 44  # a WAV header and audio
+        assert len(record.voicemail.sha256) == 64
+        assert record.voicemail.branch == e.branch
+        assert record.voicemail.unit == e.unit
+    if e.wait_seconds is not None:
+        assert record.wait_seconds == pytest.approx(e.wait_seconds, abs=TOLERANCE)
+    if e.talk_seconds is not None:
+        assert record.talk_seconds == pytest.approx(e.talk_seconds, abs=TOLERANCE)
+    steps = [(s.node, s.outcome) for s in record.steps]
+    it = iter(steps)
+    assert all(o in it for o in e.outcomes), steps  # in this order, others may sit between
+    for prompt in sc.heard:
+        assert prompt in call.heard
+    for prompt in sc.not_heard:
+        assert prompt not in call.heard
+    it2 = iter(call.log)
+    assert all(entry in it2 for entry in sc.sim_log), call.log
+    assert record.routing_version == routing.version
+    assert record.caller_number == "0912345678"
+    assert record.ended_at is not None and record.ended_at >= record.started_at

@@ -128,6 +128,14 @@ class SimCall:
     waiters: list[tuple[str, int, asyncio.Future[int]]] = field(default_factory=list)
     bridged_with: str | None = None
 
+    async def reached(self, trigger: str) -> None:
+        """Until the caller has met ``trigger`` (e.g. "prompt:main-menu"), at any time so far."""
+        if trigger in self.marks:
+            return
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiters.append((trigger, len(self.marks), fut))
+        await fut
+
     def mark(self, trigger: str) -> None:
         self.marks.append(trigger)
         for w in list(self.waiters):

@@ -1,0 +1,240 @@
+"""The controller against Asterisk's failure modes: dropped websockets, restarts, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ivr.ari.app import StasisApp
+from ivr.ari.client import AriClient
+from ivr.ari.errors import BadRequest, Conflict, NotFound, ServerError, Unauthorized
+from ivr.ari.events import Backoff, EventStream
+from ivr.flow.record import Disposition, MemoryObserver
+from ivr.routing.model import Routing
+from ivr.runtime import Harness
+from ivr.sim.http import AsteriskSim
+from ivr.sim.scripts import CallerScript, Clerks, Hangup, Press
+
+from .conftest import vn_time
+from .scenarios import ANSWER, BUSY
+
+SPEED = 10.0
+DAY = vn_time("2026-11-25 09:00")
+CLERKS = Clerks({"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY}, default=ANSWER)
+
+
+async def test_websocket_dropped_mid_call_the_call_goes_on(routing: Routing) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
+        await call.reached("prompt:greeting")
+        await h.sim.drop_websockets()
+        await asyncio.wait_for(call.done, 30)
+        await h.idle()
+        assert h.sim.connections == 2  # reconnected by itself
+    (record,) = observer.done
+    assert record.disposition is Disposition.ANSWERED
+    assert record.endpoint == "PJSIP/cchc-4a"
+
+
+async def test_silent_drop_is_noticed_by_the_heartbeat(routing: Routing) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY,
+                       heartbeat=0.4) as h:
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
+        await call.reached("prompt:greeting")
+        h.sim.freeze_websockets()  # open socket, nothing sent, no pong
+        await h.sim.wait_connected(2)
+        await asyncio.wait_for(call.done, 30)
+        await h.idle()
+    (record,) = observer.done
+    assert record.disposition is Disposition.ANSWERED
+
+
+async def test_digit_pressed_while_disconnected_is_lost_and_the_menu_asks_again(
+    routing: Routing,
+) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
+        h.app.stream.backoff = Backoff(first=2.0, cap=2.0)  # type: ignore[union-attr]
+        call = h.sim.call(
+            CallerScript((Press("6", on="prompt:main-menu", after=0.2),
+                          Press("4", on="prompt:no-input", after=0.5)))
+        )
+        await call.reached("prompt:main-menu")
+        await h.sim.drop_websockets()
+        await asyncio.wait_for(call.done, 30)
+        await h.idle()
+    (record,) = observer.done
+    assert record.disposition is Disposition.ANSWERED
+    assert record.branch == "4"  # the 6 never reached us
+    assert [s.outcome for s in record.steps if s.node == "main-menu"] == ["no_input", "chosen"]
+
+
+async def test_restarted_controller_hands_orphans_back_to_the_dialplan(routing: Routing) -> None:
+    sim = AsteriskSim(speed=SPEED, clerks=CLERKS)
+    url = await sim.start()
+    try:
+        first = AriClient(url, sim.user, sim.password, sim.app)
+        app1 = StasisApp(first, lambda: routing, MemoryObserver(), clock=lambda: DAY,
+                         timer_scale=1 / SPEED)
+        task = asyncio.create_task(app1.run())
+        await app1.stream.connected.wait()
+        call = sim.call(CallerScript(()))
+        await call.reached("prompt:main-menu")
+        task.cancel()  # the controller dies without a word
+        await asyncio.gather(task, return_exceptions=True)
+        for t in list(app1.calls.values()):
+            t.cancel()
+        await first.close()
+        await sim.drop_websockets()
+
+        observer = MemoryObserver()
+        second = AriClient(url, sim.user, sim.password, sim.app)
+        app2 = StasisApp(second, lambda: routing, observer, timer_scale=1 / SPEED)
+        task2 = asyncio.create_task(app2.run())
+        await asyncio.wait_for(call.done, 30)
+        assert "dialplan:hotline-fallback" in call.log
+        assert observer.done == []  # the new controller never ran that call
+        await app2.stop()
+        task2.cancel()
+        await asyncio.gather(task2, return_exceptions=True)
+        await second.close()
+    finally:
+        await sim.stop()
+
+
+async def test_a_call_while_no_controller_is_connected_takes_the_dialplan_fallback() -> None:
+    sim = AsteriskSim(speed=SPEED)
+    await sim.start()
+    try:
+        call = sim.call(CallerScript(()))
+        await asyncio.wait_for(call.done, 10)
+        assert call.log[0] == "stasis-failed"
+    finally:
+        await sim.stop()
+
+
+async def test_our_error_mid_call_hands_the_caller_to_the_fallback(routing: Routing) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
+        h.sim.faults[("POST", "/bridges")] = (500, {"message": "Internal Server Error"})
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu"),)))
+        await asyncio.wait_for(call.done, 30)
+        await h.idle()
+        assert "dialplan:hotline-fallback" in call.log
+        assert not [c for c in h.sim.pbx.channels.values() if not c.inbound]  # leg dropped
+    (record,) = observer.done
+    assert record.disposition is Disposition.ERRORED
+    assert record.error is not None and "bridge" in record.error
+
+
+async def test_caller_hangs_up_at_once(routing: Routing) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clock=lambda: DAY) as h:
+        call = h.sim.call(CallerScript((Hangup(on="answer"),)))
+        await asyncio.wait_for(call.done, 10)
+        await h.idle()
+    (record,) = observer.done
+    assert record.disposition is Disposition.ABANDONED
+    assert record.hangup_by == "caller"
+
+
+async def test_many_calls_in_parallel_each_see_their_own_events(routing: Routing) -> None:
+    observer = MemoryObserver()
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
+        calls = [
+            h.sim.call(CallerScript((Press(str(k), on="prompt:main-menu", after=0.1 * k),),
+                                    number=f"09000000{k:02d}"))
+            for k in (1, 2, 3, 5, 6, 7, 8)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(c.done for c in calls)), 60)
+        await h.idle()
+    got = {r.caller_number: r.branch for r in observer.done}
+    assert got == {f"09000000{k:02d}": str(k) for k in (1, 2, 3, 5, 6, 7, 8)}
+    assert all(r.disposition is Disposition.ANSWERED for r in observer.done)
+
+
+# --- the REST client's typed errors, against the simulator ----------------------------------
+
+
+async def test_rest_errors_are_typed() -> None:
+    sim = AsteriskSim()
+    url = await sim.start()
+    try:
+        async with AriClient(url, sim.user, sim.password, sim.app) as c:
+            with pytest.raises(NotFound) as nf:
+                await c.channel("does-not-exist")
+            assert nf.value.message == "Channel not found"
+            with pytest.raises(ServerError) as se:
+                await c.originate("Bogus/x", channel_id="x1", app_args="", caller_id="1",
+                                  timeout=5)
+            assert se.value.status == 500 and se.value.message == "Allocation failed"
+            with pytest.raises(BadRequest) as br:
+                await c.originate("PJSIP/", channel_id="x2", app_args="", caller_id="1",
+                                  timeout=5)
+            assert br.value.message == "Invalid endpoint specified"
+            with pytest.raises(NotFound):
+                await c.stop_playback("does-not-exist")
+            with pytest.raises(NotFound):
+                await c.destroy_bridge("does-not-exist")
+        async with AriClient(url, sim.user, "wrong", sim.app) as bad:
+            with pytest.raises(Unauthorized) as ua:
+                await bad.channels()
+            assert ua.value.message == "Authentication required"
+    finally:
+        await sim.stop()
+
+
+async def test_after_continue_the_channel_is_not_ours_any_more() -> None:
+    sim = AsteriskSim()
+    url = await sim.start()
+    events: list[dict[str, Any]] = []
+    try:
+        async with AriClient(url, sim.user, sim.password, sim.app) as c:
+            connected = asyncio.Event()
+
+            async def on_connected(_: bool) -> None:
+                connected.set()
+
+            stream = EventStream(c, events.append, on_connected)
+            task = asyncio.create_task(stream.run())
+            await connected.wait()
+            call = sim.call(CallerScript(()))
+            await c.answer(call.channel.id)
+            await c.continue_in_dialplan(call.channel.id)
+            with pytest.raises(Conflict) as cf:
+                await c.answer(call.channel.id)
+            assert cf.value.message == "Channel not in Stasis application"
+            await c.channel(call.channel.id)  # GET still works
+            await stream.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await sim.stop()
+
+
+def test_garbage_on_the_websocket_is_logged_not_fatal() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def noop(_: bool) -> None:
+        return None
+
+    stream = EventStream(AriClient("http://127.0.0.1:9/ari", "u", "p", "a"), seen.append, noop)
+    stream._dispatch("not json")
+    stream._dispatch('["no", "type"]')
+    stream._dispatch('{"type": "StasisStart", "channel": {"id": "1"}}')
+    assert seen == [{"type": "StasisStart", "channel": {"id": "1"}}]
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    import random
+
+    b = Backoff(first=0.5, cap=4.0, rng=random.Random(1))
+    delays = [b.next_delay() for _ in range(6)]
+    for d, ceiling in zip(delays, [0.5, 1, 2, 4, 4, 4], strict=True):
+        assert ceiling / 2 <= d <= ceiling
+    b.reset()
+    assert b.next_delay() <= 0.5

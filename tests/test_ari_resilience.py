@@ -41,8 +41,9 @@ async def test_websocket_dropped_mid_call_the_call_goes_on(routing: Routing) -> 
 
 async def test_silent_drop_is_noticed_by_the_heartbeat(routing: Routing) -> None:
     observer = MemoryObserver()
-    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY,
-                       heartbeat=0.4) as h:
+    async with Harness(
+        routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY, heartbeat=0.4
+    ) as h:
         call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
         await call.reached("prompt:greeting")
         h.sim.freeze_websockets()  # open socket, nothing sent, no pong
@@ -60,8 +61,12 @@ async def test_digit_pressed_while_disconnected_is_lost_and_the_menu_asks_again(
     async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
         h.app.stream.backoff = Backoff(first=2.0, cap=2.0)  # type: ignore[union-attr]
         call = h.sim.call(
-            CallerScript((Press("6", on="prompt:main-menu", after=0.2),
-                          Press("4", on="prompt:no-input", after=0.5)))
+            CallerScript(
+                (
+                    Press("6", on="prompt:main-menu", after=0.2),
+                    Press("4", on="prompt:no-input", after=0.5),
+                )
+            )
         )
         await call.reached("prompt:main-menu")
         await h.sim.drop_websockets()
@@ -78,8 +83,9 @@ async def test_restarted_controller_hands_orphans_back_to_the_dialplan(routing: 
     url = await sim.start()
     try:
         first = AriClient(url, sim.user, sim.password, sim.app)
-        app1 = StasisApp(first, lambda: routing, MemoryObserver(), clock=lambda: DAY,
-                         timer_scale=1 / SPEED)
+        app1 = StasisApp(
+            first, lambda: routing, MemoryObserver(), clock=lambda: DAY, timer_scale=1 / SPEED
+        )
         task = asyncio.create_task(app1.run())
         await app1.stream.connected.wait()
         call = sim.call(CallerScript(()))
@@ -146,8 +152,12 @@ async def test_many_calls_in_parallel_each_see_their_own_events(routing: Routing
     observer = MemoryObserver()
     async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
         calls = [
-            h.sim.call(CallerScript((Press(str(k), on="prompt:main-menu", after=0.1 * k),),
-                                    number=f"09000000{k:02d}"))
+            h.sim.call(
+                CallerScript(
+                    (Press(str(k), on="prompt:main-menu", after=0.1 * k),),
+                    number=f"09000000{k:02d}",
+                )
+            )
             for k in (1, 2, 3, 5, 6, 7, 8)
         ]
         await asyncio.wait_for(asyncio.gather(*(c.done for c in calls)), 60)
@@ -169,12 +179,10 @@ async def test_rest_errors_are_typed() -> None:
                 await c.channel("does-not-exist")
             assert nf.value.message == "Channel not found"
             with pytest.raises(ServerError) as se:
-                await c.originate("Bogus/x", channel_id="x1", app_args="", caller_id="1",
-                                  timeout=5)
+                await c.originate("Bogus/x", channel_id="x1", app_args="", caller_id="1", timeout=5)
             assert se.value.status == 500 and se.value.message == "Allocation failed"
             with pytest.raises(BadRequest) as br:
-                await c.originate("PJSIP/", channel_id="x2", app_args="", caller_id="1",
-                                  timeout=5)
+                await c.originate("PJSIP/", channel_id="x2", app_args="", caller_id="1", timeout=5)
             assert br.value.message == "Invalid endpoint specified"
             with pytest.raises(NotFound):
                 await c.stop_playback("does-not-exist")

@@ -35,4 +35,6 @@ def test_time_is_read_in_the_hotline_time_zone(routing: Routing) -> None:
     import datetime as dt
 
     utc = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
-    assert office_state(routing.schedules["office"], utc, "Asia/Ho_Chi_Minh").state is OfficeState.OPEN
+    assert (
+        office_state(routing.schedules["office"], utc, "Asia/Ho_Chi_Minh").state is OfficeState.OPEN
+    )

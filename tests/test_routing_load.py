@@ -73,8 +73,10 @@ def test_version_follows_the_bytes() -> None:
 
 
 def test_unknown_key_is_pointed_at() -> None:
-    text = GOOD.replace("  bye: {type: hangup, prompts: [goodbye]}",
-                        "  bye: {type: hangup, prompts: [goodbye], colour: red}")
+    text = GOOD.replace(
+        "  bye: {type: hangup, prompts: [goodbye]}",
+        "  bye: {type: hangup, prompts: [goodbye], colour: red}",
+    )
     assert problems(text) == ["r.yaml:27:43: nodes.bye.colour: khoá không được biết đến"]
 
 
@@ -98,9 +100,7 @@ def test_duplicate_unit_code() -> None:
         "nodes:\n",
         '  - {code: "0101", name: Sở Tư pháp, kind: department, endpoint: PJSIP/dv-0102}\nnodes:\n',
     )
-    assert problems(text) == [
-        "r.yaml:13:12: mã đơn vị '0101' bị trùng (đã dùng cho Sở Nội vụ)"
-    ]
+    assert problems(text) == ["r.yaml:13:12: mã đơn vị '0101' bị trùng (đã dùng cho Sở Nội vụ)"]
 
 
 def test_code_that_is_a_prefix_of_another() -> None:
@@ -114,8 +114,10 @@ def test_code_that_is_a_prefix_of_another() -> None:
 
 
 def test_duplicate_yaml_key() -> None:
-    text = GOOD.replace("  bye: {type: hangup, prompts: [goodbye]}",
-                        "  bye: {type: hangup, prompts: [goodbye]}\n  bye: {type: hangup}")
+    text = GOOD.replace(
+        "  bye: {type: hangup, prompts: [goodbye]}",
+        "  bye: {type: hangup, prompts: [goodbye]}\n  bye: {type: hangup}",
+    )
     (only,) = problems(text)
     assert only.startswith("r.yaml:28:3: khoá bị lặp")
     assert '"bye"' in only
@@ -124,7 +126,7 @@ def test_duplicate_yaml_key() -> None:
 def test_number_instead_of_string_keeps_its_zero_visible() -> None:
     text = GOOD.replace('{code: "0101"', "{code: 0101")
     assert problems(text) == [
-        'r.yaml:12:12: units.0.code: giá trị 101 phải là chuỗi trong dấu nháy '
+        "r.yaml:12:12: units.0.code: giá trị 101 phải là chuỗi trong dấu nháy "
         '(vd. "0101" hay "101"), để số 0 ở đầu không bị mất'
     ]
 
@@ -150,8 +152,10 @@ def test_unknown_node_type() -> None:
 
 
 def test_missing_required_key() -> None:
-    text = GOOD.replace("  vm: {type: voicemail, prompts: [voicemail-intro], next: bye}",
-                        "  vm: {type: voicemail, prompts: [voicemail-intro]}")
+    text = GOOD.replace(
+        "  vm: {type: voicemail, prompts: [voicemail-intro], next: bye}",
+        "  vm: {type: voicemail, prompts: [voicemail-intro]}",
+    )
     assert problems(text) == ["r.yaml:21:7: nodes.vm.next: thiếu khoá bắt buộc 'next'"]
 
 

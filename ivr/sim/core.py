@@ -44,15 +44,19 @@ class Playback:
     index: int = 0
     state: str = "queued"
     timer: asyncio.TimerHandle | None = None
+    cancelled: bool = False
 
     def json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "media_uri": self.media[min(self.index, len(self.media) - 1)],
             "target_uri": f"channel:{self.channel.id}",
             "language": self.language,
             "state": self.state,
         }
+        if self.index + 1 < len(self.media) and self.state == "playing":
+            out["next_media_uri"] = self.media[self.index + 1]
+        return out
 
 
 @dataclass
@@ -440,7 +444,7 @@ class Pbx:
         if not media:
             raise fail(500, "Failed to queue media for playback")  # no 'media': 400 from routing
         pb = Playback(playback_id or str(uuid.uuid4()), ch, media, lang or "en")
-        self.playbacks[pb.id] = pb
+        self.playbacks.setdefault(pb.id, pb)  # a second one with the same id waits its turn
         if ch.playing is None:
             asyncio.get_running_loop().call_soon(self._start_playback, pb)
         else:
@@ -449,8 +453,9 @@ class Pbx:
 
     def _start_playback(self, pb: Playback) -> None:
         ch = pb.channel
-        if ch.gone or pb.id not in self.playbacks:
+        if ch.gone or pb.cancelled:
             return
+        self.playbacks[pb.id] = pb
         ch.playing = pb
         pb.state = "playing"
         self.emit("PlaybackStarted", playback=pb.json())
@@ -460,7 +465,8 @@ class Pbx:
         uri = pb.media[pb.index]
         scheme, _, rest = uri.partition(":")
         if scheme not in {"sound", "recording", "tone", "digits", "number"}:
-            return  # Asterisk accepts it and never finishes
+            self.playbacks.pop(pb.id, None)  # Asterisk: never finishes, and GET says 404
+            return
         prompt = rest.rsplit("/", 1)[-1]
         if rest in self.missing_sounds or prompt in self.missing_sounds:
             self._end_playback(pb, "failed")
@@ -485,7 +491,8 @@ class Pbx:
             pb.timer.cancel()
         pb.state = state
         self.emit("PlaybackFinished", playback=pb.json())
-        self.playbacks.pop(pb.id, None)
+        if self.playbacks.get(pb.id) is pb:
+            del self.playbacks[pb.id]
         if ch.playing is pb:
             ch.playing = None
             if ch.queued:
@@ -499,6 +506,7 @@ class Pbx:
         if pb.channel.playing is pb:
             self._end_playback(pb, "done")
         else:
+            pb.cancelled = True
             pb.channel.queued.remove(pb)
             self.playbacks.pop(pb.id, None)
 
@@ -643,15 +651,16 @@ class Pbx:
         if leg.gone:
             return
         self._dial_event(leg, "")
+        if clerk.kind is ClerkKind.BUSY:  # a 486 comes without any 180 first
+            self.later(min(clerk.ring_seconds, timeout), lambda: self._leg_busy(leg), leg)
+            return
         leg.state = "Ringing"
         self.emit_ch("ChannelStateChange", leg)
         self._dial_event(leg, "RINGING")
         caller = self.calls.get(leg.originator or "")
         if caller is not None:
             caller.log.append(f"ringing:{leg.endpoint}")
-        if clerk.kind is ClerkKind.BUSY:
-            self.later(min(clerk.ring_seconds, timeout), lambda: self._leg_busy(leg), leg)
-        elif clerk.kind is ClerkKind.ANSWER and clerk.ring_seconds < timeout:
+        if clerk.kind is ClerkKind.ANSWER and clerk.ring_seconds < timeout:
             self.later(clerk.ring_seconds, lambda: self._leg_answers(leg, clerk, args), leg)
         self.later(timeout, lambda: self._leg_no_answer(leg), leg)
 

@@ -64,6 +64,9 @@ class AsteriskSim:
         # (method, route template) → (status, body): answer this instead, to test our handling
         self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self._conns: list[_Conn] = []
+        self._event_waiters: list[
+            tuple[Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]
+        ] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.connections = 0
@@ -123,8 +126,22 @@ class AsteriskSim:
 
     # --- events ---------------------------------------------------------------------------------
 
+    async def wait_for_event(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Until an event matching ``predicate`` is emitted (or was, since the start)."""
+        for event in self.events:
+            if predicate(event):
+                return event
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._event_waiters.append((predicate, fut))
+        return await fut
+
     def _emit(self, app: str, event: dict[str, Any]) -> None:
         self.events.append(event)
+        for waiter in list(self._event_waiters):
+            predicate, fut = waiter
+            if not fut.done() and predicate(event):
+                fut.set_result(event)
+                self._event_waiters.remove(waiter)
         text = json.dumps(event, ensure_ascii=False)
         for conn in self._conns:
             if not conn.frozen:
@@ -230,8 +247,8 @@ class AsteriskSim:
             return r.match_info["channelId"]
 
         def play(r: web.Request) -> Any:
-            if "media" not in r.query:
-                raise fail(400, "Missing parameter media")
+            if "media" not in r.query:  # what Asterisk 22 answers (rest-errors trace)
+                raise fail(500, "Failed to queue media for playback")
             media = q(r, "media").split(",")
             pid = r.match_info.get("playbackId") or r.query.get("playbackId")
             return 201, p.play(cid(r), pid, media, q(r, "lang")).json()
@@ -348,6 +365,11 @@ class AsteriskSim:
                 lambda r: p.stop_playback(r.match_info["playbackId"]),
             ),
             ("GET", "/recordings/live/{recordingName}", live),
+            (
+                "GET",
+                "/recordings/stored",
+                lambda r: (200, [{"name": n, "format": "wav"} for n in p.stored]),
+            ),
             ("GET", "/recordings/stored/{recordingName}", stored),
             ("GET", "/recordings/stored/{recordingName}/file", stored_file),
             ("POST", "/bridges", bridge_create),

@@ -134,7 +134,8 @@ async def test_our_error_mid_call_hands_the_caller_to_the_fallback(routing: Rout
         assert not [c for c in h.sim.pbx.channels.values() if not c.inbound]  # leg dropped
     (record,) = observer.done
     assert record.disposition is Disposition.ERRORED
-    assert record.error is not None and "bridge" in record.error
+    assert record.error is not None
+    assert "bridge" in record.error
 
 
 async def test_caller_hangs_up_at_once(routing: Routing) -> None:
@@ -180,7 +181,8 @@ async def test_rest_errors_are_typed() -> None:
             assert nf.value.message == "Channel not found"
             with pytest.raises(ServerError) as se:
                 await c.originate("Bogus/x", channel_id="x1", app_args="", caller_id="1", timeout=5)
-            assert se.value.status == 500 and se.value.message == "Allocation failed"
+            assert se.value.status == 500
+            assert se.value.message == "Allocation failed"
             with pytest.raises(BadRequest) as br:
                 await c.originate("PJSIP/", channel_id="x2", app_args="", caller_id="1", timeout=5)
             assert br.value.message == "Invalid endpoint specified"

@@ -141,8 +141,10 @@ def test_bad_endpoint_and_bad_hours_are_both_reported() -> None:
     text = GOOD.replace("[PJSIP/cchc-1]", "[cchc 1]").replace('["07:30-11:30"]', '["7h30-11h30"]')
     found = problems(text)
     assert len(found) == 2
-    assert found[0].startswith("r.yaml:8:") and "HH:MM-HH:MM" in found[0]
-    assert found[1].startswith("r.yaml:10:") and "PJSIP/" in found[1]
+    assert found[0].startswith("r.yaml:8:")
+    assert "HH:MM-HH:MM" in found[0]
+    assert found[1].startswith("r.yaml:10:")
+    assert "PJSIP/" in found[1]
 
 
 def test_unknown_node_type() -> None:
@@ -168,7 +170,8 @@ def test_unknown_branch_and_schedule() -> None:
 
 def test_yaml_syntax_error() -> None:
     (only,) = problems(GOOD.replace("  menu:\n", "  menu: [\n"))
-    assert only.startswith("r.yaml:") and "lỗi cú pháp YAML" in only
+    assert only.startswith("r.yaml:")
+    assert "lỗi cú pháp YAML" in only
 
 
 def test_not_utf8_and_missing_file(tmp_path: Path) -> None:

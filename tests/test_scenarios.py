@@ -71,4 +71,5 @@ async def test_scenario(routing: Routing, sc: Scenario) -> None:
     assert all(entry in it2 for entry in sc.sim_log), call.log
     assert record.routing_version == routing.version
     assert record.caller_number == "0912345678"
-    assert record.ended_at is not None and record.ended_at >= record.started_at
+    assert record.ended_at is not None
+    assert record.ended_at >= record.started_at

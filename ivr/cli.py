@@ -87,6 +87,21 @@ def _parser() -> argparse.ArgumentParser:
     pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
     pjsip.add_argument("file", type=Path)
     pjsip.set_defaults(func=_cmd_pjsip)
+
+    conf = sub.add_parser(
+        "asterisk-config", help="ghi các tệp cấu hình Asterisk (http, ari, pjsip, dialplan)"
+    )
+    conf.add_argument("directory", type=Path, help="thư mục đích, vd. /etc/asterisk")
+    conf.add_argument("--routing", type=Path, default=Path("routing/hotline.yaml"))
+    conf.add_argument("--example", type=Path, default=Path("asterisk.conf.example"))
+    conf.add_argument("--dialplan", type=Path, default=Path("dialplan/hotline.conf"))
+    conf.add_argument("--overwrite", action="store_true", help="ghi đè tệp đã có")
+    conf.add_argument(
+        "--static-contacts",
+        metavar="HOST:PORT",
+        help="máy có địa chỉ cố định: máy thứ n ở HOST:PORT+n (vd. bàn thử SIPp)",
+    )
+    conf.set_defaults(func=_cmd_asterisk_config)
     return p
 
 
@@ -170,6 +185,37 @@ def _cmd_pjsip(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 1
     sys.stdout.write(render(routing))
+    return 0
+
+
+def _cmd_asterisk_config(args: argparse.Namespace) -> int:
+    from ivr.asterisk_config import write_config
+
+    contacts = None
+    if args.static_contacts:
+        host, _, port = args.static_contacts.rpartition(":")
+        if not host or not port.isdigit():
+            print("--static-contacts cần dạng HOST:PORT, vd. 127.0.0.1:5070", file=sys.stderr)
+            return 2
+        contacts = (host, int(port))
+    try:
+        routing = load_routing(args.routing, None)
+        written = write_config(
+            args.directory,
+            args.example,
+            args.dialplan,
+            routing,
+            overwrite=args.overwrite,
+            static_contacts=contacts,
+        )
+    except RoutingError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"không ghi được cấu hình: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
     return 0
 
 

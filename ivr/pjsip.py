@@ -61,7 +61,14 @@ def phones(routing: Routing) -> list[Phone]:
     return list(seen.values())
 
 
-def render(routing: Routing, password: Callable[[str], str] | None = None) -> str:
+def render(
+    routing: Routing,
+    password: Callable[[str], str] | None = None,
+    static_contacts: tuple[str, int] | None = None,
+) -> str:
+    """The phones' sections. ``static_contacts=(host, first_port)`` gives each phone a fixed
+    contact (host:first_port, host:first_port+1, ... in order) instead of registration: for
+    desk phones with fixed addresses, and for SIPp desk phones on a test bench."""
     make_password = password or (lambda _name: secrets.token_urlsafe(15))
     parts = [
         f"; Điện thoại của {routing.hotline.name} — sinh từ định tuyến phiên bản {routing.version}.",
@@ -69,13 +76,17 @@ def render(routing: Routing, password: Callable[[str], str] | None = None) -> st
         "",
         TEMPLATES,
     ]
-    for phone in phones(routing):
+    for i, phone in enumerate(phones(routing)):
+        contact = ""
+        if static_contacts is not None:
+            host, first = static_contacts
+            contact = f"contact=sip:{phone.name}@{host}:{first + i}\n"
         parts.append(
             f"; {phone.comment}\n"
             f"[{phone.name}](hotline-phone)\nauth={phone.name}\naors={phone.name}\n"
             f'callerid="{phone.comment[:40]}" <{phone.name}>\n\n'
             f"[{phone.name}](hotline-auth)\nusername={phone.name}\n"
             f"password={make_password(phone.name)}\n\n"
-            f"[{phone.name}](hotline-aor)\n"
+            f"[{phone.name}](hotline-aor)\n{contact}"
         )
     return "\n".join(parts)

@@ -390,7 +390,9 @@ class AriCallSession:
                     grace = RECORD_GRACE_SECONDS * self.timer_scale
                 kind = ev["type"]
                 rec = ev.get("recording") or {}
-                if kind in {"RecordingFinished", "RecordingFailed"} and rec.get("name") == name:
+                if kind == "RecordingFailed" and rec.get("name") == name:
+                    raise SessionError(f"recording {name} failed: {rec.get('cause', '?')}")
+                if kind == "RecordingFinished" and rec.get("name") == name:
                     d = rec.get("duration")
                     duration = float(d) if d is not None else None
                     break

@@ -27,6 +27,7 @@ from ivr.ari.events import EventStream
 from ivr.ari.session import AriCallSession, target_channel
 from ivr.flow.engine import Clock, run_call, utc_now
 from ivr.flow.record import CallObserver
+from ivr.metrics import CALLS_LIVE, CALLS_STARTED, DtmfLatency
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 
@@ -61,6 +62,8 @@ class StasisApp:
         self.calls: dict[str, asyncio.Task[Any]] = {}
         self.stream = EventStream(client, self.on_event, self.on_connected, heartbeat=heartbeat)
         self._background: set[asyncio.Task[Any]] = set()
+        self.latency = DtmfLatency()
+        client.on_request = self.latency.request
 
     # --- LegRegistry --------------------------------------------------------------------------
 
@@ -74,6 +77,8 @@ class StasisApp:
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        if kind == "ChannelDtmfReceived":
+            self.latency.dtmf(event["channel"]["id"])
         if kind == "StasisStart":
             channel_id = event["channel"]["id"]
             if channel_id in self.routes:
@@ -117,6 +122,8 @@ class StasisApp:
         self.routes[info.channel_id] = session
         task = asyncio.create_task(self._run(session, routing), name=f"call-{info.channel_id}")
         self.calls[info.channel_id] = task
+        CALLS_STARTED.inc()
+        CALLS_LIVE.inc()
 
     async def _run(self, session: AriCallSession, routing: Routing) -> None:
         try:
@@ -124,6 +131,8 @@ class StasisApp:
         finally:
             self.routes.pop(session.id, None)
             self.calls.pop(session.id, None)
+            self.latency.forget(session.id)
+            CALLS_LIVE.dec()
 
     # --- (re)connection -----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ Asterisk's own HTTP log would keep). Parameters go in the query string, as Aster
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +47,7 @@ class AriClient:
         self._auth = basic_auth(user, password)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._http: aiohttp.ClientSession | None = None
+        self.on_request: Callable[[str, str], None] | None = None  # (method, path), for metrics
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -75,6 +76,8 @@ class AriClient:
     ) -> Any:
         query = {k: _q(v) for k, v in (params or {}).items() if v is not None}
         url = self.base_url + path
+        if self.on_request is not None:
+            self.on_request(method, path)
         try:
             async with self.http().request(method, url, params=query) as resp:
                 if raw and resp.status == 200:

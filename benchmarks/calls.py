@@ -1,0 +1,191 @@
+"""Load benchmark: the simulator in its own process drives concurrent calls through the menu to a
+dial; one controller process handles them. Prints figures; asserts nothing.
+
+    .venv/bin/python -m benchmarks.calls --calls 1000 --rate 300
+
+Each scripted caller hears the greeting and the menu, presses 4 half a second into the menu, the
+branch phone rings 2 s, answers and talks 5 s. Reported: peak concurrent calls, call set-ups per
+second (StasisStart handled to answer sent), the DTMF-to-next-request latency, memory per live
+call (resident set growth at the peak / live calls), and where the controller's CPU time went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import multiprocessing as mp
+import os
+import pstats
+import statistics
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ivr import logs
+from ivr.ari.app import StasisApp
+from ivr.ari.client import AriClient
+from ivr.flow.record import Disposition, MemoryObserver
+from ivr.prompts import load_manifest
+from ivr.routing.load import load_routing
+from ivr.sim.http import AsteriskSim
+from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# --- the simulator's process -----------------------------------------------------------------
+
+
+def sim_process(conn: Connection, calls: int, rate: float) -> None:
+    asyncio.run(_sim_main(conn, calls, rate))
+
+
+async def _sim_main(conn: Connection, calls: int, rate: float) -> None:
+    clerks = Clerks(default=ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=5))
+    sim = AsteriskSim(speed=1.0, clerks=clerks, prompt_seconds=lambda _m: 2.0)
+    url = await sim.start()
+    conn.send(url)
+    await sim.wait_connected()
+    script = CallerScript((Press("4", on="prompt:main-menu", after=0.5),))
+    started = time.perf_counter()
+    placed = []
+    for i in range(calls):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        placed.append(sim.call(script))
+    placing = time.perf_counter() - started
+    await asyncio.gather(*(c.done for c in placed))
+    conn.send(
+        {"placing_seconds": placing, "requests": len(sim.requests), "events": len(sim.events)}
+    )
+    await sim.stop()
+
+
+# --- the controller's process ----------------------------------------------------------------
+
+
+async def controller(url: str, calls: int, conn: Connection) -> dict[str, Any]:
+    manifest = load_manifest(ROOT / "prompts" / "manifest.yaml")
+    routing = load_routing(ROOT / "routing" / "hotline.yaml", manifest.keys())
+    observer = MemoryObserver()
+    day = __import__("datetime").datetime(2026, 11, 25, 2, 0, tzinfo=__import__("datetime").UTC)
+    client = AriClient(url, "ivr", "secret", "hotline")
+    app = StasisApp(client, lambda: routing, observer, clock=lambda: day)
+    setup_times: list[float] = []
+    first_seen: dict[str, float] = {}
+    original_on_event = app.on_event
+    original_request = client.on_request
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "StasisStart" and not event.get("args"):
+            first_seen[event["channel"]["id"]] = time.perf_counter()
+        original_on_event(event)
+
+    def on_request(method: str, path: str) -> None:
+        if path.endswith("/answer"):
+            cid = path.split("/")[2]
+            if cid in first_seen:
+                setup_times.append(time.perf_counter() - first_seen.pop(cid))
+        if original_request is not None:
+            original_request(method, path)
+
+    app.stream.on_event = on_event
+    client.on_request = on_request
+    task = asyncio.create_task(app.run())
+    await app.stream.connected.wait()
+    base_rss = _rss_bytes()
+    peak_live, peak_rss = 0, base_rss
+    answered_at: list[float] = []
+    t0 = time.perf_counter()
+    while len(observer.done) < calls:
+        await asyncio.sleep(0.05)
+        live = len(app.calls)
+        if live > peak_live:
+            peak_live, peak_rss = live, max(peak_rss, _rss_bytes())
+        answered_at.append(time.perf_counter())
+    wall = time.perf_counter() - t0
+    sim_stats = conn.recv()
+    await app.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await client.close()
+    lat = sorted(app.latency.samples)
+    dispositions: dict[str, int] = {}
+    for r in observer.done:
+        dispositions[r.disposition.value] = dispositions.get(r.disposition.value, 0) + 1
+    return {
+        "calls": calls,
+        "answered": dispositions.get(Disposition.ANSWERED.value, 0),
+        "dispositions": dispositions,
+        "peak_live": peak_live,
+        "setup_per_second": calls / sim_stats["placing_seconds"],
+        "setup_p50_ms": 1000 * statistics.median(setup_times),
+        "setup_p99_ms": 1000 * _pct(sorted(setup_times), 0.99),
+        "dtmf_samples": len(lat),
+        "dtmf_p50_ms": 1000 * _pct(lat, 0.50),
+        "dtmf_p99_ms": 1000 * _pct(lat, 0.99),
+        "dtmf_max_ms": 1000 * lat[-1],
+        "rss_per_live_call_kb": (peak_rss - base_rss) / max(peak_live, 1) / 1024,
+        "wall_seconds": wall,
+        "sim": sim_stats,
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=300.0, help="calls placed per second")
+    ap.add_argument("--profile", action="store_true", help="print where the controller's time went")
+    args = ap.parse_args()
+    logs.configure(level="WARNING")
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=sim_process, args=(child, args.calls, args.rate))
+    proc.start()
+    url = parent.recv()
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    cpu0 = time.process_time()
+    result = asyncio.run(controller(url, args.calls, parent))
+    cpu = time.process_time() - cpu0
+    if profiler:
+        profiler.disable()
+    proc.join()
+    r = result
+    print(f"calls: {r['calls']}  answered: {r['answered']}  outcomes: {r['dispositions']}")
+    print(f"peak concurrent calls in one controller: {r['peak_live']}")
+    print(
+        f"call set-ups offered: {r['setup_per_second']:.0f}/s; StasisStart→answer "
+        f"p50 {r['setup_p50_ms']:.2f} ms, p99 {r['setup_p99_ms']:.2f} ms"
+    )
+    print(
+        f"DTMF event → next ARI request: p50 {r['dtmf_p50_ms']:.2f} ms, "
+        f"p99 {r['dtmf_p99_ms']:.2f} ms, max {r['dtmf_max_ms']:.2f} ms "
+        f"({r['dtmf_samples']} samples)"
+    )
+    print(f"memory: {r['rss_per_live_call_kb']:.1f} KB resident per live call at the peak")
+    print(
+        f"controller CPU: {cpu:.1f} s for {r['wall_seconds']:.1f} s of wall time "
+        f"({1000 * cpu / r['calls']:.2f} ms per call); simulator: {r['sim']['requests']} "
+        f"requests, {r['sim']['events']} events"
+    )
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()

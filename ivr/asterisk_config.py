@@ -31,9 +31,10 @@ def write_config(
     *,
     overwrite: bool = False,
     static_contacts: tuple[str, int] | None = None,
+    qualify: bool = True,
 ) -> list[Path]:
     files = split_example(example.read_text(encoding="utf-8"))
-    files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts)
+    files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts, qualify=qualify)
     files["hotline.conf"] = dialplan.read_text(encoding="utf-8")
     target.mkdir(parents=True, exist_ok=True)
     written = []

@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         help="máy cán bộ: nghe máy, bận, không trả lời, không liên lạc được",
     )
     sim.add_argument("--caller", default="0912345678", help="số người gọi")
+    sim.add_argument(
+        "--message",
+        type=float,
+        default=0.0,
+        help="người gọi để lại lời nhắn dài bao nhiêu giây (mặc định 0: không)",
+    )
     sim.add_argument("--prompts", type=Path)
     sim.set_defaults(func=_cmd_simulate, log_level="WARNING")
 
@@ -100,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "--static-contacts",
         metavar="HOST:PORT",
         help="máy có địa chỉ cố định: máy thứ n ở HOST:PORT+n (vd. bàn thử SIPp)",
+    )
+    conf.add_argument(
+        "--no-qualify",
+        action="store_true",
+        help="không thăm dò máy (máy thử không trả lời OPTIONS)",
     )
     conf.set_defaults(func=_cmd_asterisk_config)
     return p
@@ -149,7 +160,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     at = local.replace(tzinfo=ZoneInfo(routing.hotline.timezone))
     inputs = [SILENCE if d == "_" else d for d in args.digits.split()]
-    record = asyncio.run(_simulate(routing, at, inputs, Clerk(args.clerk), args.caller))
+    record = asyncio.run(
+        _simulate(routing, at, inputs, Clerk(args.clerk), args.caller, args.message)
+    )
     print(
         f"Cuộc gọi từ {args.caller} lúc {args.at} ({routing.hotline.timezone}), "
         f"định tuyến {routing.version}:"
@@ -168,10 +181,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 async def _simulate(
-    routing: Routing, at: dt.datetime, inputs: list[str], clerk: Clerk, caller: str
+    routing: Routing,
+    at: dt.datetime,
+    inputs: list[str],
+    clerk: Clerk,
+    caller: str,
+    message_seconds: float,
 ) -> CallRecord:
     session = FakeSession(
-        CallInfo("simulate.1", caller), inputs=[*inputs, HANGUP], default_clerk=clerk
+        CallInfo("simulate.1", caller),
+        inputs=[*inputs, HANGUP],
+        default_clerk=clerk,
+        voicemail_seconds=message_seconds,
     )
     return await run_call(session, routing, MemoryObserver(), clock=lambda: at)
 
@@ -207,6 +228,7 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
             routing,
             overwrite=args.overwrite,
             static_contacts=contacts,
+            qualify=not args.no_qualify,
         )
     except RoutingError as e:
         print(e, file=sys.stderr)

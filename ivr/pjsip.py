@@ -65,6 +65,7 @@ def render(
     routing: Routing,
     password: Callable[[str], str] | None = None,
     static_contacts: tuple[str, int] | None = None,
+    qualify: bool = True,
 ) -> str:
     """The phones' sections. ``static_contacts=(host, first_port)`` gives each phone a fixed
     contact (host:first_port, host:first_port+1, ... in order) instead of registration: for
@@ -81,6 +82,8 @@ def render(
         if static_contacts is not None:
             host, first = static_contacts
             contact = f"contact=sip:{phone.name}@{host}:{first + i}\n"
+        if not qualify:
+            contact += "qualify_frequency=0\n"
         parts.append(
             f"; {phone.comment}\n"
             f"[{phone.name}](hotline-phone)\nauth={phone.name}\naors={phone.name}\n"

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 
 from ivr.prompts import load_manifest
 from ivr.routing.load import load_routing
@@ -30,3 +32,10 @@ def prompt_ids() -> list[str]:
 @pytest.fixture(scope="session")
 def routing(prompt_ids: list[str]) -> Routing:
     return load_routing(ROUTING_FILE, prompt_ids)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """`ivr` commands configure structlog onto the captured stderr: undo it after each test."""
+    yield
+    structlog.reset_defaults()

@@ -136,8 +136,8 @@ class CallTrace:
 def disposition(trace: CallTrace) -> Disposition:
     if trace.error is not None:
         return Disposition.ERRORED
-    if trace.voicemail is not None:
-        return Disposition.VOICEMAIL
+    if trace.voicemail is not None and trace.voicemail.duration_seconds > 0:
+        return Disposition.VOICEMAIL  # an empty recording (silence, no audio) is no message
     dials = [s for s in trace.steps if s.kind in {"dial", "directory"} and s.outcome != "not_found"]
     if any(s.outcome == "answered" for s in dials):
         return Disposition.ANSWERED

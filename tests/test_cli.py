@@ -1,0 +1,215 @@
+"""The `ivr` commands as an admin runs them: output, exit codes, files written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr.asterisk_config import split_example
+from ivr.cli import main
+from ivr.pjsip import phones
+from ivr.routing.model import Routing
+
+from .conftest import ROOT, ROUTING_FILE
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_routing_check_good(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "routing", "check", str(ROUTING_FILE))
+    assert code == 0
+    assert "hợp lệ — 27 nút, 9 nhánh, 16 đơn vị" in out
+
+
+def test_routing_check_bad_names_every_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "routing" / "bad.yaml"
+    bad.parent.mkdir()
+    text = ROUTING_FILE.read_text().replace("next: main-menu", "next: main-menuu")
+    text = text.replace('{code: "3002"', "{code: 3002")
+    bad.write_text(text)
+    code, _, err = run(
+        capsys, "routing", "check", str(bad), "--prompts", str(ROOT / "prompts" / "manifest.yaml")
+    )
+    assert code == 1
+    assert f"{bad}:54:12: units.13.code: giá trị 3002 phải là chuỗi trong dấu nháy" in err
+    assert "1 lỗi, tệp không được dùng" in err
+    # shape first, then the graph: once the number is quoted, the bad target shows
+    bad.write_text(text.replace("{code: 3002", '{code: "3002"'))
+    code, _, err = run(
+        capsys, "routing", "check", str(bad), "--prompts", str(ROOT / "prompts" / "manifest.yaml")
+    )
+    assert code == 1
+    assert "nodes.greeting.next: nút đích 'main-menuu' không tồn tại" in err
+
+
+@pytest.mark.parametrize(
+    ("at", "digits", "clerk", "message", "expect"),
+    [
+        ("2026-02-17 09:00", "4", "answer", "0", "Kết quả: closed"),  # Tết 2026: a holiday
+        ("2026-02-17 09:00", "", "answer", "8", "Kết quả: voicemail"),
+        ("2026-11-25 09:00", "4", "answer", "0", "Kết quả: answered, nhánh 4, máy PJSIP/cchc-4a"),
+        ("2026-11-25 09:00", "6", "busy", "10", "Kết quả: voicemail, nhánh 6"),
+        ("2026-11-25 09:00", "6", "no_answer", "0", "Kết quả: no_answer, nhánh 6"),
+        (
+            "2026-11-25 09:00",
+            "0 3002#",
+            "answer",
+            "0",
+            "Kết quả: answered, đơn vị 3002, máy PJSIP/dv-3002",
+        ),
+        ("2026-11-25 09:00", "# _ _", "answer", "0", "Kết quả: abandoned"),
+    ],
+)
+def test_routing_simulate(
+    capsys: pytest.CaptureFixture[str],
+    at: str,
+    digits: str,
+    clerk: str,
+    message: str,
+    expect: str,
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "routing",
+        "simulate",
+        str(ROUTING_FILE),
+        "--at",
+        at,
+        "--digits",
+        digits,
+        "--clerk",
+        clerk,
+        "--message",
+        message,
+    )
+    assert code == 0
+    assert expect in out
+
+
+def test_simulate_the_readme_example_shows_the_holiday(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "routing",
+        "simulate",
+        "routing/hotline.yaml",
+        "--at",
+        "2026-02-17 09:00",
+        "--digits",
+        "4",
+    )
+    assert code == 0
+    assert "start          hours      holiday — Tết Nguyên Đán" in out
+
+
+def test_simulate_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "routing", "simulate", str(ROUTING_FILE), "--at", "tomorrow")
+    assert code == 2
+    assert 'cần dạng "YYYY-MM-DD HH:MM"' in err
+    code, _, err = run(
+        capsys,
+        "routing",
+        "simulate",
+        str(ROUTING_FILE),
+        "--at",
+        "2026-11-25 09:00",
+        "--digits",
+        "4x",
+    )
+    assert code == 2
+    assert "không phải phím điện thoại" in err
+
+
+def test_pjsip_has_every_phone_once(capsys: pytest.CaptureFixture[str], routing: Routing) -> None:
+    code, out, _ = run(capsys, "pjsip", str(ROUTING_FILE))
+    assert code == 0
+    names = [p.name for p in phones(routing)]
+    assert len(names) == len(set(names)) == 11 + 16
+    for name in names:
+        assert f"[{name}](hotline-phone)" in out
+        assert f"[{name}](hotline-auth)" in out
+        assert f"[{name}](hotline-aor)" in out
+    assert "password=CHANGE" not in out
+
+
+def test_asterisk_config_writes_every_file_and_keeps_existing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "etc"
+    args = [
+        "asterisk-config",
+        str(target),
+        "--routing",
+        str(ROUTING_FILE),
+        "--example",
+        str(ROOT / "asterisk.conf.example"),
+        "--dialplan",
+        str(ROOT / "dialplan" / "hotline.conf"),
+    ]
+    code, out, _ = run(capsys, *args, "--static-contacts", "127.0.0.1:5070")
+    assert code == 0
+    written = {Path(line).name for line in out.split()}
+    assert written == {
+        "http.conf",
+        "ari.conf",
+        "pjsip.conf",
+        "extensions.conf",
+        "manager.conf",
+        "pjsip_hotline.conf",
+        "hotline.conf",
+    }
+    assert "contact=sip:cchc-1@127.0.0.1:5070" in (target / "pjsip_hotline.conf").read_text()
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert "--overwrite" in err
+
+
+def test_the_asterisk_side_agrees_with_the_routing(routing: Routing) -> None:
+    parts = split_example((ROOT / "asterisk.conf.example").read_text())
+    dialplan = (ROOT / "dialplan" / "hotline.conf").read_text()
+    assert "#include pjsip_hotline.conf" in parts["pjsip.conf"]
+    assert "#include hotline.conf" in parts["extensions.conf"]
+    assert "bindaddr=127.0.0.1" in parts["http.conf"]
+    assert f"[{routing.hotline.fallback.context}]" in dialplan
+    assert "Stasis(${HOTLINE_APP})" in dialplan
+    assert "HOTLINE_APP=hotline" in dialplan
+    operators = "&".join(routing.branches["9"].endpoints)
+    assert f"HOTLINE_OPERATORS={operators}" in dialplan
+
+
+def test_run_refuses_a_config_without_password(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IVR_ARI_PASSWORD", raising=False)
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text('ari_url = "http://127.0.0.1:8088/ari"\n')
+    code, _, err = run(capsys, "run", "--config", str(cfg))
+    assert code == 2
+    assert "chưa có mật khẩu ARI" in err
+    cfg.write_text('ari_pasword = "x"\n')
+    code, _, err = run(capsys, "run", "--config", str(cfg))
+    assert code == 2
+    assert "khoá không được biết đến: ari_pasword" in err
+
+
+def test_the_readme_demo_command_shows_every_call_as_expected() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "demo", "--speed", "20", "--root", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Tất cả cuộc gọi cho kết quả như mong đợi." in proc.stdout
+    assert proc.stdout.count("✓") == 6
+    assert "UBND xã Gio Mỹ" in proc.stdout

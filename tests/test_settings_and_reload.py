@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+import structlog
+
+from ivr.config import ConfigError, Settings, load_settings
+from ivr.flow.engine import run_call
+from ivr.flow.record import MemoryObserver
+from ivr.routing.live import LiveRouting
+from ivr.session import CallInfo
+from ivr.testing.fake import FakeSession
+
+from .conftest import MANIFEST_FILE, ROUTING_FILE
+
+
+def test_environment_overrides_the_file_and_the_password_is_never_shown(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text('ari_url = "http://127.0.0.1:8088/ari"\nari_password = "from-file"\n')
+    s = load_settings(cfg, {"IVR_ARI_PASSWORD": "s3cret", "IVR_ARI_APP": "cchc"})
+    assert s.ari_password == "s3cret"
+    assert s.ari_app == "cchc"
+    assert "s3cret" not in repr(s)
+    assert s.redacted()["ari_password"] == "***"
+
+
+def test_bad_toml_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text("ari_url = \n")
+    with pytest.raises(ConfigError, match="cấu hình TOML sai"):
+        load_settings(cfg, {})
+    with pytest.raises(ConfigError, match="không đọc được"):
+        load_settings(tmp_path / "missing.toml", {})
+    cfg.write_text('log_json = "yes"\nari_password = "x"\n')
+    with pytest.raises(ConfigError, match="'log_json' phải là true/false"):
+        load_settings(cfg, {})
+    assert isinstance(Settings(), Settings)
+
+
+def _prompts() -> list[str]:
+    from ivr.prompts import load_manifest
+
+    return list(load_manifest(MANIFEST_FILE))
+
+
+async def test_bad_file_keeps_the_running_routing_and_calls_keep_their_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live_file = tmp_path / "hotline.yaml"
+    live_file.write_text(ROUTING_FILE.read_text())
+    live = LiveRouting(live_file, _prompts)
+    first = live.current
+
+    # a call begins on the first version...
+    at = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
+    session = FakeSession(CallInfo("c1", "0912"), inputs=["4"])
+    routing_at_start = live()
+
+    # ...a broken file is refused, the old one stays
+    live_file.write_text(ROUTING_FILE.read_text().replace("next: main-menu", "next: nowhere"))
+    with structlog.testing.capture_logs() as logs:
+        assert live.reload() is False
+    assert live.current is first
+    assert any("nowhere" in e.get("problem", "") for e in logs)
+
+    # a good change is taken up
+    live_file.write_text(ROUTING_FILE.read_text().replace("ring_seconds: 20", "ring_seconds: 25"))
+    assert live.reload() is True
+    assert live.current.version != first.version
+
+    record = await run_call(session, routing_at_start, MemoryObserver(), clock=lambda: at)
+    assert record.routing_version == first.version
+    assert logging.getLogger() is not None
+
+
+async def test_the_watcher_reloads_a_changed_file(tmp_path: Path) -> None:
+    live_file = tmp_path / "hotline.yaml"
+    live_file.write_text(ROUTING_FILE.read_text())
+    live = LiveRouting(live_file, _prompts)
+    first = live.current.version
+    watcher = asyncio.create_task(live.watch(interval=0.01))
+    live_file.write_text(ROUTING_FILE.read_text() + "\n# đổi\n")
+    while live.current.version == first:
+        await asyncio.sleep(0.01)
+    watcher.cancel()
+    assert live.current.version != first

@@ -84,7 +84,6 @@ async def test_the_watcher_reloads_a_changed_file(tmp_path: Path) -> None:
     first = live.current.version
     watcher = asyncio.create_task(live.watch(interval=0.01))
     live_file.write_text(ROUTING_FILE.read_text() + "\n# đổi\n")
-    while live.current.version == first:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(live.reloaded.wait(), 10)
     watcher.cancel()
     assert live.current.version != first

@@ -24,6 +24,7 @@ class LiveRouting:
         self.prompt_ids = prompt_ids
         self.current = load_routing(path, prompt_ids())
         self._stamp = self._file_stamp()
+        self.reloaded = asyncio.Event()  # set at each new version taken up
 
     def __call__(self) -> Routing:
         return self.current
@@ -45,6 +46,7 @@ class LiveRouting:
             return False
         log.info("routing reloaded", old=self.current.version, new=new.version)
         self.current = new
+        self.reloaded.set()
         return True
 
     def _file_stamp(self) -> tuple[int, int] | None:

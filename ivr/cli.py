@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from ivr import logs
+from ivr.cli_store import add_commands as add_store_commands
 from ivr.config import ConfigError, load_settings
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallRecord, MemoryObserver
@@ -93,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
     pjsip.add_argument("file", type=Path)
     pjsip.set_defaults(func=_cmd_pjsip)
+
+    add_store_commands(sub)
 
     conf = sub.add_parser(
         "asterisk-config", help="ghi các tệp cấu hình Asterisk (http, ari, pjsip, dialplan)"
@@ -274,13 +277,19 @@ async def _run(settings: object) -> int:
     from ivr.ari.client import AriClient
     from ivr.config import Settings
     from ivr.routing.live import LiveRouting
+    from ivr.store.db import make_engine, sqlite_url, upgrade
+    from ivr.store.writer import StoreWriter
 
     assert isinstance(settings, Settings)
     routing_file = Path(settings.routing)
     manifest = Path(settings.prompts)
     live = LiveRouting(routing_file, lambda: list(load_manifest(manifest)))
     log.info("starting", settings=settings.redacted(), routing=live.current.version)
-    observer = MemoryObserver()
+    url = settings.database_url or sqlite_url(Path(settings.data_dir))
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url)
+    observer = StoreWriter(engine, Path(settings.spool_dir or Path(settings.data_dir) / "spool"))
+    await observer.start()
     client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
     app = StasisApp(
         client,
@@ -302,6 +311,8 @@ async def _run(settings: object) -> int:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.close()
+    await observer.stop()
+    await engine.dispose()
     return 0
 
 

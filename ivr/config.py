@@ -6,6 +6,7 @@ The ARI password is kept out of every log line and repr.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,6 +26,8 @@ class Settings:
     routing: str = "routing/hotline.yaml"
     prompts: str = "prompts/manifest.yaml"
     data_dir: str = "data"
+    database_url: str = field(default="", repr=False)  # default: SQLite under data_dir
+    spool_dir: str = ""  # default: data_dir/spool
     sound_prefix: str = "hotline"
     recordings_dir: str = "/var/spool/asterisk/recording"
     log_json: bool = False
@@ -32,6 +35,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ari_password"] = "***" if self.ari_password else ""
+        out["database_url"] = re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", self.database_url)
         return out
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from ivr.flow.record import CallRecord, Disposition, MemoryObserver
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.flow.record import Disposition
 from ivr.prompts import load_manifest, with_units
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
@@ -26,6 +29,10 @@ from ivr.sim.scripts import (
     Press,
     Speak,
 )
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.queries import CallFilter, get_call, list_calls
+from ivr.store.writer import StoreWriter
+from models import Call
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -106,13 +113,30 @@ def load_demo_routing(root: Path) -> Routing:
     return load_routing(routing_file, manifest.keys())
 
 
-async def run_demo(root: Path, speed: float = 10.0, out: TextIO = sys.stdout) -> list[CallRecord]:
+async def run_demo(
+    root: Path, speed: float = 10.0, out: TextIO = sys.stdout, data_dir: Path | None = None
+) -> list[Call]:
+    """Run the demo calls; print them as read back from the call-record store (SQLite)."""
+    with tempfile.TemporaryDirectory(prefix="ivr-demo-") as tmp:
+        folder = data_dir or Path(tmp)
+        url = sqlite_url(folder)
+        await asyncio.to_thread(upgrade, url)
+        engine = make_engine(url)
+        try:
+            return await _demo(root, speed, out, engine, folder)
+        finally:
+            await engine.dispose()
+
+
+async def _demo(
+    root: Path, speed: float, out: TextIO, engine: AsyncEngine, folder: Path
+) -> list[Call]:
     routing = load_demo_routing(root)
     manifest = with_units(load_manifest(root / "prompts" / "manifest.yaml"), routing)
     seconds = _prompt_seconds({p.id: p.text for p in manifest.values()})
-    observer = MemoryObserver()
+    observer = StoreWriter(engine, folder / "spool")
+    await observer.start()
     when: dict[str, dt.datetime] = {}
-    by_number = {c.script.number: c for c in DEMO_CALLS}
 
     def clock_for(info: CallInfo) -> Callable[[], dt.datetime]:
         # each scripted caller lives at its own time of day
@@ -138,28 +162,37 @@ async def run_demo(root: Path, speed: float = 10.0, out: TextIO = sys.stdout) ->
             print(f"  ☎ {demo.script.number}: {demo.title}", file=out)
         await asyncio.gather(*(c.done for c in calls))
         await h.idle()
-    records = {r.caller_number: r for r in observer.done}
-    print(file=out)
+    await observer.stop()
+    print(f"\nĐọc lại từ kho ghi cuộc gọi ({engine.url.render_as_string()}):\n", file=out)
+    stored = await list_calls(engine, CallFilter(limit=1000))
+    by_caller = {c.caller_number: c.id for c in stored}
     ok = True
+    full = []
     for demo in DEMO_CALLS:
-        rec = records.get(demo.script.number)
-        ok &= _print_call(demo, rec, by_number, out)
+        call_id = by_caller.get(demo.script.number)
+        call = await get_call(engine, call_id) if call_id else None
+        ok &= _print_call(demo, call, out)
+        if call is not None:
+            full.append(call)
     print(file=out)
     print(
         "Tất cả cuộc gọi cho kết quả như mong đợi." if ok else "CÓ CUỘC GỌI SAI KẾT QUẢ.", file=out
     )
-    return list(observer.done)
+    return full
 
 
-def _print_call(demo: DemoCall, rec: CallRecord | None, _: object, out: TextIO) -> bool:
+def _print_call(demo: DemoCall, rec: Call | None, out: TextIO) -> bool:
     print(f"● {demo.title}", file=out)
     if rec is None:
         print("    (không có bản ghi cuộc gọi)", file=out)
         return False
-    good = rec.disposition is demo.expect
+    good = rec.disposition == demo.expect.value
     mark = "✓" if good else f"✗ (mong đợi {demo.expect.value})"
-    print(f"    kết quả: {rec.disposition.value} {mark}", file=out)
-    print(f"    đường đi: {' → '.join(rec.path)}   phím: {rec.digits or '—'}", file=out)
+    print(
+        f"    kết quả: {rec.disposition} {mark}   (cuộc gọi {rec.id}, {len(rec.steps)} bước)",
+        file=out,
+    )
+    print(f"    đường đi: {rec.path.replace('>', ' → ')}   phím: {rec.digits or '—'}", file=out)
     who = []
     if rec.branch:
         who.append(f"nhánh {rec.branch}")
@@ -175,7 +208,8 @@ def _print_call(demo: DemoCall, rec: CallRecord | None, _: object, out: TextIO) 
     if rec.voicemail:
         vm = rec.voicemail
         print(
-            f"    lời nhắn: {vm.name}.wav, {vm.duration_seconds:g} s, {vm.size_bytes} byte",
+            f"    lời nhắn #{vm.id}: {vm.name}.wav, {vm.duration_seconds:g} s, {vm.size_bytes} byte,"
+            f" {vm.status}",
             file=out,
         )
     print(f"    định tuyến phiên bản {rec.routing_version}", file=out)

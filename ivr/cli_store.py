@@ -1,0 +1,313 @@
+"""`ivr db`, `ivr calls`, `ivr voicemails`: the store, for admins, supervisors and clerks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.queries import (
+    CallFilter,
+    get_call,
+    list_calls,
+    list_voicemails,
+    mask_number,
+    purge,
+    set_voicemail_status,
+)
+from models import Call, Voicemail
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def add_commands(sub: Any) -> None:
+    db = sub.add_parser("db", help="cơ sở dữ liệu ghi cuộc gọi").add_subparsers()
+    up = db.add_parser("upgrade", help="tạo hoặc nâng cấp cơ sở dữ liệu")
+    _db_arg(up)
+    up.set_defaults(func=_cmd_upgrade)
+    pg = db.add_parser("purge", help="xoá cuộc gọi cũ (dữ liệu cá nhân: số người gọi)")
+    _db_arg(pg)
+    pg.add_argument("--older-than", required=True, help="vd. 2y, 18m, 90d")
+    pg.set_defaults(func=_cmd_purge)
+
+    calls = sub.add_parser("calls", help="danh sách cuộc gọi; `ivr calls show ID` xem diễn biến")
+    _db_arg(calls)
+    calls.add_argument("show", nargs="?", choices=["show"], help=argparse.SUPPRESS)
+    calls.add_argument("call_id", nargs="?", help=argparse.SUPPRESS)
+    calls.add_argument("--from", dest="since", help="từ ngày YYYY-MM-DD (giờ Việt Nam)")
+    calls.add_argument("--to", dest="until", help="đến hết ngày YYYY-MM-DD")
+    calls.add_argument("--branch", help="nhánh 1–9")
+    calls.add_argument("--unit", help="mã đơn vị")
+    calls.add_argument("--disposition", help="answered, voicemail, no_answer, …")
+    calls.add_argument("--caller", help="số người gọi")
+    calls.add_argument("--limit", type=int, default=200)
+    _output_args(calls)
+    calls.set_defaults(func=_cmd_calls)
+
+    vms = sub.add_parser("voicemails", help="lời nhắn (mới trước); `mark ID heard|handled`")
+    _db_arg(vms)
+    vms.add_argument("mark", nargs="?", choices=["mark"], help=argparse.SUPPRESS)
+    vms.add_argument("vm_id", nargs="?", type=int, help=argparse.SUPPRESS)
+    vms.add_argument(
+        "status", nargs="?", choices=["new", "heard", "handled"], help=argparse.SUPPRESS
+    )
+    vms.add_argument("--by", default="", help="người đánh dấu (khi mark)")
+    vms.add_argument("--filter-status", choices=["new", "heard", "handled"])
+    vms.add_argument("--branch")
+    _output_args(vms)
+    vms.set_defaults(func=_cmd_voicemails)
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="URL cơ sở dữ liệu (mặc định IVR_DATABASE_URL hoặc data/ivr.db)")
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="xuất JSON cho chương trình khác")
+    p.add_argument("--mask", action="store_true", help="che số điện thoại người gọi")
+
+
+def database_url(arg: str | None) -> str:
+    import os
+
+    return arg or os.environ.get("IVR_DATABASE_URL") or sqlite_url(Path("data"))
+
+
+def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    async def go() -> int:
+        engine = make_engine(database_url(args.db))
+        try:
+            return await job(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except SQLAlchemyError as e:
+        print(f"lỗi cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
+        print("(đã chạy `ivr db upgrade` chưa?)", file=sys.stderr)
+        return 1
+
+
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    url = database_url(args.db)
+    try:
+        upgrade(url)
+    except (SQLAlchemyError, OSError) as e:
+        print(f"không nâng cấp được cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"cơ sở dữ liệu đã ở phiên bản mới nhất: {_safe(url)}")
+    return 0
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
+
+
+def parse_age(text: str, now: dt.datetime) -> dt.datetime:
+    m = re.fullmatch(r"(\d+)([ymd])", text.strip())
+    if not m:
+        raise ValueError(f"'{text}': cần dạng như 2y (năm), 18m (tháng), 90d (ngày)")
+    n, unit = int(m.group(1)), m.group(2)
+    days = {"y": 365 * n, "m": 30 * n, "d": n}[unit]
+    return now - dt.timedelta(days=days)
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    try:
+        before = parse_age(args.older_than, dt.datetime.now(dt.UTC))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+    async def job(engine: AsyncEngine) -> int:
+        n = await purge(engine, before)
+        print(f"đã xoá {n} cuộc gọi bắt đầu trước {before.astimezone(VN):%d/%m/%Y}")
+        return 0
+
+    return _with_engine(args, job)
+
+
+def _day(text: str | None, end: bool) -> dt.datetime | None:
+    if text is None:
+        return None
+    day = dt.date.fromisoformat(text) + (dt.timedelta(days=1) if end else dt.timedelta())
+    return dt.datetime.combine(day, dt.time(), VN)
+
+
+def _local(t: dt.datetime | None) -> str:
+    return t.astimezone(VN).strftime("%d/%m/%Y %H:%M:%S") if t else ""
+
+
+def _cmd_calls(args: argparse.Namespace) -> int:
+    if args.show:
+        if not args.call_id:
+            print("cần mã cuộc gọi: ivr calls show ID", file=sys.stderr)
+            return 2
+        return _with_engine(args, lambda e: _show_call(e, args))
+    try:
+        f = CallFilter(
+            _day(args.since, False),
+            _day(args.until, True),
+            args.branch,
+            args.unit,
+            args.disposition,
+            args.caller,
+            args.limit,
+        )
+    except ValueError:
+        print("--from/--to cần dạng YYYY-MM-DD", file=sys.stderr)
+        return 2
+
+    async def job(engine: AsyncEngine) -> int:
+        rows = await list_calls(engine, f)
+        if args.json:
+            print(
+                json.dumps([_call_json(c, args.mask) for c in rows], ensure_ascii=False, indent=2)
+            )
+            return 0
+        print(
+            f"{'Bắt đầu':<19}  {'Người gọi':<12}  {'Kết quả':<11}  {'Nhánh':<5}  "
+            f"{'Đơn vị':<6}  {'Chờ':>4}  {'Nói':>4}  Mã cuộc gọi"
+        )
+        for c in rows:
+            who = mask_number(c.caller_number) if args.mask else c.caller_number
+            print(
+                f"{_local(c.started_at):<19}  {who:<12}  {c.disposition:<11}  "
+                f"{c.branch or '':<5}  {c.unit or '':<6}  {c.wait_seconds:>4.0f}  "
+                f"{c.talk_seconds:>4.0f}  {c.id}"
+            )
+        print(f"({len(rows)} cuộc gọi)")
+        return 0
+
+    return _with_engine(args, job)
+
+
+async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
+    c = await get_call(engine, args.call_id)
+    if c is None:
+        print(f"không có cuộc gọi {args.call_id}", file=sys.stderr)
+        return 1
+    data = _call_json(c, args.mask)
+    data["steps"] = [
+        {
+            "seq": s.seq,
+            "node": s.node,
+            "kind": s.kind,
+            "outcome": s.outcome,
+            "input": s.input,
+            "detail": s.detail,
+            "at": s.at.isoformat(),
+        }
+        for s in c.steps
+    ]
+    if c.voicemail is not None:
+        data["voicemail"] = _vm_json(c.voicemail)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"Cuộc gọi {c.id} từ {data['caller_number']} — {c.disposition}")
+    print(
+        f"  bắt đầu {_local(c.started_at)}, kết thúc {_local(c.ended_at)}; "
+        f"chờ {c.wait_seconds:.0f} s, đàm thoại {c.talk_seconds:.0f} s"
+    )
+    print(f"  đường đi: {c.path.replace('>', ' → ')}   phím: {c.digits or '—'}")
+    if c.endpoint:
+        print(f"  máy trả lời: {c.endpoint}")
+    for s in c.steps:
+        extra = f" [{s.input}]" if s.input else ""
+        detail = f" — {s.detail}" if s.detail else ""
+        print(f"  {_local(s.at)}  {s.node:<14} {s.outcome}{extra}{detail}")
+    if c.voicemail is not None:
+        v = c.voicemail
+        print(f"  lời nhắn #{v.id}: {v.location} ({v.duration_seconds:g} s, {v.status})")
+    return 0
+
+
+def _call_json(c: Call, mask: bool) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "caller_number": mask_number(c.caller_number) if mask else c.caller_number,
+        "started_at": c.started_at.isoformat(),
+        "ended_at": c.ended_at.isoformat() if c.ended_at else None,
+        "disposition": c.disposition,
+        "path": c.path.split(">") if c.path else [],
+        "digits": c.digits,
+        "branch": c.branch,
+        "unit": c.unit,
+        "endpoint": c.endpoint,
+        "wait_seconds": c.wait_seconds,
+        "talk_seconds": c.talk_seconds,
+        "routing_version": c.routing_version,
+    }
+
+
+def _vm_json(v: Voicemail) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "call_id": v.call_id,
+        "file": v.location,
+        "duration_seconds": v.duration_seconds,
+        "size_bytes": v.size_bytes,
+        "sha256": v.sha256,
+        "branch": v.branch,
+        "unit": v.unit,
+        "recorded_at": v.recorded_at.isoformat(),
+        "status": v.status,
+        "status_by": v.status_by,
+    }
+
+
+def _cmd_voicemails(args: argparse.Namespace) -> int:
+    if args.mark:
+        if args.vm_id is None or args.status is None:
+            print("cách dùng: ivr voicemails mark ID heard|handled --by TÊN", file=sys.stderr)
+            return 2
+
+        async def mark(engine: AsyncEngine) -> int:
+            ok = await set_voicemail_status(
+                engine, args.vm_id, args.status, args.by, dt.datetime.now(dt.UTC)
+            )
+            print(
+                f"lời nhắn #{args.vm_id}: {args.status}"
+                if ok
+                else f"không có lời nhắn #{args.vm_id}",
+                file=sys.stdout if ok else sys.stderr,
+            )
+            return 0 if ok else 1
+
+        return _with_engine(args, mark)
+
+    async def job(engine: AsyncEngine) -> int:
+        rows = await list_voicemails(engine, args.filter_status, args.branch)
+        if args.json:
+            out = []
+            for v in rows:
+                d = _vm_json(v)
+                n = v.call.caller_number
+                d["caller_number"] = mask_number(n) if args.mask else n
+                out.append(d)
+            print(json.dumps(out, ensure_ascii=False, indent=2))
+            return 0
+        for v in rows:
+            n = mask_number(v.call.caller_number) if args.mask else v.call.caller_number
+            where = f"nhánh {v.branch}" if v.branch else (f"đơn vị {v.unit}" if v.unit else "chung")
+            print(
+                f"#{v.id:<5} {v.status:<8} {_local(v.recorded_at)}  {n:<12} {where:<12} "
+                f"{v.duration_seconds:>4.0f} s  {v.location}"
+            )
+        print(f"({len(rows)} lời nhắn)")
+        return 0
+
+    return _with_engine(args, job)

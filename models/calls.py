@@ -82,9 +82,7 @@ class Voicemail(Base):
     __tablename__ = "voicemails"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), unique=True
-    )
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     location: Mapped[str] = mapped_column(Text)
     duration_seconds: Mapped[float] = mapped_column(Float)

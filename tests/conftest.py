@@ -1,16 +1,25 @@
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 import structlog
 
 from ivr.prompts import load_manifest
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
+from ivr.store.db import sqlite_url, upgrade
+
+from .pg import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,3 +48,41 @@ def _fresh_logging() -> Iterator[None]:
     """`ivr` commands configure structlog onto the captured stderr: undo it after each test."""
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer | None]:
+    """One throwaway PostgreSQL cluster for the session (None where PostgreSQL is absent)."""
+    folder = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+    server = PgServer.create(folder)
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer | None) -> str:
+    """An empty, upgraded call-record database on each backend."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+    else:
+        if pg_server is None:
+            pytest.skip(
+                "PostgreSQL is not installed (Debian package postgresql; scripts/setup "
+                "installs it as root)"
+            )
+        name = f"ivr_test_{os.getpid()}_{next(_db_counter)}"
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=pg_server.port, user="ivr", database="postgres"
+        )
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        url = pg_server.url(name)
+    await asyncio.to_thread(upgrade, url)
+    return url

@@ -22,6 +22,9 @@ from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, Hangup, Press, Spea
 Emit = Callable[[str, dict[str, Any]], None]
 
 
+_INSTANCES = itertools.count()
+
+
 class SimFailure(Exception):
     """A request Asterisk would refuse: carries the status and the body it would send."""
 
@@ -185,7 +188,8 @@ class Pbx:
         self.calls: dict[str, SimCall] = {}
         self.app_connected: Callable[[], bool] = lambda: True
         self._ids = itertools.count(1)
-        self._epoch = int(time.time())
+        # like Asterisk, "<start time>.<n>"; each simulator gets its own start so ids differ
+        self._epoch = int(time.time()) + next(_INSTANCES)
         self._t0 = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
 

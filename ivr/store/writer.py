@@ -65,6 +65,8 @@ class StoreWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._replaying = asyncio.Lock()
+        self.spool_failed = asyncio.Event()  # set once the spool refused a batch
         self.database_ok = True
 
     # --- CallObserver: never blocks, never raises -------------------------------------------
@@ -162,7 +164,21 @@ class StoreWriter:
             self._failed(e)
             self._keep(batch)
 
+    def held_in_memory(self) -> int:
+        """Records neither the database nor the spool has taken (kept until one does)."""
+        return sum(len(b) for b in self._limbo)
+
+    async def sync(self) -> bool:
+        """Drain, then replay the spool now; True when everything is in the database."""
+        await self.drain()
+        await self._replay()
+        return not self.spool.pending() and not self._limbo
+
     async def _replay(self) -> None:
+        async with self._replaying:
+            await self._replay_locked()
+
+    async def _replay_locked(self) -> None:
         while self._limbo:
             try:
                 self.spool.append(self._limbo[0])
@@ -193,6 +209,7 @@ class StoreWriter:
             BATCHES_SPOOLED.inc()
         except SpoolError as e:
             SPOOL_FAILURES.inc()
+            self.spool_failed.set()
             self._limbo.append(batch)
             log.error(
                 "SPOOL UNWRITABLE: call records held in memory only",

@@ -51,10 +51,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_calls_started_at"), "calls", ["started_at"])
     op.create_index(op.f("ix_calls_branch_started_at"), "calls", ["branch", "started_at"])
     op.create_index(op.f("ix_calls_unit_started_at"), "calls", ["unit", "started_at"])
-    op.create_index(op.f("ix_calls_disposition_started_at"), "calls",
-                    ["disposition", "started_at"])
-    op.create_index(op.f("ix_calls_caller_number_started_at"), "calls",
-                    ["caller_number", "started_at"])
+    op.create_index(op.f("ix_calls_disposition_started_at"), "calls", ["disposition", "started_at"])
+    op.create_index(
+        op.f("ix_calls_caller_number_started_at"), "calls", ["caller_number", "started_at"]
+    )
     op.create_table(
         "call_steps",
         sa.Column("call_id", sa.String(64), nullable=False),
@@ -65,8 +65,9 @@ def upgrade() -> None:
         sa.Column("input", sa.String(64), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["call_id"], ["calls.id"], ondelete="CASCADE",
-                                name=op.f("fk_call_steps_call_id_calls")),
+        sa.ForeignKeyConstraint(
+            ["call_id"], ["calls.id"], ondelete="CASCADE", name=op.f("fk_call_steps_call_id_calls")
+        ),
         sa.PrimaryKeyConstraint("call_id", "seq", name=op.f("pk_call_steps")),
     )
     op.create_table(
@@ -84,17 +85,21 @@ def upgrade() -> None:
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("status_by", sa.String(64), nullable=True),
         sa.Column("status_at", UTCDateTime(), nullable=True),
-        sa.CheckConstraint("status IN ('new', 'heard', 'handled')",
-                           name=op.f("ck_voicemails_status")),
-        sa.ForeignKeyConstraint(["call_id"], ["calls.id"], ondelete="CASCADE",
-                                name=op.f("fk_voicemails_call_id_calls")),
+        sa.CheckConstraint(
+            "status IN ('new', 'heard', 'handled')", name=op.f("ck_voicemails_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["call_id"], ["calls.id"], ondelete="CASCADE", name=op.f("fk_voicemails_call_id_calls")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_voicemails")),
         sa.UniqueConstraint("call_id", name=op.f("uq_voicemails_call_id")),
     )
-    op.create_index(op.f("ix_voicemails_status_recorded_at"), "voicemails",
-                    ["status", "recorded_at"])
-    op.create_index(op.f("ix_voicemails_branch_recorded_at"), "voicemails",
-                    ["branch", "recorded_at"])
+    op.create_index(
+        op.f("ix_voicemails_status_recorded_at"), "voicemails", ["status", "recorded_at"]
+    )
+    op.create_index(
+        op.f("ix_voicemails_branch_recorded_at"), "voicemails", ["branch", "recorded_at"]
+    )
     op.create_index(op.f("ix_voicemails_unit_recorded_at"), "voicemails", ["unit", "recorded_at"])
 
 

@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import pstats
 import statistics
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,6 +32,8 @@ from ivr.prompts import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,10 +76,18 @@ async def _sim_main(conn: Connection, calls: int, rate: float) -> None:
 # --- the controller's process ----------------------------------------------------------------
 
 
-async def controller(url: str, calls: int, conn: Connection) -> dict[str, Any]:
+async def controller(url: str, calls: int, conn: Connection, store: bool) -> dict[str, Any]:
     manifest = load_manifest(ROOT / "prompts" / "manifest.yaml")
     routing = load_routing(ROOT / "routing" / "hotline.yaml", manifest.keys())
-    observer = MemoryObserver()
+    memory = MemoryObserver()
+    observer: Any = memory
+    writer = None
+    if store:  # the SQLite writer in the loop too: what it adds to the calls' latency
+        folder = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+        await asyncio.to_thread(upgrade, sqlite_url(folder))
+        writer = StoreWriter(make_engine(sqlite_url(folder)), folder / "spool")
+        await writer.start()
+        observer = _Tee(memory, writer)
     day = __import__("datetime").datetime(2026, 11, 25, 2, 0, tzinfo=__import__("datetime").UTC)
     client = AriClient(url, "ivr", "secret", "hotline")
     app = StasisApp(client, lambda: routing, observer, clock=lambda: day)
@@ -106,7 +117,7 @@ async def controller(url: str, calls: int, conn: Connection) -> dict[str, Any]:
     peak_live, peak_rss = 0, base_rss
     answered_at: list[float] = []
     t0 = time.perf_counter()
-    while len(observer.done) < calls:
+    while len(memory.done) < calls:
         await asyncio.sleep(0.05)
         live = len(app.calls)
         if live > peak_live:
@@ -120,7 +131,9 @@ async def controller(url: str, calls: int, conn: Connection) -> dict[str, Any]:
     await client.close()
     lat = sorted(app.latency.samples)
     dispositions: dict[str, int] = {}
-    for r in observer.done:
+    if writer is not None:
+        await writer.stop()
+    for r in memory.done:
         dispositions[r.disposition.value] = dispositions.get(r.disposition.value, 0) + 1
     return {
         "calls": calls,
@@ -140,6 +153,23 @@ async def controller(url: str, calls: int, conn: Connection) -> dict[str, Any]:
     }
 
 
+class _Tee:
+    def __init__(self, *observers: Any) -> None:
+        self.observers = observers
+
+    def call_started(self, record: Any) -> None:
+        for o in self.observers:
+            o.call_started(record)
+
+    def call_step(self, channel_id: str, step: Any) -> None:
+        for o in self.observers:
+            o.call_step(channel_id, step)
+
+    def call_ended(self, record: Any) -> None:
+        for o in self.observers:
+            o.call_ended(record)
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
@@ -149,6 +179,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=300.0, help="calls placed per second")
     ap.add_argument("--profile", action="store_true", help="print where the controller's time went")
+    ap.add_argument("--store", action="store_true", help="write every call to SQLite as well")
     args = ap.parse_args()
     logs.configure(level="WARNING")
     parent, child = mp.Pipe()
@@ -159,7 +190,7 @@ def main() -> None:
     if profiler:
         profiler.enable()
     cpu0 = time.process_time()
-    result = asyncio.run(controller(url, args.calls, parent))
+    result = asyncio.run(controller(url, args.calls, parent, args.store))
     cpu = time.process_time() - cpu0
     if profiler:
         profiler.disable()

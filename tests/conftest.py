@@ -19,7 +19,7 @@ from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
 from ivr.store.db import sqlite_url, upgrade
 
-from .pg import PgServer
+from ivr.testing.pg import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ivr.testing.fake import Clerk, FakeSession
 from models import Call, CallStep, Voicemail
 
 from .conftest import ROOT, vn_time
-from .pg import PgServer
+from ivr.testing.pg import PgServer
 from .scenarios import ANSWER, SCENARIOS
 
 DAY = vn_time("2026-11-25 09:00")
@@ -197,22 +196,23 @@ async def test_database_stopped_mid_burst_loses_nothing_and_writes_nothing_twice
 async def test_a_killed_controller_leaves_its_calls_marked_interrupted(
     db_url: str, tmp_path: Path
 ) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_child", db_url, str(tmp_path / "spool")],
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.crash_child",
+        db_url,
+        str(tmp_path / "spool"),
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert child.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
-        assert line.strip() == "IN-CALL"
+        line = await asyncio.wait_for(child.stdout.readline(), 60)
+        assert line.decode().strip() == "IN-CALL"
         child.send_signal(signal.SIGKILL)  # no clean-up of any kind
     finally:
-        child.wait(30)
-        if child.stdout is not None:
-            child.stdout.close()
+        await child.wait()
     engine = make_engine(db_url)
     before = await list_calls(engine, CallFilter())
     assert [c.disposition for c in before] == ["in_progress"] * 3

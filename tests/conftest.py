@@ -18,7 +18,6 @@ from ivr.prompts import load_manifest
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
 from ivr.store.db import sqlite_url, upgrade
-
 from ivr.testing.pg import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent

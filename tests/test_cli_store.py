@@ -27,12 +27,15 @@ async def _fill(
     writer = StoreWriter(engine, tmp_path / "spool")
     await writer.start()
     ids = []
-    plan = [("0912345678", ["4"], Clerk.ANSWER, "2025-11-25 09:00"),
-            ("0987654321", ["6"], Clerk.BUSY, "2025-11-25 10:00"),
-            ("0355000111", ["#", "", ""], Clerk.ANSWER, "2025-11-26 09:00")]
+    plan = [
+        ("0912345678", ["4"], Clerk.ANSWER, "2025-11-25 09:00"),
+        ("0987654321", ["6"], Clerk.BUSY, "2025-11-25 10:00"),
+        ("0355000111", ["#", "", ""], Clerk.ANSWER, "2025-11-26 09:00"),
+    ]
     for i, (number, keys, clerk, at) in enumerate(plan):
-        session = FakeSession(CallInfo(f"cli.{i}", number), inputs=keys, default_clerk=clerk,
-                              voicemail_seconds=5)
+        session = FakeSession(
+            CallInfo(f"cli.{i}", number), inputs=keys, default_clerk=clerk, voicemail_seconds=5
+        )
         when = vn_time(at)
         await run_call(session, routing, writer, clock=lambda when=when: when)
         ids.append(f"cli.{i}")
@@ -57,8 +60,18 @@ async def test_calls_list_filter_show_and_mask(
     assert code == 0
     assert "(3 cuộc gọi)" in out
     assert "Người gọi" in out  # Vietnamese headings, diacritics intact
-    code, out, _ = await _in_thread(capsys, "calls", "--db", db_url, "--from", "2025-11-25",
-                                    "--to", "2025-11-25", "--json", "--mask")
+    code, out, _ = await _in_thread(
+        capsys,
+        "calls",
+        "--db",
+        db_url,
+        "--from",
+        "2025-11-25",
+        "--to",
+        "2025-11-25",
+        "--json",
+        "--mask",
+    )
     rows = json.loads(out)
     assert {r["id"] for r in rows} == set(ids[:2])
     assert {r["caller_number"] for r in rows} == {"0912***678", "0987***321"}
@@ -82,8 +95,17 @@ async def test_voicemails_and_marking(
     (vm,) = json.loads(out)
     assert vm["status"] == "new"
     assert vm["branch"] == "6"
-    code, out, _ = await _in_thread(capsys, "voicemails", "mark", str(vm["id"]), "handled",
-                                    "--by", "Nguyễn Thị Lan", "--db", db_url)
+    code, out, _ = await _in_thread(
+        capsys,
+        "voicemails",
+        "mark",
+        str(vm["id"]),
+        "handled",
+        "--by",
+        "Nguyễn Thị Lan",
+        "--db",
+        db_url,
+    )
     assert code == 0
     code, out, _ = await _in_thread(capsys, "voicemails", "--db", db_url, "--json")
     (vm,) = json.loads(out)

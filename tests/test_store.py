@@ -24,10 +24,10 @@ from ivr.store.db import check, downgrade, make_engine, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
 from ivr.store.writer import StoreWriter
 from ivr.testing.fake import Clerk, FakeSession
+from ivr.testing.pg import PgServer
 from models import Call, CallStep, Voicemail
 
 from .conftest import ROOT, vn_time
-from ivr.testing.pg import PgServer
 from .scenarios import ANSWER, SCENARIOS
 
 DAY = vn_time("2026-11-25 09:00")

@@ -27,7 +27,7 @@ from typing import Any
 from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
-from ivr.flow.record import Disposition, MemoryObserver
+from ivr.flow.record import Disposition, FanOut, MemoryObserver
 from ivr.prompts import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
@@ -87,7 +87,7 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
         await asyncio.to_thread(upgrade, sqlite_url(folder))
         writer = StoreWriter(make_engine(sqlite_url(folder)), folder / "spool")
         await writer.start()
-        observer = _Tee(memory, writer)
+        observer = FanOut(memory, writer)
     day = __import__("datetime").datetime(2026, 11, 25, 2, 0, tzinfo=__import__("datetime").UTC)
     client = AriClient(url, "ivr", "secret", "hotline")
     app = StasisApp(client, lambda: routing, observer, clock=lambda: day)
@@ -151,23 +151,6 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
         "wall_seconds": wall,
         "sim": sim_stats,
     }
-
-
-class _Tee:
-    def __init__(self, *observers: Any) -> None:
-        self.observers = observers
-
-    def call_started(self, record: Any) -> None:
-        for o in self.observers:
-            o.call_started(record)
-
-    def call_step(self, channel_id: str, step: Any) -> None:
-        for o in self.observers:
-            o.call_step(channel_id, step)
-
-    def call_ended(self, record: Any) -> None:
-        for o in self.observers:
-            o.call_ended(record)
 
 
 def _pct(values: list[float], q: float) -> float:

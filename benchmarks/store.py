@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
-
 from ivr import logs
 from ivr.flow.record import CallTrace, Step, Voicemail
 from ivr.session import CallInfo
@@ -79,15 +77,7 @@ def main() -> None:
         print("PostgreSQL: not installed, skipped")
         return
     try:
-
-        async def make_db() -> None:
-            conn = await asyncpg.connect(
-                host="127.0.0.1", port=server.port, user="ivr", database="postgres"
-            )
-            await conn.execute('CREATE DATABASE "bench"')
-            await conn.close()
-
-        asyncio.run(make_db())
+        asyncio.run(server.create_database("bench"))
         per_s, p99, rows = asyncio.run(bench(server.url("bench"), args.calls, folder / "s"))
         print(
             f"PostgreSQL: {per_s:,.0f} rows/s ({rows} rows, {args.calls} calls); "

@@ -45,6 +45,15 @@ class DialStatus(enum.StrEnum):
     UNREACHABLE = "unreachable"
 
 
+def overall_status(statuses: dict[str, DialStatus]) -> DialStatus:
+    """What to tell of a dial nobody answered: someone rang > someone was busy > no phone."""
+    values = set(statuses.values())
+    for status in (DialStatus.NO_ANSWER, DialStatus.BUSY):
+        if status in values:
+            return status
+    return DialStatus.UNREACHABLE
+
+
 @dataclass(frozen=True, slots=True)
 class DialRequest:
     endpoints: Sequence[str]

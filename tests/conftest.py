@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import pytest
 import structlog
 
@@ -76,12 +75,6 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgSe
                 "PostgreSQL is not installed (Debian package postgresql; scripts/setup "
                 "installs it as root)"
             )
-        name = f"ivr_test_{os.getpid()}_{next(_db_counter)}"
-        conn = await asyncpg.connect(
-            host="127.0.0.1", port=pg_server.port, user="ivr", database="postgres"
-        )
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-        url = pg_server.url(name)
+        url = await pg_server.create_database(f"ivr_test_{os.getpid()}_{next(_db_counter)}")
     await asyncio.to_thread(upgrade, url)
     return url

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import func, inspect, select
 
 from ivr.flow.engine import run_call
-from ivr.flow.record import CallObserver, CallRecord, MemoryObserver, Step
+from ivr.flow.record import CallObserver, FanOut, MemoryObserver
 from ivr.routing.model import Routing
 from ivr.runtime import Harness
 from ivr.session import CallInfo
@@ -31,25 +31,6 @@ from .conftest import ROOT, vn_time
 from .scenarios import ANSWER, SCENARIOS
 
 DAY = vn_time("2026-11-25 09:00")
-
-
-class Tee:
-    """Hands every record to several observers (the writer under test and a memory copy)."""
-
-    def __init__(self, *observers: CallObserver) -> None:
-        self.observers = observers
-
-    def call_started(self, record: CallRecord) -> None:
-        for o in self.observers:
-            o.call_started(record)
-
-    def call_step(self, channel_id: str, step: Step) -> None:
-        for o in self.observers:
-            o.call_step(channel_id, step)
-
-    def call_ended(self, record: CallRecord) -> None:
-        for o in self.observers:
-            o.call_ended(record)
 
 
 async def test_migrations_upgrade_check_and_round_trip(db_url: str) -> None:
@@ -74,7 +55,7 @@ async def test_every_scenario_is_stored_exactly(
     writer = StoreWriter(engine, tmp_path / "spool", batch_size=50)
     await writer.start()
     memory = MemoryObserver()
-    observer = Tee(writer, memory)
+    observer = FanOut(writer, memory)
 
     async def one(sc: object, number: str) -> None:
         from .scenarios import Scenario
@@ -158,15 +139,7 @@ async def test_database_stopped_mid_burst_loses_nothing_and_writes_nothing_twice
 ) -> None:
     if pg_server is None:
         pytest.skip("PostgreSQL is not installed")
-    name = f"ivr_burst_{os.getpid()}"
-    import asyncpg
-
-    conn = await asyncpg.connect(
-        host="127.0.0.1", port=pg_server.port, user="ivr", database="postgres"
-    )
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = pg_server.url(name)
+    url = await pg_server.create_database(f"ivr_burst_{os.getpid()}")
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url)
     writer = StoreWriter(engine, tmp_path / "spool", batch_size=20, retry_seconds=0.05)
@@ -241,7 +214,7 @@ async def test_unwritable_spool_is_loud_and_calls_are_still_answered(
     memory = MemoryObserver()
     failures_before = writer_module.SPOOL_FAILURES._value.get()
     with structlog.testing.capture_logs() as logs:
-        async with Harness(routing, Tee(writer, memory), speed=10, clock=lambda: DAY) as h:
+        async with Harness(routing, FanOut(writer, memory), speed=10, clock=lambda: DAY) as h:
             from ivr.sim.scripts import CallerScript, Press
 
             call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu"),)))

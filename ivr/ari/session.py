@@ -29,6 +29,7 @@ from ivr.session import (
     RecordRequest,
     RecordResult,
     SessionError,
+    overall_status,
 )
 
 log = structlog.get_logger("ivr.ari.session")
@@ -262,7 +263,7 @@ class AriCallSession:
         waited = (time.monotonic() - started) / self.timer_scale
         if answered is None:
             await self._drop_legs()
-            return DialResult(_overall(statuses), None, waited, 0.0, None, statuses)
+            return DialResult(overall_status(statuses), None, waited, 0.0, None, statuses)
         endpoint = self._legs[answered]
         statuses[endpoint] = DialStatus.ANSWERED
         await self._drop_legs(keep=answered)
@@ -477,14 +478,6 @@ def _status_for_cause(cause: int) -> DialStatus:
         return DialStatus.BUSY
     if cause in _NO_ANSWER_CAUSES:
         return DialStatus.NO_ANSWER
-    return DialStatus.UNREACHABLE
-
-
-def _overall(statuses: dict[str, DialStatus]) -> DialStatus:
-    values = set(statuses.values())
-    for status in (DialStatus.NO_ANSWER, DialStatus.BUSY):
-        if status in values:
-            return status
     return DialStatus.UNREACHABLE
 
 

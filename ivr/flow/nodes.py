@@ -19,7 +19,7 @@ from ivr.routing.model import (
     PromptNode,
     VoicemailNode,
 )
-from ivr.session import DialRequest, DialResult, DialStatus, RecordRequest
+from ivr.session import DialRequest, DialResult, DialStatus, RecordRequest, overall_status
 
 Handler = Callable[[CallContext, str, Any], Awaitable[str | None]]
 
@@ -116,7 +116,7 @@ async def _dial_in_turn(
         statuses.update(result.per_endpoint)
         if result.status is DialStatus.ANSWERED:
             break
-    status = result.status if result.status is DialStatus.ANSWERED else _worst(statuses)
+    status = result.status if result.status is DialStatus.ANSWERED else overall_status(statuses)
     return DialResult(
         status=status,
         endpoint=result.endpoint,
@@ -125,14 +125,6 @@ async def _dial_in_turn(
         ended_by=result.ended_by,
         per_endpoint=statuses,
     )
-
-
-def _worst(statuses: dict[str, DialStatus]) -> DialStatus:
-    """What to tell about a dial nobody answered: someone rang > someone was busy > no phone."""
-    for status in (DialStatus.NO_ANSWER, DialStatus.BUSY):
-        if status in statuses.values():
-            return status
-    return DialStatus.UNREACHABLE
 
 
 def _after_dial(

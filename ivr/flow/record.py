@@ -165,6 +165,25 @@ class CallObserver(Protocol):
     def call_ended(self, record: CallRecord) -> None: ...
 
 
+class FanOut:
+    """Hands every record to several observers, in order (e.g. the store and metrics)."""
+
+    def __init__(self, *observers: CallObserver) -> None:
+        self.observers = observers
+
+    def call_started(self, record: CallRecord) -> None:
+        for o in self.observers:
+            o.call_started(record)
+
+    def call_step(self, channel_id: str, step: Step) -> None:
+        for o in self.observers:
+            o.call_step(channel_id, step)
+
+    def call_ended(self, record: CallRecord) -> None:
+        for o in self.observers:
+            o.call_ended(record)
+
+
 class MemoryObserver:
     """Keeps finished records in memory (demo, tests, `ivr routing simulate`)."""
 

@@ -18,6 +18,7 @@ from ivr.session import (
     DialStatus,
     RecordRequest,
     RecordResult,
+    overall_status,
 )
 
 
@@ -99,12 +100,9 @@ class FakeSession:
         for endpoint, status in statuses.items():
             if status is DialStatus.ANSWERED:
                 return DialResult(status, endpoint, 2.0, self.talk_seconds, "callee", statuses)
-        values = set(statuses.values())
-        for status in (DialStatus.NO_ANSWER, DialStatus.BUSY, DialStatus.UNREACHABLE):
-            if status in values:
-                waited = request.ring_seconds if status is DialStatus.NO_ANSWER else 0.0
-                return DialResult(status, None, waited, 0.0, None, statuses)
-        raise AssertionError("dial with no endpoints")
+        status = overall_status(statuses)
+        waited = request.ring_seconds if status is DialStatus.NO_ANSWER else 0.0
+        return DialResult(status, None, waited, 0.0, None, statuses)
 
     async def record(self, request: RecordRequest) -> RecordResult:
         self._check()

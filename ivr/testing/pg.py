@@ -65,6 +65,19 @@ class PgServer:
         server.start()
         return server
 
+    async def create_database(self, name: str) -> str:
+        """A new empty database; returns its URL."""
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=self.port, user="ivr", database="postgres"
+        )
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.url(name)
+
     def start(self) -> None:
         opts = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} "

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import Disposition
 from ivr.prompts import load_manifest, with_units
+from ivr.prompts_build import wav_seconds
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
 from ivr.runtime import Harness
@@ -133,7 +134,9 @@ async def _demo(
 ) -> list[Call]:
     routing = load_demo_routing(root)
     manifest = with_units(load_manifest(root / "prompts" / "manifest.yaml"), routing)
-    seconds = _prompt_seconds({p.id: p.text for p in manifest.values()})
+    seconds = _prompt_seconds(
+        {p.id: p.text for p in manifest.values()}, root / "prompts" / "sounds" / "vi" / "hotline"
+    )
     observer = StoreWriter(engine, folder / "spool")
     await observer.start()
     when: dict[str, dt.datetime] = {}
@@ -216,11 +219,14 @@ def _print_call(demo: DemoCall, rec: Call | None, out: TextIO) -> bool:
     return good
 
 
-def _prompt_seconds(texts: dict[str, str]) -> Callable[[str], float]:
-    """About how long espeak-ng takes to say each prompt (≈ 14 characters a second)."""
+def _prompt_seconds(texts: dict[str, str], built: Path) -> Callable[[str], float]:
+    """How long each prompt plays: the built audio's length, else ≈ 14 characters a second."""
+    lengths = {p.stem: wav_seconds(p) for p in built.glob("*.wav")} if built.is_dir() else {}
 
     def seconds(media: str) -> float:
         prompt = media.rsplit("/", 1)[-1]
+        if prompt in lengths:
+            return lengths[prompt]
         text = texts.get(prompt)
         return max(1.0, len(text) / 14) if text else 2.0
 

@@ -139,7 +139,7 @@ def install(out_dir: Path, sounds_dir: Path) -> int:
 
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
+        return float(w.getnframes()) / float(w.getframerate())
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,20 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
 from ivr.cli_store import add_commands as add_store_commands
-from ivr.config import ConfigError, load_settings
+from ivr.config import ConfigError, Settings, load_settings
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallRecord, MemoryObserver
 from ivr.prompts import ManifestError, default_manifest_path, load_manifest
+from ivr.routing.live import LiveRouting
 from ivr.routing.load import RoutingError, load_routing
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.writer import StoreWriter
 from ivr.testing.fake import HANGUP, SILENCE, Clerk, FakeSession
 
 log = structlog.get_logger("ivr")
@@ -52,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="tệp cấu hình TOML (xem ivr.toml.example)")
     run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
     run.set_defaults(func=_cmd_run)
+
+    agi = sub.add_parser(
+        "agi", help="máy chủ FastAGI cho dialplan gọi AGI(agi://host:4573/hotline)"
+    )
+    agi.add_argument("--config", type=Path, help="tệp cấu hình TOML")
+    agi.add_argument("--host", default="127.0.0.1")
+    agi.add_argument("--port", type=int, default=4573)
+    agi.add_argument("--log-json", action="store_true")
+    agi.set_defaults(func=_cmd_agi)
 
     demo = sub.add_parser("demo", help="chạy thử với tổng đài mô phỏng và các cuộc gọi mẫu")
     demo.add_argument(
@@ -331,6 +344,62 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agi(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, require_ari=False)
+    except ConfigError as e:
+        print(f"cấu hình: {e}", file=sys.stderr)
+        return 2
+    logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
+    try:
+        return asyncio.run(_agi(settings, args.host, args.port))
+    except (RoutingError, ManifestError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"không mở được cổng {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        return 1
+
+
+async def _agi(settings: Settings, host: str, port: int) -> int:
+    from ivr.agi.server import AgiServer
+    from ivr.routing.live import LiveRouting
+
+    live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
+    engine, writer = await _open_store(settings)
+    server = AgiServer(
+        live, writer, sound_prefix=settings.sound_prefix, recordings_dir=settings.recordings_dir
+    )
+    bound = await server.start(host, port)
+    log.info("FastAGI listening", host=host, port=bound, routing=live.current.version)
+    await _serve_until_signal(live)
+    await server.stop()
+    await server.idle()
+    await writer.stop()
+    await engine.dispose()
+    return 0
+
+
+async def _open_store(settings: Settings) -> tuple[AsyncEngine, StoreWriter]:
+    url = settings.database_url or sqlite_url(Path(settings.data_dir))
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url)
+    writer = StoreWriter(engine, Path(settings.spool_dir or Path(settings.data_dir) / "spool"))
+    await writer.start()
+    return engine, writer
+
+
+async def _serve_until_signal(live: LiveRouting) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, live.reload)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    watcher = asyncio.create_task(live.watch())
+    await stop.wait()
+    watcher.cancel()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
@@ -345,46 +414,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _run(settings: object) -> int:
+async def _run(settings: Settings) -> int:
     from ivr.ari.app import StasisApp
     from ivr.ari.client import AriClient
-    from ivr.config import Settings
     from ivr.routing.live import LiveRouting
-    from ivr.store.db import make_engine, sqlite_url, upgrade
-    from ivr.store.writer import StoreWriter
 
-    assert isinstance(settings, Settings)
-    routing_file = Path(settings.routing)
-    manifest = Path(settings.prompts)
-    live = LiveRouting(routing_file, lambda: list(load_manifest(manifest)))
+    live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
     log.info("starting", settings=settings.redacted(), routing=live.current.version)
-    url = settings.database_url or sqlite_url(Path(settings.data_dir))
-    await asyncio.to_thread(upgrade, url)
-    engine = make_engine(url)
-    observer = StoreWriter(engine, Path(settings.spool_dir or Path(settings.data_dir) / "spool"))
-    await observer.start()
+    engine, writer = await _open_store(settings)
     client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
     app = StasisApp(
         client,
         live,
-        observer,
+        writer,
         sound_prefix=settings.sound_prefix,
         recordings_dir=settings.recordings_dir,
     )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGHUP, live.reload)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    tasks = [asyncio.create_task(app.run()), asyncio.create_task(live.watch())]
-    await stop.wait()
+    task = asyncio.create_task(app.run())
+    await _serve_until_signal(live)
     log.info("stopping: letting calls in progress finish", calls=len(app.calls))
     await app.stop(drain_seconds=30)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     await client.close()
-    await observer.stop()
+    await writer.stop()
     await engine.dispose()
     return 0
 

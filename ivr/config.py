@@ -42,7 +42,9 @@ class Settings:
 ENV = {f.name: f"IVR_{f.name.upper()}" for f in fields(Settings)}
 
 
-def load_settings(path: Path | None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None, environ: dict[str, str] | None = None, *, require_ari: bool = True
+) -> Settings:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     if path is not None:
@@ -67,7 +69,7 @@ def load_settings(path: Path | None, environ: dict[str, str] | None = None) -> S
         if not isinstance(value, expected):
             raise ConfigError(f"'{name}' phải là {'true/false' if expected is bool else 'chuỗi'}")
     settings = Settings(**values)
-    if not settings.ari_password:
+    if require_ari and not settings.ari_password:
         raise ConfigError(
             f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"
         )

@@ -1,0 +1,228 @@
+"""The FastAGI implementation of :class:`ivr.session.CallSession`.
+
+One command at a time; each reply may be preceded by Asterisk's unsolicited "HANGUP" line. A
+reply of -1 or 511 ("not permitted on a dead channel") means the caller is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ivr.agi.protocol import AgiProtocolError, Reply, parse_reply, quote, read_line
+from ivr.session import (
+    CallerHangup,
+    CallInfo,
+    DialRequest,
+    DialResult,
+    DialStatus,
+    RecordRequest,
+    RecordResult,
+)
+
+COMMAND_TIMEOUT = 4 * 3600.0  # a Dial can last a whole conversation
+DIGITS = "0123456789*#"
+_DIAL_STATUS = {
+    "ANSWER": DialStatus.ANSWERED,
+    "BUSY": DialStatus.BUSY,
+    "NOANSWER": DialStatus.NO_ANSWER,
+    "CHANUNAVAIL": DialStatus.UNREACHABLE,
+    "CONGESTION": DialStatus.UNREACHABLE,
+}
+
+
+class AgiCallSession:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: CallInfo,
+        *,
+        sound_prefix: str = "hotline",
+        recordings_dir: str = "/var/spool/asterisk/recording",
+        timer_scale: float = 1.0,
+    ) -> None:
+        self.timer_scale = timer_scale  # as in the ARI session: <1 against a fast simulator
+        self.reader = reader
+        self.writer = writer
+        self._info = info
+        self.sound_prefix = sound_prefix
+        self.recordings_dir = recordings_dir
+        self._digits = ""
+        self._gone = False
+        self._ended = False
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    async def command(self, text: str) -> Reply:
+        self.writer.write(text.encode() + b"\n")
+        await self.writer.drain()
+        while True:
+            line = await read_line(self.reader, COMMAND_TIMEOUT)
+            if line == "HANGUP":
+                self._gone = True
+                continue
+            reply = parse_reply(line)
+            if reply.code == 520:  # usage text follows until "520 End of proper usage."
+                while not line.startswith("520 "):
+                    line = await read_line(self.reader, COMMAND_TIMEOUT)
+                raise AgiProtocolError(f"Asterisk refused {text!r}")
+            if reply.code == 511:
+                self._gone = True
+                raise CallerHangup()
+            return reply
+
+    async def _live(self, text: str) -> Reply:
+        """A command that only makes sense on a live channel."""
+        if self._gone or self._ended:
+            raise CallerHangup()
+        reply = await self.command(text)
+        if reply.result == -1:
+            self._gone = True
+            raise CallerHangup()
+        return reply
+
+    def caller_gone(self) -> bool:
+        """Asterisk said HANGUP (it may say so between any two replies)."""
+        return self._gone
+
+    async def variable(self, name: str) -> str:
+        reply = await self.command(f"GET VARIABLE {name}")
+        return reply.data if reply.result == 1 else ""
+
+    # --- CallSession --------------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        await self._live("ANSWER")
+        await self._live('SET VARIABLE CHANNEL(language) "vi"')
+
+    async def play(self, prompts: Sequence[str], *, interruptible: bool = True) -> None:
+        for prompt in prompts:
+            if interruptible and self._digits:
+                return
+            escape = quote(DIGITS if interruptible else "")
+            reply = await self._live(f"STREAM FILE {self.sound_prefix}/{prompt} {escape}")
+            if reply.result > 0:
+                self._digits += chr(reply.result)
+
+    async def read_digits(
+        self,
+        max_digits: int,
+        first_timeout: float,
+        inter_digit_timeout: float,
+        terminators: str = "#",
+    ) -> str:
+        got = ""
+        timeout = first_timeout
+        while len(got) < max_digits:
+            if self._digits:
+                digit, self._digits = self._digits[0], self._digits[1:]
+            else:
+                reply = await self._live(f"WAIT FOR DIGIT {int(timeout * 1000)}")
+                if reply.result == 0:
+                    return got
+                digit = chr(reply.result)
+            if digit in terminators:
+                return got
+            got += digit
+            timeout = inter_digit_timeout
+        return got
+
+    def flush_digits(self) -> None:
+        self._digits = ""
+
+    async def dial(self, request: DialRequest) -> DialResult:
+        await self._live(f"SET VARIABLE CALLERID(name) {quote(request.caller_id_name)}")
+        options = "U(hotline-answered)"  # dialplan/hotline.conf: notes the moment of answer
+        if request.music != "ringback":
+            options += f"m({request.music.removeprefix('moh:')})"
+        target = "&".join(request.endpoints)
+        started = time.monotonic()
+        if self._gone or self._ended:
+            raise CallerHangup()
+        await self.command(f"EXEC Dial {quote(f'{target},{int(request.ring_seconds)},{options}')}")
+        status_text = await self.variable("DIALSTATUS")
+        waited = (time.monotonic() - started) / self.timer_scale
+        if status_text == "CANCEL" or (self.caller_gone() and status_text != "ANSWER"):
+            self._gone = True
+            raise CallerHangup()
+        status = _DIAL_STATUS.get(status_text, DialStatus.UNREACHABLE)
+        if status is not DialStatus.ANSWERED:
+            failed: dict[str, DialStatus] = dict.fromkeys(request.endpoints, status)
+            return DialResult(status, None, waited, 0.0, None, failed)
+        talk = await self._talk_seconds()
+        peer = await self.variable("DIALEDPEERNUMBER")
+        endpoint = next((e for e in request.endpoints if e.endswith("/" + peer)), peer or None)
+        ended_by = "caller" if self.caller_gone() else "callee"
+        per = {
+            e: (DialStatus.ANSWERED if e == endpoint else DialStatus.NO_ANSWER)
+            for e in request.endpoints
+        }
+        return DialResult(
+            DialStatus.ANSWERED, endpoint, max(0.0, waited - talk), talk, ended_by, per
+        )
+
+    async def _talk_seconds(self) -> float:
+        answered_at = await self.variable("IVR_ANSWERED_AT")
+        now = await self.variable("EPOCH")
+        try:
+            return max(0.0, float(now) - float(answered_at))
+        except ValueError:  # a dialplan without [hotline-answered]
+            return 0.0
+
+    async def record(self, request: RecordRequest) -> RecordResult:
+        path = f"{self.recordings_dir}/{request.name}"
+        beep = " BEEP" if request.beep else ""
+        cmd = (
+            f"RECORD FILE {path} wav {quote(request.terminate_on)} "
+            f"{request.max_seconds * 1000} 0{beep} s={request.max_silence_seconds}"
+        )
+        if self._gone or self._ended:
+            raise CallerHangup()
+        reply = await self.command(cmd)
+        hung_up = reply.result == -1 or self.caller_gone()
+        self._gone = self._gone or hung_up
+        samples = reply.endpos or 0
+        data = _read_local(Path(f"{path}.wav"))
+        return RecordResult(
+            name=request.name,
+            duration_seconds=float(samples // 8000),
+            size_bytes=len(data) if data is not None else 44 + 2 * samples,
+            sha256=hashlib.sha256(data).hexdigest() if data is not None else "",
+            location=f"{path}.wav",
+            caller_hung_up=hung_up,
+        )
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._live(f"SET VARIABLE {name} {quote(value)}")
+
+    async def hangup(self, cause: str = "normal") -> None:
+        if self._gone or self._ended:
+            return
+        self._ended = True
+        with contextlib.suppress(CallerHangup):
+            await self.command("HANGUP")
+
+    async def continue_in_dialplan(
+        self, context: str | None = None, extension: str | None = None, priority: int | None = None
+    ) -> None:
+        """Leave the AGI; the dialplan goes to IVR_CONTINUE when set (dialplan/hotline.conf)."""
+        if self._gone or self._ended:
+            raise CallerHangup()
+        where = ",".join(str(x) for x in (context, extension, priority) if x is not None)
+        await self._live(f"SET VARIABLE IVR_CONTINUE {quote(where)}")
+        self._ended = True
+
+
+def _read_local(path: Path) -> bytes | None:
+    """The recording, when the controller shares the PBX's disk; None otherwise."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -1,0 +1,104 @@
+"""FastAGI: bad peers cost one connection each; the real transcripts parse as Asterisk meant."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ivr.agi.protocol import AgiProtocolError, parse_reply, read_environment
+from ivr.agi.server import AgiServer
+from ivr.flow.record import Disposition, MemoryObserver
+from ivr.routing.model import Routing
+from ivr.sim.agi import AgiSim
+from ivr.sim.scripts import CallerScript, Clerks, Press
+
+from .conftest import SHARED, vn_time
+from .scenarios import ANSWER, BUSY
+
+AGI_TRACES = SHARED / "agi" / "traces"
+DAY = vn_time("2026-11-25 09:00")
+
+
+async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_bad_peers_cost_one_connection_each(routing: Routing) -> None:
+    observer = MemoryObserver()
+    server = AgiServer(lambda: routing, observer, clock=lambda: DAY, timer_scale=0.1,
+                       env_timeout=0.5)
+    port = await server.start(port=0)
+    sim = AgiSim(port, speed=10, clerks=Clerks({"PJSIP/cchc-4b": BUSY}, default=ANSWER))
+    try:
+        good = sim.call(CallerScript((Press("4", on="prompt:main-menu"),), number="0911111111"))
+
+        _, w1 = await _open(port)  # closes halfway through its environment
+        w1.write(b"agi_network: yes\nagi_channel: PJSIP/x\n")
+        await w1.drain()
+        w1.close()
+        _, w2 = await _open(port)  # garbage
+        w2.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await w2.drain()
+        r3, w3 = await _open(port)  # starts, then says nothing more
+        w3.write(b"agi_network: yes\n")
+        await w3.drain()
+        r4, w4 = await _open(port)  # a line that never ends
+        w4.write(b"agi_" + b"x" * 20000)
+        await w4.drain()
+
+        assert await asyncio.wait_for(r3.read(), 10) == b""  # the server gave up on it
+        assert await asyncio.wait_for(r4.read(), 10) == b""
+        await asyncio.wait_for(good.done, 60)
+        later = sim.call(CallerScript((Press("6", on="prompt:main-menu"),), number="0922222222"))
+        await asyncio.wait_for(later.done, 60)
+        await asyncio.wait_for(server.idle(), 30)
+        for w in (w2, w3, w4):
+            w.close()
+    finally:
+        await server.stop()
+    assert server.rejected == 4
+    got = {r.caller_number: r.disposition for r in observer.done}
+    assert got == {"0911111111": Disposition.ANSWERED, "0922222222": Disposition.ANSWERED}
+
+
+def _transcript(name: str) -> list[dict[str, object]]:
+    path = AGI_TRACES / f"{name}.jsonl"
+    if not path.exists():
+        pytest.skip(f"{AGI_TRACES} is absent: the FastAGI transcripts of Asterisk 22 are needed")
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+async def test_the_real_environment_block_parses() -> None:
+    lines = [o for o in _transcript("agi-full-session") if o.get("kind") == "line"]
+    block = b""
+    for o in lines:
+        if o["dir"] != "A>S":
+            break
+        block += str(o["data"]).encode()
+    reader = asyncio.StreamReader()
+    reader.feed_data(block)
+    env = await read_environment(reader)
+    assert env["agi_network_script"] == "hotline"
+    assert env["agi_accountcode"] == ""
+    assert env["agi_enhanced"] == "0.0"
+    assert len(env) == 22
+
+
+def test_every_real_reply_parses() -> None:
+    seen = 0
+    for name in ("agi-full-session", "agi-caller-hangs-up", "agi-dial-answered"):
+        asterisk = [str(o["data"]).rstrip("\n") for o in _transcript(name)
+                    if o.get("kind") == "line" and o["dir"] == "A>S"]
+        replies = [line for line in asterisk if line[:3].isdigit()]
+        for line in replies:
+            parse_reply(line)
+            seen += 1
+    assert seen > 20
+    assert parse_reply("200 result=53 endpos=8640").result == ord("5")
+    assert parse_reply("200 result=12 (timeout)").data == "timeout"
+    assert parse_reply("200 result=1 (7)").data == "7"
+    assert parse_reply("200 result=2976 (timeout) endpos=8160").endpos == 8160
+    with pytest.raises(AgiProtocolError):
+        parse_reply("hello")

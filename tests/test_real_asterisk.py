@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.agi.server import AgiServer
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.flow.record import CallRecord, Disposition, MemoryObserver
@@ -32,6 +33,9 @@ ARI_APP = os.environ.get("IVR_TEST_ARI_APP", "hotline")
 SIP = os.environ.get("IVR_TEST_SIP", "127.0.0.1:5060")
 FIRST_PHONE_PORT = int(os.environ.get("IVR_TEST_PHONE_PORT", "5070"))
 CALLER_PORT = int(os.environ.get("IVR_TEST_CALLER_PORT", "5300"))
+SERVICE = os.environ.get("IVR_TEST_SERVICE", "18001022")  # routed to [hotline-inbound]
+AGI_SERVICE = os.environ.get("IVR_TEST_AGI_SERVICE", "")  # a number routed to [hotline-agi]
+AGI_PORT = int(os.environ.get("IVR_TEST_AGI_PORT", "4573"))
 
 pytestmark = [
     pytest.mark.real_asterisk,
@@ -127,32 +131,48 @@ class _Observer(MemoryObserver):
         self.ended.set()
 
 
-async def _run(routing: Routing, sc: RealScenario, folder: Path, number: str) -> CallRecord:
+async def _run(
+    routing: Routing, sc: RealScenario, folder: Path, number: str, adapter: str
+) -> CallRecord:
     ports = {f"PJSIP/{p.name}": FIRST_PHONE_PORT + i for i, p in enumerate(phones(routing))}
     observer = _Observer()
-    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, ARI_APP)
-    app = StasisApp(client, lambda: routing, observer, clock=lambda: DAY)
-    task = asyncio.create_task(app.run())
     sipp = Sipp(folder, SIP)
-    try:
+    if adapter == "agi":
+        server = AgiServer(lambda: routing, observer, clock=lambda: DAY)
+        await server.start("127.0.0.1", AGI_PORT)
+        service = AGI_SERVICE
+    else:
+        client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, ARI_APP)
+        app = StasisApp(client, lambda: routing, observer, clock=lambda: DAY)
+        task = asyncio.create_task(app.run())
         await asyncio.wait_for(app.stream.connected.wait(), 10)
+        service = SERVICE
+    try:
         for endpoint, (kind, ring, talk) in sc.desks.items():
             await sipp.desk(endpoint.partition("/")[2], ports[endpoint], kind, ring, talk)
-        await sipp.caller(sc.caller, number, CALLER_PORT)
+        await sipp.caller(sc.caller, number, CALLER_PORT, service)
         await asyncio.wait_for(observer.ended.wait(), 120)
         return next(r for r in observer.done if r.caller_number == number)
     finally:
         await sipp.close()
-        await app.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await client.close()
+        if adapter == "agi":
+            await server.stop()
+        else:
+            await app.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.close()
 
 
+@pytest.mark.parametrize("adapter", ["ari", "agi"])
 @pytest.mark.parametrize("sc", REAL, ids=[s.name for s in REAL])
-async def test_real_asterisk(routing: Routing, sc: RealScenario, tmp_path: Path) -> None:
+async def test_real_asterisk(
+    routing: Routing, sc: RealScenario, adapter: str, tmp_path: Path
+) -> None:
+    if adapter == "agi" and not AGI_SERVICE:
+        pytest.skip("set IVR_TEST_AGI_SERVICE to a number the Asterisk routes to [hotline-agi]")
     number = f"09{abs(hash(sc.name)) % 10**8:08d}"
-    record = await _run(routing, sc, tmp_path, number)
+    record = await _run(routing, sc, tmp_path, number, adapter)
     assert record.disposition is sc.disposition, record.steps
     # where exactly a hang-up lands depends on how long the installed prompts play
     assert record.path[: len(sc.path)] == sc.path

@@ -168,6 +168,13 @@ class AgiCallSession:
             DialStatus.ANSWERED, endpoint, max(0.0, waited - talk), talk, ended_by, per
         )
 
+    async def _alive(self) -> bool:
+        try:
+            reply = await self.command("CHANNEL STATUS")
+        except CallerHangup:
+            return False
+        return reply.result > 0 and not self.caller_gone()
+
     async def _talk_seconds(self) -> float:
         answered_at = await self.variable("IVR_ANSWERED_AT")
         now = await self.variable("EPOCH")
@@ -186,7 +193,8 @@ class AgiCallSession:
         if self._gone or self._ended:
             raise CallerHangup()
         reply = await self.command(cmd)
-        hung_up = reply.result == -1 or self.caller_gone()
+        # -1 is a hang-up *or* a failed recording (no audio from the caller): ask the channel
+        hung_up = self.caller_gone() or (reply.result == -1 and not await self._alive())
         self._gone = self._gone or hung_up
         samples = reply.endpos or 0
         data = _read_local(Path(f"{path}.wav"))

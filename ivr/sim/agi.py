@@ -183,6 +183,8 @@ class AgiSim:
             if got == "-":
                 return ["200 result=-1", "HANGUP"]
             return [f"200 result={ord(got) if got else 0}"]
+        if name == "CHANNEL STATUS":
+            return ["200 result=6"]  # Up
         if name == "EXEC DIAL":
             return await self._dial(call, args[0] if args else "")
         if name == "RECORD FILE":

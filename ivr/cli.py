@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="tệp cấu hình TOML (xem ivr.toml.example)")
     run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
     run.set_defaults(func=_cmd_run)
+
+    eps = sub.add_parser("endpoints", help="trạng thái máy các nhánh và đơn vị (qua AMI)")
+    eps.add_argument("--config", type=Path, help="tệp cấu hình TOML (ami_address, ami_secret)")
+    eps.add_argument("--json", action="store_true")
+    eps.set_defaults(func=_cmd_endpoints)
 
     agi = sub.add_parser(
         "agi", help="máy chủ FastAGI cho dialplan gọi AGI(agi://host:4573/hotline)"
@@ -344,6 +350,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, require_ari=False)
+        routing = load_routing(Path(settings.routing), None)
+    except (ConfigError, RoutingError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not settings.ami_address:
+        print(
+            "chưa cấu hình AMI: đặt ami_address (vd. 127.0.0.1:5038) và ami_secret", file=sys.stderr
+        )
+        return 2
+    try:
+        rows = asyncio.run(_endpoint_states(settings, routing))
+    except (OSError, TimeoutError) as e:
+        print(f"không kết nối được AMI {settings.ami_address}: {e!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                [{"endpoint": f"PJSIP/{n}", "owner": c, "state": s} for n, c, s, _ in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    for name, comment, _state, label in rows:
+        print(f"  PJSIP/{name:<12} {label:<20} {comment}")
+    down = sum(1 for _, _, s, _ in rows if s != "reachable")
+    print(f"{len(rows)} máy, {down} không sẵn sàng")
+    return 0
+
+
+async def _endpoint_states(settings: Settings, routing: Routing) -> list[tuple[str, str, str, str]]:
+    from ivr.ami.watch import LABELS, EndpointWatch
+    from ivr.pjsip import phones
+
+    host, _, port = settings.ami_address.rpartition(":")
+    watch = EndpointWatch(
+        host or "127.0.0.1", int(port or 5038), settings.ami_user, settings.ami_secret
+    )
+    try:
+        await watch.start()
+    finally:
+        watch.close()
+    out = []
+    for phone in phones(routing):
+        state = watch.state(phone.name)
+        out.append((phone.name, phone.comment, state.value, LABELS[state]))
+    return out
+
+
 def _cmd_agi(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, require_ari=False)
@@ -378,6 +438,23 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     await writer.stop()
     await engine.dispose()
     return 0
+
+
+async def _watch_phones(settings: Settings) -> Any:
+    """AMI's view of the phones when configured; the call flow goes on without it."""
+    if not settings.ami_address:
+        return None
+    from ivr.ami.watch import EndpointWatch
+
+    host, _, port = settings.ami_address.rpartition(":")
+    watch = EndpointWatch(
+        host or "127.0.0.1", int(port or 5038), settings.ami_user, settings.ami_secret
+    )
+    try:
+        await watch.start()
+    except (OSError, TimeoutError) as e:
+        log.warning("AMI not available yet; it will keep trying", error=repr(e))
+    return watch
 
 
 async def _open_store(settings: Settings) -> tuple[AsyncEngine, StoreWriter]:
@@ -422,6 +499,7 @@ async def _run(settings: Settings) -> int:
     live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
     log.info("starting", settings=settings.redacted(), routing=live.current.version)
     engine, writer = await _open_store(settings)
+    watch = await _watch_phones(settings)
     client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
     app = StasisApp(
         client,
@@ -429,6 +507,7 @@ async def _run(settings: Settings) -> int:
         writer,
         sound_prefix=settings.sound_prefix,
         recordings_dir=settings.recordings_dir,
+        unreachable=watch.unreachable if watch else None,
     )
     task = asyncio.create_task(app.run())
     await _serve_until_signal(live)

@@ -31,10 +31,14 @@ class Settings:
     sound_prefix: str = "hotline"
     recordings_dir: str = "/var/spool/asterisk/recording"
     log_json: bool = False
+    ami_address: str = ""  # "host:port" of Asterisk's AMI; empty: not used
+    ami_user: str = "ivr"
+    ami_secret: str = field(default="", repr=False)
 
     def redacted(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ari_password"] = "***" if self.ari_password else ""
+        out["ami_secret"] = "***" if self.ami_secret else ""
         out["database_url"] = re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", self.database_url)
         return out
 

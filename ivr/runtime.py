@@ -33,7 +33,9 @@ class Harness:
         clock_for: Callable[[CallInfo], Clock] | None = None,
         heartbeat: float = 5.0,
         missing_sounds: set[str] | None = None,
+        unreachable: Callable[[str], bool] | None = None,
     ) -> None:
+        self.unreachable = unreachable
         self.sim = AsteriskSim(
             speed=speed, clerks=clerks, prompt_seconds=prompt_seconds, missing_sounds=missing_sounds
         )
@@ -58,6 +60,7 @@ class Harness:
             clock_for=self.clock_for,
             timer_scale=1 / self.speed,
             heartbeat=self.heartbeat,
+            unreachable=self.unreachable,
         )
         self._task = asyncio.create_task(self.app.run())
         await self.app.stream.connected.wait()

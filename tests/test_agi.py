@@ -27,8 +27,9 @@ async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 async def test_bad_peers_cost_one_connection_each(routing: Routing) -> None:
     observer = MemoryObserver()
-    server = AgiServer(lambda: routing, observer, clock=lambda: DAY, timer_scale=0.1,
-                       env_timeout=0.5)
+    server = AgiServer(
+        lambda: routing, observer, clock=lambda: DAY, timer_scale=0.1, env_timeout=0.5
+    )
     port = await server.start(port=0)
     sim = AgiSim(port, speed=10, clerks=Clerks({"PJSIP/cchc-4b": BUSY}, default=ANSWER))
     try:
@@ -89,8 +90,11 @@ async def test_the_real_environment_block_parses() -> None:
 def test_every_real_reply_parses() -> None:
     seen = 0
     for name in ("agi-full-session", "agi-caller-hangs-up", "agi-dial-answered"):
-        asterisk = [str(o["data"]).rstrip("\n") for o in _transcript(name)
-                    if o.get("kind") == "line" and o["dir"] == "A>S"]
+        asterisk = [
+            str(o["data"]).rstrip("\n")
+            for o in _transcript(name)
+            if o.get("kind") == "line" and o["dir"] == "A>S"
+        ]
         replies = [line for line in asterisk if line[:3].isdigit()]
         for line in replies:
             parse_reply(line)

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from ivr.agi.server import AgiServer
 from ivr.flow.record import CallRecord, MemoryObserver
 from ivr.routing.model import Routing
 from ivr.runtime import Harness
-from ivr.agi.server import AgiServer
 from ivr.sim.agi import AgiCall, AgiSim
 from ivr.sim.core import SimCall
 from ivr.sim.scripts import Clerks

@@ -49,7 +49,9 @@ class StasisApp:
         heartbeat: float = 5.0,
         timer_scale: float = 1.0,
         clock_for: Callable[[CallInfo], Clock] | None = None,
+        unreachable: Callable[[str], bool] | None = None,
     ) -> None:
+        self.unreachable = unreachable
         self.client = client
         self.clock = clock
         self.timer_scale = timer_scale
@@ -114,6 +116,7 @@ class StasisApp:
                 sound_prefix=self.sound_prefix,
                 recordings_dir=self.recordings_dir,
                 timer_scale=self.timer_scale,
+                unreachable=self.unreachable,
             )
         except Exception:
             log.exception("could not start a call; handing it back", call=info.channel_id)

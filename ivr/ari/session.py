@@ -13,7 +13,7 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -68,7 +68,9 @@ class AriCallSession:
         sound_prefix: str = "hotline",
         recordings_dir: str = "/var/spool/asterisk/recording",
         timer_scale: float = 1.0,
+        unreachable: Callable[[str], bool] | None = None,
     ) -> None:
+        self.unreachable = unreachable  # what AMI knows of the phones, when it is watched
         self.client = client
         # Against the simulator running N times faster than life, our own timers run N times
         # faster too (timer_scale = 1/N) and durations are reported in nominal seconds.
@@ -291,6 +293,10 @@ class AriCallSession:
     async def _originate(
         self, endpoint: str, request: DialRequest, statuses: dict[str, DialStatus]
     ) -> None:
+        if self.unreachable is not None and self.unreachable(endpoint):
+            log.info("endpoint known unreachable; not dialled", call=self.id, endpoint=endpoint)
+            statuses[endpoint] = DialStatus.UNREACHABLE
+            return
         leg = self._new_id("leg")
         self.registry.claim(leg, self)
         self._legs[leg] = endpoint

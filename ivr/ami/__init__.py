@@ -1,0 +1,1 @@
+"""AMI: watching the phones (panoramisk)."""

@@ -1,0 +1,121 @@
+"""AMI (panoramisk): the branch and desk phones' states, kept current, reconnecting by itself.
+
+On every login it lists the endpoints (PJSIPShowEndpoints: static contacts appear there, not in
+PJSIPShowContacts) and then follows PeerStatus / ContactStatus / DeviceStateChange events, which
+Asterisk sends together when a phone comes or goes (shared/ami/traces).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from panoramisk import Manager
+
+log = structlog.get_logger("ivr.ami")
+
+
+class PhoneState(enum.StrEnum):
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+    UNREGISTERED = "unregistered"  # no contact at all
+    UNKNOWN = "unknown"
+
+
+LABELS = {
+    PhoneState.REACHABLE: "sẵn sàng",
+    PhoneState.UNREACHABLE: "không liên lạc được",
+    PhoneState.UNREGISTERED: "chưa đăng ký",
+    PhoneState.UNKNOWN: "chưa rõ",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    name: str
+    state: PhoneState
+    device_state: str
+    contacts: str
+
+
+def _state(device_state: str, contacts: str) -> PhoneState:
+    if not contacts.strip(" ,"):
+        return PhoneState.UNREGISTERED
+    if device_state.lower() in {"unavailable", "invalid"}:
+        return PhoneState.UNREACHABLE
+    return PhoneState.REACHABLE
+
+
+class EndpointWatch:
+    def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+        self.phones: dict[str, Phone] = {}
+        self.ready = asyncio.Event()
+        self.logins = 0
+        self._refreshing: asyncio.Future[None] | None = None
+        self.manager = Manager(
+            host=host,
+            port=port,
+            username=user,
+            secret=secret,
+            events="system,call",  # not "all": a call alone brings dozens of VarSet events
+            loop=asyncio.get_running_loop(),
+            reconnect_timeout=2,
+            on_login=self._on_login,
+            on_disconnect=self._on_disconnect,
+            log=logging.getLogger("ivr.ami.panoramisk"),
+        )
+        self.manager.register_event("PeerStatus", self._peer)
+        self.manager.register_event("ContactStatus", self._contact)
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self.manager.connect()
+        await asyncio.wait_for(self.ready.wait(), timeout)
+
+    def close(self) -> None:
+        self.manager.close()
+
+    def state(self, endpoint: str) -> PhoneState:
+        phone = self.phones.get(endpoint.partition("/")[2] or endpoint)
+        return phone.state if phone else PhoneState.UNKNOWN
+
+    def unreachable(self, endpoint: str) -> bool:
+        return self.state(endpoint) in {PhoneState.UNREACHABLE, PhoneState.UNREGISTERED}
+
+    def _on_login(self, manager: Manager) -> None:
+        self.logins += 1
+        self._refreshing = asyncio.ensure_future(self.refresh())
+
+    def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:
+        log.warning("AMI connection lost; reconnecting", error=str(exc) if exc else None)
+
+    async def refresh(self) -> None:
+        replies = await self.manager.send_action({"Action": "PJSIPShowEndpoints"})
+        for msg in replies if isinstance(replies, list) else [replies]:
+            if msg.get("Event") == "EndpointList":
+                name = str(msg.get("ObjectName", ""))
+                device, contacts = str(msg.get("DeviceState", "")), str(msg.get("Contacts", ""))
+                self.phones[name] = Phone(name, _state(device, contacts), device, contacts)
+        self.ready.set()
+        log.info("AMI: phones listed", phones=len(self.phones))
+
+    def _peer(self, manager: Manager, event: Any) -> None:
+        name = str(event.get("Peer", "")).partition("/")[2]
+        status = str(event.get("PeerStatus", ""))
+        old = self.phones.get(name)
+        contacts = old.contacts if old else "?"
+        state = PhoneState.REACHABLE if status == "Reachable" else PhoneState.UNREACHABLE
+        if status in {"Reachable", "Unreachable"}:
+            self.phones[name] = Phone(name, state, status, contacts)
+
+    def _contact(self, manager: Manager, event: Any) -> None:
+        name = str(event.get("AOR", ""))
+        status = str(event.get("ContactStatus", ""))
+        if status == "Removed":
+            self.phones[name] = Phone(name, PhoneState.UNREGISTERED, status, "")
+        elif status in {"Reachable", "Unreachable", "Created", "Updated"}:
+            state = PhoneState.UNREACHABLE if status == "Unreachable" else PhoneState.REACHABLE
+            self.phones[name] = Phone(name, state, status, str(event.get("URI", "")))

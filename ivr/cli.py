@@ -500,6 +500,8 @@ async def _run(settings: Settings) -> int:
     log.info("starting", settings=settings.redacted(), routing=live.current.version)
     engine, writer = await _open_store(settings)
     watch = await _watch_phones(settings)
+    if watch is not None:
+        watch.on_hangup = writer.call_cause  # the record gets the caller's hang-up cause
     client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
     app = StasisApp(
         client,

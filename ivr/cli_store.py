@@ -225,6 +225,8 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
     print(f"  đường đi: {c.path.replace('>', ' → ')}   phím: {c.digits or '—'}")
     if c.endpoint:
         print(f"  máy trả lời: {c.endpoint}")
+    if c.hangup_cause is not None:
+        print(f"  mã kết thúc (Q.850): {c.hangup_cause} {c.hangup_cause_text or ''}")
     for s in c.steps:
         extra = f" [{s.input}]" if s.input else ""
         detail = f" — {s.detail}" if s.detail else ""
@@ -250,6 +252,8 @@ def _call_json(c: Call, mask: bool) -> dict[str, Any]:
         "wait_seconds": c.wait_seconds,
         "talk_seconds": c.talk_seconds,
         "routing_version": c.routing_version,
+        "hangup_by": c.hangup_by,
+        "hangup_cause": c.hangup_cause,
     }
 
 

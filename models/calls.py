@@ -42,6 +42,9 @@ class Call(Base):
     talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     routing_version: Mapped[str] = mapped_column(String(32))
     hangup_by: Mapped[str | None] = mapped_column(String(16))
+    # Q.850 cause of the caller's channel as AMI's Hangup event reported it (when AMI is watched)
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
 
     steps: Mapped[list[CallStep]] = relationship(

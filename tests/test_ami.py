@@ -120,3 +120,50 @@ async def test_a_phone_ami_knows_unreachable_is_not_dialled(routing: Routing) ->
     (record,) = observer.done
     assert originates == []
     assert ("branch-6", "unreachable") in [(s.node, s.outcome) for s in record.steps]
+
+
+async def test_the_hangup_cause_from_ami_reaches_the_call_record(
+    db_url: str, routing: Routing, tmp_path: Path
+) -> None:
+    from ivr.flow.engine import run_call
+    from ivr.session import CallInfo
+    from ivr.store.db import make_engine
+    from ivr.store.queries import get_call
+    from ivr.store.writer import StoreWriter
+    from ivr.testing.fake import FakeSession
+
+    from .conftest import vn_time
+
+    engine = make_engine(db_url)
+    writer = StoreWriter(engine, tmp_path / "spool")
+    await writer.start()
+    sim = AmiSim()
+    port = await sim.start()
+    watch = EndpointWatch("127.0.0.1", port, "ivr", "secret")
+    seen = asyncio.Event()
+
+    def on_hangup(uniqueid: str, cause: int, text: str) -> None:
+        writer.call_cause(uniqueid, cause, text)
+        seen.set()
+
+    watch.on_hangup = on_hangup
+    try:
+        await watch.start()
+        at = vn_time("2026-11-25 09:00")
+        await run_call(
+            FakeSession(CallInfo("1795538127.3", "0912"), inputs=["4"]),
+            routing,
+            writer,
+            clock=lambda: at,
+        )
+        sim.hangup("1795538127.3", 16, "Normal Clearing")
+        await asyncio.wait_for(seen.wait(), 10)
+        assert await writer.sync()
+        call = await get_call(engine, "1795538127.3")
+        assert call is not None
+        assert (call.hangup_cause, call.hangup_cause_text) == (16, "Normal Clearing")
+    finally:
+        watch.close()
+        await sim.stop()
+        await writer.stop()
+        await engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,8 @@ class EndpointWatch:
         )
         self.manager.register_event("PeerStatus", self._peer)
         self.manager.register_event("ContactStatus", self._contact)
+        self.manager.register_event("Hangup", self._hangup)
+        self.on_hangup: Callable[[str, int, str], None] | None = None  # (uniqueid, cause, text)
 
     async def start(self, timeout: float = 10.0) -> None:
         self.manager.connect()
@@ -110,6 +113,15 @@ class EndpointWatch:
         state = PhoneState.REACHABLE if status == "Reachable" else PhoneState.UNREACHABLE
         if status in {"Reachable", "Unreachable"}:
             self.phones[name] = Phone(name, state, status, contacts)
+
+    def _hangup(self, manager: Manager, event: Any) -> None:
+        if self.on_hangup is None:
+            return
+        try:
+            cause = int(event.get("Cause", ""))
+        except ValueError:
+            return
+        self.on_hangup(str(event.get("Uniqueid", "")), cause, str(event.get("Cause-txt", "")))
 
     def _contact(self, manager: Manager, event: Any) -> None:
         name = str(event.get("AOR", ""))

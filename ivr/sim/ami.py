@@ -56,6 +56,20 @@ class AmiSim:
              "URI": f"sip:{name}@127.0.0.1:5070", "ContactStatus": status, "AOR": name},
         ])  # fmt: skip
 
+    def hangup(self, uniqueid: str, cause: int, text: str) -> None:
+        self._broadcast(
+            [
+                {
+                    "Event": "Hangup",
+                    "Privilege": "call,all",
+                    "Uniqueid": uniqueid,
+                    "Linkedid": uniqueid,
+                    "Cause": str(cause),
+                    "Cause-txt": text,
+                }
+            ]
+        )
+
     def _broadcast(self, messages: list[dict[str, str]]) -> None:
         data = b"".join(_encode(m) for m in messages)
         for w in self._clients:

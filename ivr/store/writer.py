@@ -85,6 +85,12 @@ class StoreWriter:
         for op in final_ops(record):
             self._put(op)
 
+    def call_cause(self, channel_id: str, cause: int, text: str) -> None:
+        """The caller channel's hang-up cause, as AMI reported it after the call."""
+        self._put(
+            ("cause", {"id": channel_id, "hangup_cause": cause, "hangup_cause_text": text[:64]})
+        )
+
     def _put(self, op: Op) -> None:
         self._idle.clear()
         if self._overflow:
@@ -230,7 +236,12 @@ class StoreWriter:
 
 async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
     """Write one batch in one transaction; idempotent, so a batch may be written again."""
-    grouped: dict[str, list[dict[str, Any]]] = {"call": [], "step": [], "voicemail": []}
+    grouped: dict[str, list[dict[str, Any]]] = {
+        "call": [],
+        "step": [],
+        "voicemail": [],
+        "cause": [],
+    }
     calls: dict[str, dict[str, Any]] = {}
     for kind, row in ops:
         if kind == "call":
@@ -242,6 +253,14 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
         for kind in ("call", "step", "voicemail"):
             if grouped[kind]:
                 await _upsert(conn, kind, grouped[kind])
+        for row in grouped["cause"]:  # a call AMI reports that we never had is no one's
+            await conn.execute(
+                update(Call)
+                .where(Call.id == row["id"])
+                .values(
+                    hangup_cause=row["hangup_cause"], hangup_cause_text=row["hangup_cause_text"]
+                )
+            )
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
 
 

@@ -87,3 +87,11 @@ async def test_the_watcher_reloads_a_changed_file(tmp_path: Path) -> None:
     await asyncio.wait_for(live.reloaded.wait(), 10)
     watcher.cancel()
     assert live.current.version != first
+
+
+def test_the_example_settings_file_loads() -> None:
+    from .conftest import ROOT
+
+    s = load_settings(ROOT / "ivr.toml.example", {})
+    assert s.ari_app == "hotline"
+    assert s.ami_address == ""

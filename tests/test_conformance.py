@@ -160,6 +160,19 @@ class Replayer:
             text = text.replace(old, self.ids[old])
         return text
 
+    def compare(
+        self, req: dict[str, Any], real: dict[str, Any], status: int, body: Any
+    ) -> list[str]:
+        """What differs between Asterisk's response and ours; learns the ids Asterisk chose."""
+        if isinstance(real["body"], dict) and "id" in real["body"] and isinstance(body, dict):
+            self.ids[real["body"]["id"]] = body["id"]
+        if status == real["status"] and _same_shape(real["body"], body):
+            return []
+        return [
+            f"{req['method']} {req['path']} {req['query']}: "
+            f"Asterisk {real['status']} {real['body']} / sim {status} {body}"
+        ]
+
     async def send(self, req: dict[str, Any]) -> tuple[int, Any]:
         auth = req.get("auth")
         headers = (
@@ -230,13 +243,7 @@ async def _replay(
                 pending = o
                 status, body = await rp.send(o)
             elif o["kind"] == "response" and pending is not None:
-                if status != o["status"] or not _same_shape(o["body"], body):
-                    mismatches.append(
-                        f"{pending['method']} {pending['path']}: "
-                        f"Asterisk {o['status']} {o['body']}, sim {status} {body}"
-                    )
-                if isinstance(o["body"], dict) and "id" in o["body"] and isinstance(body, dict):
-                    rp.ids[o["body"]["id"]] = body["id"]
+                mismatches += rp.compare(pending, o, status, body)
                 pending = None
         async with arrived:
             await asyncio.wait_for(arrived.wait_for(lambda: len(got) >= len(real_sig)), 10)
@@ -339,13 +346,7 @@ async def _replay_requests_only(trace: str, sim: AsteriskSim) -> None:
                 pending = o
                 status, body = await rp.send(o)
             elif o["kind"] == "response" and pending is not None:
-                if status != o["status"] or not _same_shape(o["body"], body):
-                    mismatches.append(
-                        f"{pending['method']} {pending['path']} {pending['query']}: "
-                        f"Asterisk {o['status']} {o['body']} / sim {status} {body}"
-                    )
-                if isinstance(o["body"], dict) and "id" in o["body"] and isinstance(body, dict):
-                    rp.ids[o["body"]["id"]] = body["id"]
+                mismatches += rp.compare(pending, o, status, body)
                 pending = None
         await ws.close()
     assert mismatches == []

@@ -114,3 +114,39 @@ def test_check_names_what_is_missing(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "THIẾU greeting: .sln16" in err
     assert "THIẾU unit-1001: .wav" in err
     assert check(["nope"], out_dir)[1][0].id == "nope"
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_a_new_unit_gets_its_name_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routing = tmp_path / "routing" / "hotline.yaml"
+    routing.parent.mkdir()
+    text = (ROOT / "routing" / "hotline.yaml").read_text()
+    routing.write_text(
+        text.replace(
+            "\nnodes:\n",
+            '\n  - {code: "3005", name: UBND xã Vĩnh Linh, kind: commune, endpoint: PJSIP/dv-3005}'
+            "\nnodes:\n",
+        )
+    )
+    out = tmp_path / "sounds"
+    shutil.copytree(ROOT / "prompts" / "sounds" / "vi" / "hotline", out)
+    code = main(
+        [
+            "prompts",
+            "build",
+            "--routing",
+            str(routing),
+            "--manifest",
+            str(ROOT / "prompts" / "manifest.yaml"),
+            "--out",
+            str(out),
+        ]
+    )
+    printed, _ = capsys.readouterr()
+    assert code == 0
+    assert "unit-3005" in printed
+    assert "1 lời nhắc được tạo" in printed  # only the new one: the rest is unchanged
+    assert wav_seconds(out / "unit-3005.wav") > 0.5

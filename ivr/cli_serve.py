@@ -81,13 +81,10 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
 
 
 async def _endpoint_states(settings: Settings, routing: Routing) -> list[tuple[str, str, str, str]]:
-    from ivr.ami.watch import LABELS, EndpointWatch
+    from ivr.ami.watch import LABELS
     from ivr.pjsip import phones
 
-    host, _, port = settings.ami_address.rpartition(":")
-    watch = EndpointWatch(
-        host or "127.0.0.1", int(port or 5038), settings.ami_user, settings.ami_secret
-    )
+    watch = _new_watch(settings)
     try:
         await watch.start()
     finally:
@@ -135,16 +132,18 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
+def _new_watch(settings: Settings) -> Any:
+    from ivr.ami.watch import EndpointWatch
+
+    host, port = settings.ami_endpoint
+    return EndpointWatch(host, port, settings.ami_user, settings.ami_secret)
+
+
 async def _watch_phones(settings: Settings) -> Any:
     """AMI's view of the phones when configured; the call flow goes on without it."""
     if not settings.ami_address:
         return None
-    from ivr.ami.watch import EndpointWatch
-
-    host, _, port = settings.ami_address.rpartition(":")
-    watch = EndpointWatch(
-        host or "127.0.0.1", int(port or 5038), settings.ami_user, settings.ami_secret
-    )
+    watch = _new_watch(settings)
     try:
         await watch.start()
     except (OSError, TimeoutError) as e:

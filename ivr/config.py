@@ -35,6 +35,12 @@ class Settings:
     ami_user: str = "ivr"
     ami_secret: str = field(default="", repr=False)
 
+    @property
+    def ami_endpoint(self) -> tuple[str, int]:
+        """(host, port) of AMI; the address was checked when the settings were loaded."""
+        host, _, port = self.ami_address.rpartition(":")
+        return host or "127.0.0.1", int(port or 5038)
+
     def redacted(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ari_password"] = "***" if self.ari_password else ""
@@ -73,6 +79,10 @@ def load_settings(
         if not isinstance(value, expected):
             raise ConfigError(f"'{name}' phải là {'true/false' if expected is bool else 'chuỗi'}")
     settings = Settings(**values)
+    if settings.ami_address and not re.fullmatch(r"[^\s:]*:\d{1,5}", settings.ami_address):
+        raise ConfigError(
+            f"ami_address '{settings.ami_address}' cần dạng HOST:CỔNG, vd. 127.0.0.1:5038"
+        )
     if require_ari and not settings.ari_password:
         raise ConfigError(
             f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"

@@ -95,3 +95,12 @@ def test_the_example_settings_file_loads() -> None:
     s = load_settings(ROOT / "ivr.toml.example", {})
     assert s.ari_app == "hotline"
     assert s.ami_address == ""
+
+
+def test_a_malformed_ami_address_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text('ami_address = "asterisk:ami"\n')
+    with pytest.raises(ConfigError, match="cần dạng HOST:CỔNG"):
+        load_settings(cfg, {}, require_ari=False)
+    cfg.write_text('ami_address = "127.0.0.2:5038"\n')
+    assert load_settings(cfg, {}, require_ari=False).ami_endpoint == ("127.0.0.2", 5038)

@@ -28,7 +28,7 @@ from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
-from ivr.prompts import load_manifest
+from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press

@@ -1,6 +1,6 @@
 """The protocol-agnostic call-session interface the call flow talks to.
 
-ARI (:mod:`ivr.ari.session`), FastAGI and the test double (:mod:`ivr.testing.fake`) implement
+ARI (:mod:`ivr.ari.session`), FastAGI and the test double (:mod:`ivr.sim.dry_run`) implement
 it. Nothing here knows about HTTP, sockets, YAML or SQL.
 
 Hang-up is not a return value: once the caller is gone every operation raises

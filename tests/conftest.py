@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import structlog
 
-from ivr.prompts import load_manifest
+from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
 from ivr.store.db import sqlite_url, upgrade

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.prompts import load_manifest
+from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
-from ivr.runtime import Harness
+from ivr.sim.harness import Harness
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
 from ivr.store.db import make_engine
 from ivr.store.writer import StoreWriter

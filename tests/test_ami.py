@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ivr.ami.watch import EndpointWatch, PhoneState
-from ivr.pjsip import phones
+from ivr.asterisk.pjsip import phones
 from ivr.routing.model import Routing
 from ivr.sim.ami import AmiSim, SimPhone
 
@@ -102,7 +102,7 @@ async def test_ivr_endpoints_shows_the_routing_phones(tmp_path: Path, routing: R
 
 async def test_a_phone_ami_knows_unreachable_is_not_dialled(routing: Routing) -> None:
     from ivr.flow.record import MemoryObserver
-    from ivr.runtime import Harness
+    from ivr.sim.harness import Harness
     from ivr.sim.scripts import CallerScript, Press
 
     from .conftest import vn_time
@@ -127,10 +127,10 @@ async def test_the_hangup_cause_from_ami_reaches_the_call_record(
 ) -> None:
     from ivr.flow.engine import run_call
     from ivr.session import CallInfo
+    from ivr.sim.dry_run import FakeSession
     from ivr.store.db import make_engine
     from ivr.store.queries import get_call
     from ivr.store.writer import StoreWriter
-    from ivr.testing.fake import FakeSession
 
     from .conftest import vn_time
 

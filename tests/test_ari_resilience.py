@@ -13,7 +13,7 @@ from ivr.ari.errors import BadRequest, Conflict, NotFound, ServerError, Unauthor
 from ivr.ari.events import Backoff, EventStream
 from ivr.flow.record import Disposition, MemoryObserver
 from ivr.routing.model import Routing
-from ivr.runtime import Harness
+from ivr.sim.harness import Harness
 from ivr.sim.http import AsteriskSim
 from ivr.sim.scripts import CallerScript, Clerks, Hangup, Press
 

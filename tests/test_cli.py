@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.asterisk_config import split_example
+from ivr.asterisk.config import split_example
+from ivr.asterisk.pjsip import phones
 from ivr.cli import main
-from ivr.pjsip import phones
 from ivr.routing.model import Routing
 
 from .conftest import ROOT, ROUTING_FILE

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
-from ivr.cli_store import parse_age
+from ivr.cli.store import parse_age
 from ivr.flow.engine import run_call
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
+from ivr.sim.dry_run import Clerk, FakeSession
 from ivr.store.db import make_engine, sqlite_url
 from ivr.store.queries import mask_number
 from ivr.store.writer import StoreWriter
-from ivr.testing.fake import Clerk, FakeSession
 
 from .conftest import vn_time
 

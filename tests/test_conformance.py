@@ -22,7 +22,7 @@ import pytest
 from ivr.ari.client import basic_auth
 from ivr.flow.record import Disposition, MemoryObserver
 from ivr.routing.model import Routing
-from ivr.runtime import Harness
+from ivr.sim.harness import Harness
 from ivr.sim.http import AsteriskSim
 from ivr.sim.scripts import (
     CallerScript,

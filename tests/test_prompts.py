@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
-from ivr.prompts import Prompt
-from ivr.prompts_build import build, check, convert, wav_seconds
+from ivr.prompts.build import build, convert, wav_seconds
+from ivr.prompts.check import check
+from ivr.prompts.manifest import Prompt
 
 from .conftest import ROOT
 

@@ -19,8 +19,8 @@ import pytest
 from ivr.agi.server import AgiServer
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
+from ivr.asterisk.pjsip import phones
 from ivr.flow.record import CallRecord, Disposition, MemoryObserver
-from ivr.pjsip import phones
 from ivr.routing.model import Routing
 
 from .scenarios import MENU

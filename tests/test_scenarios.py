@@ -9,9 +9,9 @@ import pytest
 from ivr.agi.server import AgiServer
 from ivr.flow.record import CallRecord, MemoryObserver
 from ivr.routing.model import Routing
-from ivr.runtime import Harness
 from ivr.sim.agi import AgiCall, AgiSim
 from ivr.sim.core import SimCall
+from ivr.sim.harness import Harness
 from ivr.sim.scripts import Clerks
 
 from .conftest import vn_time

@@ -13,7 +13,7 @@ from ivr.flow.engine import run_call
 from ivr.flow.record import MemoryObserver
 from ivr.routing.live import LiveRouting
 from ivr.session import CallInfo
-from ivr.testing.fake import FakeSession
+from ivr.sim.dry_run import FakeSession
 
 from .conftest import MANIFEST_FILE, ROUTING_FILE
 
@@ -42,7 +42,7 @@ def test_bad_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def _prompts() -> list[str]:
-    from ivr.prompts import load_manifest
+    from ivr.prompts.manifest import load_manifest
 
     return list(load_manifest(MANIFEST_FILE))
 
@@ -104,3 +104,109 @@ def test_a_malformed_ami_address_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(cfg, {}, require_ari=False)
     cfg.write_text('ami_address = "127.0.0.2:5038"\n')
     assert load_settings(cfg, {}, require_ari=False).ami_endpoint == ("127.0.0.2", 5038)
+
+
+class _Watched:
+    """A routing file under a running watcher, with a manifest that can be broken."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.file = tmp_path / "hotline.yaml"
+        self.file.write_text(ROUTING_FILE.read_text())
+        self.manifest = tmp_path / "manifest.yaml"
+        self.manifest.write_text(MANIFEST_FILE.read_text())
+        self.live = LiveRouting(self.file, self._prompts)
+        self.first = self.live.current
+
+    def _prompts(self) -> list[str]:
+        from ivr.prompts import load_manifest
+
+        return list(load_manifest(self.manifest))
+
+    def write(self, text: str) -> None:
+        self.file.write_text(text)
+
+    async def rejected(self) -> None:
+        await asyncio.wait_for(self.live.rejected.wait(), 10)
+        self.live.rejected.clear()
+
+    async def reloaded(self) -> None:
+        await asyncio.wait_for(self.live.reloaded.wait(), 10)
+        self.live.reloaded.clear()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"hotline:\x00 x\n",  # NUL: the YAML reader's own error
+        b"\xff\xfe garbage",
+        b"a: &a [1]\nb: [*a, *a]\n",
+        b"hotline: " + b"[" * 3000 + b"]" * 3000 + b"\n",
+        b"%YAML 1.1\n---\nhotline: {}\n",
+    ],
+)
+async def test_the_watcher_survives_a_hostile_file_and_takes_the_next_good_one(
+    tmp_path: Path, bad: bytes
+) -> None:
+    w = _Watched(tmp_path)
+    watcher = asyncio.create_task(w.live.watch(interval=0.01))
+    w.file.write_bytes(bad)
+    with structlog.testing.capture_logs() as logs:
+        await w.rejected()
+    assert w.live.current is w.first
+    assert any(e.get("problem", "").startswith(f"{w.file}:") for e in logs), logs
+    w.write(ROUTING_FILE.read_text() + "\n# đổi\n")
+    await w.reloaded()
+    assert not watcher.done()
+    watcher.cancel()
+    assert w.live.current.version != w.first.version
+
+
+async def test_a_broken_manifest_during_a_reload_does_not_kill_the_watcher(tmp_path: Path) -> None:
+    w = _Watched(tmp_path)
+    watcher = asyncio.create_task(w.live.watch(interval=0.01))
+    w.manifest.write_text("prompts: [not, a, mapping]\n")
+    with structlog.testing.capture_logs() as logs:
+        w.write(ROUTING_FILE.read_text() + "\n# một\n")
+        await w.rejected()
+    assert w.live.current is w.first
+    assert any("danh mục lời nhắc" in e.get("problem", "") for e in logs), logs
+    w.manifest.write_text(MANIFEST_FILE.read_text())
+    w.write(ROUTING_FILE.read_text() + "\n# hai\n")
+    await w.reloaded()
+    assert not watcher.done()
+    watcher.cancel()
+
+
+async def test_parsing_runs_off_the_event_loop(tmp_path: Path) -> None:
+    """While a reload parses, the loop keeps serving: here it must, or the parse never ends."""
+    import threading
+
+    w = _Watched(tmp_path)
+    loop = asyncio.get_running_loop()
+    entered = asyncio.Event()
+    gate = threading.Event()
+    blocked_forever: list[bool] = []
+
+    def slow_prompts() -> list[str]:
+        loop.call_soon_threadsafe(entered.set)
+        blocked_forever.append(not gate.wait(10))
+        return w._prompts()
+
+    w.live.prompt_ids = slow_prompts
+    watcher = asyncio.create_task(w.live.watch(interval=0.01))
+    w.write(ROUTING_FILE.read_text() + "\n# đổi\n")
+    await asyncio.wait_for(entered.wait(), 10)  # the loop runs while the parse is under way
+    gate.set()
+    await w.reloaded()
+    watcher.cancel()
+    assert blocked_forever == [False]
+
+
+async def test_sighup_asks_the_watcher_to_reload(tmp_path: Path) -> None:
+    w = _Watched(tmp_path)
+    watcher = asyncio.create_task(w.live.watch(interval=3600))
+    w.write(ROUTING_FILE.read_text() + "\n# đổi\n")
+    w.live.request_reload()  # what the SIGHUP handler calls
+    await w.reloaded()
+    watcher.cancel()
+    assert w.live.current.version != w.first.version

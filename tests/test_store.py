@@ -16,14 +16,14 @@ from sqlalchemy import func, inspect, select
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver, FanOut, MemoryObserver
 from ivr.routing.model import Routing
-from ivr.runtime import Harness
 from ivr.session import CallInfo
+from ivr.sim.dry_run import Clerk, FakeSession
+from ivr.sim.harness import Harness
 from ivr.sim.scripts import Clerks
 from ivr.store import writer as writer_module
 from ivr.store.db import check, downgrade, make_engine, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
 from ivr.store.writer import StoreWriter
-from ivr.testing.fake import Clerk, FakeSession
 from ivr.testing.pg import PgServer
 from models import Call, CallStep, Voicemail
 

@@ -16,7 +16,8 @@ import structlog
 
 from ivr.agi.protocol import ENV_TIMEOUT, MAX_LINE, AgiProtocolError, read_environment
 from ivr.agi.session import AgiCallSession
-from ivr.flow.engine import Clock, run_call, utc_now
+from ivr.flow.context import Clock, utc_now
+from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo

@@ -25,7 +25,8 @@ from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, NotFound
 from ivr.ari.events import EventStream
 from ivr.ari.session import AriCallSession, target_channel
-from ivr.flow.engine import Clock, run_call, utc_now
+from ivr.flow.context import Clock, utc_now
+from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver
 from ivr.metrics import CALLS_LIVE, CALLS_STARTED, DtmfLatency
 from ivr.routing.model import Routing

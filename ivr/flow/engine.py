@@ -7,40 +7,17 @@ dialplan's fallback so the caller is never left in dead air.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import structlog
 
-from ivr.flow.record import CallObserver, CallRecord, CallTrace, Step
+from ivr.flow.context import CallContext, Clock, utc_now
+from ivr.flow.nodes import run_node
+from ivr.flow.record import CallObserver, CallRecord, CallTrace
 from ivr.routing.model import Routing
 from ivr.session import CallerHangup, CallSession
 
 log = structlog.get_logger("ivr.flow")
 
 MAX_NODES_PER_CALL = 100
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What a node handler may use: the session, the routing it began on, the trace, a clock."""
-
-    session: CallSession
-    routing: Routing
-    trace: CallTrace
-    clock: Clock
-    observer: CallObserver
-
-    def step(self, node: str, kind: str, outcome: str, inp: str = "", detail: str = "") -> None:
-        step = self.trace.add(Step(node, kind, outcome, inp, detail, self.clock()))
-        self.observer.call_step(self.trace.info.channel_id, step)
 
 
 async def run_call(
@@ -50,8 +27,6 @@ async def run_call(
     clock: Clock = utc_now,
 ) -> CallRecord:
     """Handle one call from arrival to its end; always returns the finished record."""
-    from ivr.flow.nodes import run_node  # the handlers import CallContext from here
-
     info = session.info
     trace = CallTrace(info=info, routing_version=routing.version, started_at=clock())
     ctx = CallContext(session, routing, trace, clock, observer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ivr.flow.engine import CallContext
+from ivr.flow.context import CallContext
 from ivr.flow.hours import OfficeState, office_state
 from ivr.flow.record import Voicemail
 from ivr.routing.model import (

@@ -12,7 +12,7 @@ from typing import Any
 
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
-from ivr.flow.engine import Clock, utc_now
+from ivr.flow.context import Clock, utc_now
 from ivr.flow.record import CallObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo

@@ -1,4 +1,4 @@
-"""`ivr prompts build` / `check`: Vietnamese prompts in the formats Asterisk plays.
+"""`ivr prompts build`: Vietnamese prompts in the formats Asterisk plays.
 
 A prompt comes from a recording an admin dropped in (wav, mp3, m4a: the manifest's `file`) or,
 failing that, from its text spoken by espeak-ng's Vietnamese voice. Each is trimmed of leading
@@ -19,7 +19,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.prompts import Prompt
+from ivr.prompts.manifest import Prompt
 
 FORMATS = {".wav": 8000, ".sln16": 16000}
 LOUDNESS = "loudnorm=I=-19:TP=-3:LRA=11"
@@ -140,20 +140,3 @@ def install(out_dir: Path, sounds_dir: Path) -> int:
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as w:
         return float(w.getnframes()) / float(w.getframerate())
-
-
-@dataclass(frozen=True)
-class Missing:
-    id: str
-    formats: tuple[str, ...]
-
-
-def check(needed: list[str], out_dir: Path) -> tuple[list[tuple[str, float]], list[Missing]]:
-    present, missing = [], []
-    for pid in needed:
-        lacking = tuple(ext for ext in FORMATS if not (out_dir / f"{pid}{ext}").exists())
-        if lacking:
-            missing.append(Missing(pid, lacking))
-        else:
-            present.append((pid, wav_seconds(out_dir / f"{pid}.wav")))
-    return present, missing

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import Disposition
-from ivr.prompts import load_manifest, with_units
-from ivr.prompts_build import wav_seconds
+from ivr.prompts.build import wav_seconds
+from ivr.prompts.manifest import load_manifest, with_units
 from ivr.routing.load import load_routing
 from ivr.routing.model import Routing
-from ivr.runtime import Harness
 from ivr.session import CallInfo
+from ivr.sim.harness import Harness
 from ivr.sim.scripts import (
     CallerScript,
     ClerkKind,

@@ -1,4 +1,4 @@
-"""`ivr run`, `ivr agi`, `ivr endpoints`: the long-running services and the phones' states."""
+"""`ivr run` and `ivr agi`: the long-running services (ARI and FastAGI)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
+from ivr.cli.asterisk import new_watch
 from ivr.config import ConfigError, Settings, load_settings
-from ivr.prompts import ManifestError, load_manifest
+from ivr.prompts.manifest import ManifestError, load_manifest
 from ivr.routing.live import LiveRouting
-from ivr.routing.load import RoutingError, load_routing
-from ivr.routing.model import Routing
+from ivr.routing.load import RoutingError
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 
@@ -30,11 +30,6 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
     run.set_defaults(func=_cmd_run)
 
-    eps = sub.add_parser("endpoints", help="trạng thái máy các nhánh và đơn vị (qua AMI)")
-    eps.add_argument("--config", type=Path, help="tệp cấu hình TOML (ami_address, ami_secret)")
-    eps.add_argument("--json", action="store_true")
-    eps.set_defaults(func=_cmd_endpoints)
-
     agi = sub.add_parser(
         "agi", help="máy chủ FastAGI cho dialplan gọi AGI(agi://host:4573/hotline)"
     )
@@ -43,57 +38,6 @@ def add_commands(sub: Any) -> None:
     agi.add_argument("--port", type=int, default=4573)
     agi.add_argument("--log-json", action="store_true")
     agi.set_defaults(func=_cmd_agi)
-
-
-def _cmd_endpoints(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config, require_ari=False)
-        routing = load_routing(Path(settings.routing), None)
-    except (ConfigError, RoutingError) as e:
-        print(e, file=sys.stderr)
-        return 2
-    if not settings.ami_address:
-        print(
-            "chưa cấu hình AMI: đặt ami_address (vd. 127.0.0.1:5038) và ami_secret", file=sys.stderr
-        )
-        return 2
-    try:
-        rows = asyncio.run(_endpoint_states(settings, routing))
-    except (OSError, TimeoutError) as e:
-        print(f"không kết nối được AMI {settings.ami_address}: {e!r}", file=sys.stderr)
-        return 1
-    if args.json:
-        import json
-
-        print(
-            json.dumps(
-                [{"endpoint": f"PJSIP/{n}", "owner": c, "state": s} for n, c, s, _ in rows],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return 0
-    for name, comment, _state, label in rows:
-        print(f"  PJSIP/{name:<12} {label:<20} {comment}")
-    down = sum(1 for _, _, s, _ in rows if s != "reachable")
-    print(f"{len(rows)} máy, {down} không sẵn sàng")
-    return 0
-
-
-async def _endpoint_states(settings: Settings, routing: Routing) -> list[tuple[str, str, str, str]]:
-    from ivr.ami.watch import LABELS
-    from ivr.pjsip import phones
-
-    watch = _new_watch(settings)
-    try:
-        await watch.start()
-    finally:
-        watch.close()
-    out = []
-    for phone in phones(routing):
-        state = watch.state(phone.name)
-        out.append((phone.name, phone.comment, state.value, LABELS[state]))
-    return out
 
 
 def _cmd_agi(args: argparse.Namespace) -> int:
@@ -132,18 +76,11 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-def _new_watch(settings: Settings) -> Any:
-    from ivr.ami.watch import EndpointWatch
-
-    host, port = settings.ami_endpoint
-    return EndpointWatch(host, port, settings.ami_user, settings.ami_secret)
-
-
 async def _watch_phones(settings: Settings) -> Any:
     """AMI's view of the phones when configured; the call flow goes on without it."""
     if not settings.ami_address:
         return None
-    watch = _new_watch(settings)
+    watch = new_watch(settings)
     try:
         await watch.start()
     except (OSError, TimeoutError) as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ivr.pjsip import render
+from ivr.asterisk.pjsip import render
 from ivr.routing.model import Routing
 
 MARK = re.compile(r"^;;; file: (\S+)\s*$", re.MULTILINE)

@@ -1,0 +1,38 @@
+"""The `ivr` command: the top-level parser, assembled from one thin module per command group.
+
+What belongs here: argument parsing, printing for admins (in Vietnamese), exit codes. What does
+not: any rule of the hotline; each command calls into the package that owns its concern.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ivr import logs
+from ivr.cli import asterisk, demo, prompts, routing, serve, store
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    logs.configure(json=getattr(args, "log_json", False), level=getattr(args, "log_level", "INFO"))
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ivr", description="Tổng đài hỗ trợ công tác CCHC trên Asterisk"
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = p.add_subparsers(title="lệnh")
+    for group in (serve, demo, routing, asterisk, store, prompts):
+        group.add_commands(sub)
+    return p

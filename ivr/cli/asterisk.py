@@ -1,0 +1,146 @@
+"""`ivr asterisk-config`, `ivr pjsip`, `ivr endpoints`: the PBX's configuration and its phones."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr.config import ConfigError, Settings, load_settings
+from ivr.routing.load import RoutingError, load_routing
+from ivr.routing.model import Routing
+
+
+def add_commands(sub: Any) -> None:
+    conf = sub.add_parser(
+        "asterisk-config", help="ghi các tệp cấu hình Asterisk (http, ari, pjsip, dialplan)"
+    )
+    conf.add_argument("directory", type=Path, help="thư mục đích, vd. /etc/asterisk")
+    conf.add_argument("--routing", type=Path, default=Path("routing/hotline.yaml"))
+    conf.add_argument("--example", type=Path, default=Path("asterisk.conf.example"))
+    conf.add_argument("--dialplan", type=Path, default=Path("dialplan/hotline.conf"))
+    conf.add_argument("--overwrite", action="store_true", help="ghi đè tệp đã có")
+    conf.add_argument(
+        "--static-contacts",
+        metavar="HOST:PORT",
+        help="máy có địa chỉ cố định: máy thứ n ở HOST:PORT+n (vd. bàn thử SIPp)",
+    )
+    conf.add_argument(
+        "--no-qualify",
+        action="store_true",
+        help="không thăm dò máy (máy thử không trả lời OPTIONS)",
+    )
+    conf.set_defaults(func=_cmd_asterisk_config)
+
+    pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
+    pjsip.add_argument("file", type=Path)
+    pjsip.set_defaults(func=_cmd_pjsip)
+
+    eps = sub.add_parser("endpoints", help="trạng thái máy các nhánh và đơn vị (qua AMI)")
+    eps.add_argument("--config", type=Path, help="tệp cấu hình TOML (ami_address, ami_secret)")
+    eps.add_argument("--json", action="store_true")
+    eps.set_defaults(func=_cmd_endpoints)
+
+
+def _cmd_pjsip(args: argparse.Namespace) -> int:
+    from ivr.asterisk.pjsip import render
+
+    try:
+        routing = load_routing(args.file, None)
+    except RoutingError as e:
+        print(e, file=sys.stderr)
+        return 1
+    sys.stdout.write(render(routing))
+    return 0
+
+
+def _cmd_asterisk_config(args: argparse.Namespace) -> int:
+    from ivr.asterisk.config import write_config
+
+    contacts = None
+    if args.static_contacts:
+        host, _, port = args.static_contacts.rpartition(":")
+        if not host or not port.isdigit():
+            print("--static-contacts cần dạng HOST:PORT, vd. 127.0.0.1:5070", file=sys.stderr)
+            return 2
+        contacts = (host, int(port))
+    try:
+        routing = load_routing(args.routing, None)
+        written = write_config(
+            args.directory,
+            args.example,
+            args.dialplan,
+            routing,
+            overwrite=args.overwrite,
+            static_contacts=contacts,
+            qualify=not args.no_qualify,
+        )
+    except RoutingError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"không ghi được cấu hình: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, require_ari=False)
+        routing = load_routing(Path(settings.routing), None)
+    except (ConfigError, RoutingError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not settings.ami_address:
+        print(
+            "chưa cấu hình AMI: đặt ami_address (vd. 127.0.0.1:5038) và ami_secret", file=sys.stderr
+        )
+        return 2
+    try:
+        rows = asyncio.run(_endpoint_states(settings, routing))
+    except (OSError, TimeoutError) as e:
+        print(f"không kết nối được AMI {settings.ami_address}: {e!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                [{"endpoint": f"PJSIP/{n}", "owner": c, "state": s} for n, c, s, _ in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    for name, comment, _state, label in rows:
+        print(f"  PJSIP/{name:<12} {label:<20} {comment}")
+    down = sum(1 for _, _, s, _ in rows if s != "reachable")
+    print(f"{len(rows)} máy, {down} không sẵn sàng")
+    return 0
+
+
+async def _endpoint_states(settings: Settings, routing: Routing) -> list[tuple[str, str, str, str]]:
+    from ivr.ami.watch import LABELS
+    from ivr.asterisk.pjsip import phones
+
+    watch = new_watch(settings)
+    try:
+        await watch.start()
+    finally:
+        watch.close()
+    out = []
+    for phone in phones(routing):
+        state = watch.state(phone.name)
+        out.append((phone.name, phone.comment, state.value, LABELS[state]))
+    return out
+
+
+def new_watch(settings: Settings) -> Any:
+    from ivr.ami.watch import EndpointWatch
+
+    host, port = settings.ami_endpoint
+    return EndpointWatch(host, port, settings.ami_user, settings.ami_secret)

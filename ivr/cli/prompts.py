@@ -1,0 +1,86 @@
+"""`ivr prompts build` and `ivr prompts check`: the prompts' audio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr.prompts.manifest import ManifestError, load_manifest
+from ivr.routing.load import RoutingError, load_routing
+
+
+def add_commands(sub: Any) -> None:
+    prompts = sub.add_parser("prompts", help="tạo và kiểm tra âm thanh lời nhắc").add_subparsers()
+    pb = prompts.add_parser("build", help="tạo âm thanh từ lời đọc (espeak-ng) hoặc tệp ghi âm")
+    pb.add_argument("--routing", type=Path, default=Path("routing/hotline.yaml"))
+    pb.add_argument("--manifest", type=Path, default=Path("prompts/manifest.yaml"))
+    pb.add_argument("--out", type=Path, default=Path("prompts/sounds/vi/hotline"))
+    pb.add_argument(
+        "--install",
+        type=Path,
+        metavar="SOUNDS_DIR",
+        help="chép vào thư mục âm thanh của Asterisk, vd. /var/lib/asterisk/sounds",
+    )
+    pb.add_argument("--force", action="store_true", help="tạo lại tất cả")
+    pb.set_defaults(func=_cmd_prompts_build)
+    pc = prompts.add_parser("check", help="mọi lời nhắc định tuyến cần đã có đủ định dạng")
+    pc.add_argument("--routing", type=Path, default=Path("routing/hotline.yaml"))
+    pc.add_argument("--manifest", type=Path, default=Path("prompts/manifest.yaml"))
+    pc.add_argument("--dialplan", type=Path, default=Path("dialplan/hotline.conf"))
+    pc.add_argument("--out", type=Path, default=Path("prompts/sounds/vi/hotline"))
+    pc.set_defaults(func=_cmd_prompts_check)
+
+
+def _cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.prompts.build import PromptBuildError, build, install
+    from ivr.prompts.manifest import with_units
+
+    try:
+        manifest = load_manifest(args.manifest)
+        routing = load_routing(args.routing, list(manifest))
+        built = build(with_units(manifest, routing), args.manifest.parent, args.out, args.force)
+    except (RoutingError, ManifestError, PromptBuildError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    changed = [b for b in built if b.changed]
+    for b in changed:
+        print(f"  {b.id:<24} {b.seconds:5.1f} s  ({b.source})")
+    print(f"{len(changed)} lời nhắc được tạo, {len(built) - len(changed)} không đổi; ở {args.out}")
+    if args.install:
+        try:
+            n = install(args.out, args.install)
+        except OSError as e:
+            print(f"không chép được vào {args.install}: {e}", file=sys.stderr)
+            return 1
+        print(f"đã chép {n} tệp vào {args.install / 'vi' / 'hotline'}")
+    return 0
+
+
+def _cmd_prompts_check(args: argparse.Namespace) -> int:
+    import re
+
+    from ivr.prompts.check import check
+    from ivr.routing.model import node_prompts
+
+    try:
+        routing = load_routing(args.routing, list(load_manifest(args.manifest)))
+        dialplan = args.dialplan.read_text(encoding="utf-8")
+    except (RoutingError, ManifestError, OSError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    needed = {p for node in routing.nodes.values() for _, p in node_prompts(node)}
+    needed |= {u.prompt for u in routing.units}
+    needed |= set(re.findall(r"hotline/([A-Za-z0-9_-]+)", dialplan))
+    present, missing = check(sorted(needed), args.out)
+    for pid, seconds in present:
+        print(f"  {pid:<24} {seconds:5.1f} s")
+    if missing:
+        for m in missing:
+            print(f"THIẾU {m.id}: {', '.join(m.formats)}", file=sys.stderr)
+        print(f"{len(missing)} lời nhắc còn thiếu (chạy `ivr prompts build`)", file=sys.stderr)
+        return 1
+    total = sum(s for _, s in present)
+    print(f"đủ {len(present)} lời nhắc ở mọi định dạng ({total:.0f} s âm thanh)")
+    return 0

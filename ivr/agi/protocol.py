@@ -16,6 +16,9 @@ MAX_ENV_LINES = 200
 ENV_TIMEOUT = 10.0
 
 _REPLY = re.compile(r"^(\d{3})[ -](.*)$")
+_VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
+_BARE = re.compile(r"[^\s\"\\\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RESULT = re.compile(r"result=(-?\d+)(?:\s+\((.*?)\))?(?:\s+endpos=(\d+))?")
 
 
@@ -23,8 +26,12 @@ class AgiProtocolError(Exception):
     """The peer broke the protocol (garbage, oversized line, early close, too slow)."""
 
 
-class AgiHangup(Exception):
-    pass
+class AgiPeerGone(AgiProtocolError):
+    """The peer closed or reset the connection: for a call in progress, a hang-up."""
+
+
+class AgiCommandError(ValueError):
+    """A command argument that cannot be sent safely (a control character, e.g. a newline)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +47,8 @@ async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str:
     try:
         async with asyncio.timeout(timeout):
             raw = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as e:
-        raise AgiProtocolError("peer closed the connection") from e
+    except (asyncio.IncompleteReadError, ConnectionError) as e:
+        raise AgiPeerGone("peer closed the connection") from e
     except asyncio.LimitOverrunError as e:
         raise AgiProtocolError(f"line longer than {MAX_LINE} bytes") from e
     except TimeoutError as e:
@@ -84,6 +91,29 @@ def parse_reply(line: str) -> Reply:
         return Reply(code, 0, "", None, line)
     endpos = int(r.group(3)) if r.group(3) else None
     return Reply(code, int(r.group(1)), r.group(2) or "", endpos, line)
+
+
+def command_line(verb: str, *args: str) -> str:
+    """One AGI command line: the only way a command is built, so data can never add a line.
+
+    Asterisk splits arguments on blanks outside double quotes and takes a backslash as "the next
+    character is literal" (res_agi's parse_args); a line ends at "\\n", and a NUL ends the C
+    string. So an argument with a control character is refused, and one with a blank, a quote, a
+    backslash, or nothing at all is sent quoted.
+    """
+    if not _VERB.fullmatch(verb):
+        raise AgiCommandError(f"not an AGI command name: {verb[:40]!r}")
+    parts = [verb]
+    for arg in args:
+        if _CONTROL.search(arg):
+            raise AgiCommandError(f"control character in an AGI argument: {arg[:40]!r}")
+        parts.append(arg if _BARE.fullmatch(arg) else quote(arg))
+    return " ".join(parts)
+
+
+def without_controls(text: str) -> str:
+    """Caller data made sendable: each control character becomes a space."""
+    return _CONTROL.sub(" ", text)
 
 
 def quote(arg: str) -> str:

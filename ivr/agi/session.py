@@ -1,7 +1,12 @@
 """The FastAGI implementation of :class:`ivr.session.CallSession`.
 
 One command at a time; each reply may be preceded by Asterisk's unsolicited "HANGUP" line. A
-reply of -1 or 511 ("not permitted on a dead channel") means the caller is gone.
+reply of -1 or 511 ("not permitted on a dead channel") means the caller is gone, and so does a
+peer that closes the connection mid-command.
+
+Each reply is awaited for the command's own duration (the digit wait, the recording's limit, the
+ringing and the conversation of a Dial) plus ``reply_timeout``: a peer that stops answering costs
+its connection that long, no more. After such a silence the session sends nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ivr.agi.protocol import AgiProtocolError, Reply, parse_reply, quote, read_line
+import structlog
+
+from ivr.agi.protocol import (
+    AgiPeerGone,
+    AgiProtocolError,
+    Reply,
+    command_line,
+    parse_reply,
+    read_line,
+    without_controls,
+)
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -22,9 +37,14 @@ from ivr.session import (
     DialStatus,
     RecordRequest,
     RecordResult,
+    SessionError,
 )
 
-COMMAND_TIMEOUT = 4 * 3600.0  # a Dial can last a whole conversation
+log = structlog.get_logger("ivr.agi")
+
+REPLY_TIMEOUT = 30.0  # seconds a peer may take beyond the command's own duration
+TALK_LIMIT = 4 * 3600.0  # an answered Dial lasts the whole conversation
+PROMPT_LIMIT = 600.0  # the longest prompt an admin could reasonably record
 DIGITS = "0123456789*#"
 _DIAL_STATUS = {
     "ANSWER": DialStatus.ANSWERED,
@@ -45,8 +65,10 @@ class AgiCallSession:
         sound_prefix: str = "hotline",
         recordings_dir: str = "/var/spool/asterisk/recording",
         timer_scale: float = 1.0,
+        reply_timeout: float = REPLY_TIMEOUT,
     ) -> None:
         self.timer_scale = timer_scale  # as in the ARI session: <1 against a fast simulator
+        self.reply_timeout = reply_timeout
         self.reader = reader
         self.writer = writer
         self._info = info
@@ -55,34 +77,58 @@ class AgiCallSession:
         self._digits = ""
         self._gone = False
         self._ended = False
+        self._vanished = False  # the peer closed the connection
+        self._silent: str | None = None  # why the peer is no longer listened to
 
     @property
     def info(self) -> CallInfo:
         return self._info
 
-    async def command(self, text: str) -> Reply:
-        self.writer.write(text.encode() + b"\n")
-        await self.writer.drain()
-        while True:
-            line = await read_line(self.reader, COMMAND_TIMEOUT)
-            if line == "HANGUP":
-                self._gone = True
-                continue
-            reply = parse_reply(line)
-            if reply.code == 520:  # usage text follows until "520 End of proper usage."
-                while not line.startswith("520 "):
-                    line = await read_line(self.reader, COMMAND_TIMEOUT)
-                raise AgiProtocolError(f"Asterisk refused {text!r}")
-            if reply.code == 511:
-                self._gone = True
-                raise CallerHangup()
-            return reply
+    async def command(self, verb: str, *args: str, lasts: float = 0.0) -> Reply:
+        """Send one command and read its reply; ``lasts``: its own nominal duration, if any."""
+        if self._vanished:
+            raise CallerHangup()
+        if self._silent is not None:
+            raise AgiProtocolError(self._silent)
+        text = command_line(verb, *args)
+        bound = lasts * self.timer_scale + self.reply_timeout
+        try:
+            return await self._exchange(text, bound)
+        except (AgiPeerGone, ConnectionError) as e:
+            self._vanished = self._gone = True
+            log.warning("FastAGI peer closed the connection mid-command", command=verb, why=str(e))
+            raise CallerHangup() from None
+        except TimeoutError:
+            self._silent = f"no reply to {verb} within {bound:g} s"
+            raise AgiProtocolError(self._silent) from None
+        except AgiProtocolError as e:  # garbage: the replies are out of step from here on
+            self._silent = str(e)
+            raise
 
-    async def _live(self, text: str) -> Reply:
+    async def _exchange(self, text: str, bound: float) -> Reply:
+        self.writer.write(text.encode() + b"\n")
+        async with asyncio.timeout(bound):
+            await self.writer.drain()
+            while True:
+                line = await read_line(self.reader, None)
+                if line == "HANGUP":
+                    self._gone = True
+                    continue
+                reply = parse_reply(line)
+                if reply.code == 520:  # usage text follows until "520 End of proper usage."
+                    while not line.startswith("520 "):
+                        line = await read_line(self.reader, None)
+                    raise SessionError(f"Asterisk refused {text!r}")
+                if reply.code == 511:
+                    self._gone = True
+                    raise CallerHangup()
+                return reply
+
+    async def _live(self, verb: str, *args: str, lasts: float = 0.0) -> Reply:
         """A command that only makes sense on a live channel."""
         if self._gone or self._ended:
             raise CallerHangup()
-        reply = await self.command(text)
+        reply = await self.command(verb, *args, lasts=lasts)
         if reply.result == -1:
             self._gone = True
             raise CallerHangup()
@@ -93,21 +139,22 @@ class AgiCallSession:
         return self._gone
 
     async def variable(self, name: str) -> str:
-        reply = await self.command(f"GET VARIABLE {name}")
+        reply = await self.command("GET VARIABLE", name)
         return reply.data if reply.result == 1 else ""
 
     # --- CallSession --------------------------------------------------------------------------
 
     async def answer(self) -> None:
         await self._live("ANSWER")
-        await self._live('SET VARIABLE CHANNEL(language) "vi"')
+        await self._live("SET VARIABLE", "CHANNEL(language)", "vi")
 
     async def play(self, prompts: Sequence[str], *, interruptible: bool = True) -> None:
         for prompt in prompts:
             if interruptible and self._digits:
                 return
-            escape = quote(DIGITS if interruptible else "")
-            reply = await self._live(f"STREAM FILE {self.sound_prefix}/{prompt} {escape}")
+            escape = DIGITS if interruptible else ""
+            file = f"{self.sound_prefix}/{prompt}"
+            reply = await self._live("STREAM FILE", file, escape, lasts=PROMPT_LIMIT)
             if reply.result > 0:
                 self._digits += chr(reply.result)
 
@@ -124,7 +171,8 @@ class AgiCallSession:
             if self._digits:
                 digit, self._digits = self._digits[0], self._digits[1:]
             else:
-                reply = await self._live(f"WAIT FOR DIGIT {int(timeout * 1000)}")
+                ms = int(timeout * 1000)
+                reply = await self._live("WAIT FOR DIGIT", str(ms), lasts=timeout)
                 if reply.result == 0:
                     return got
                 digit = chr(reply.result)
@@ -138,7 +186,8 @@ class AgiCallSession:
         self._digits = ""
 
     async def dial(self, request: DialRequest) -> DialResult:
-        await self._live(f"SET VARIABLE CALLERID(name) {quote(request.caller_id_name)}")
+        name = without_controls(request.caller_id_name)
+        await self._live("SET VARIABLE", "CALLERID(name)", name)
         options = "U(hotline-answered)"  # dialplan/hotline.conf: notes the moment of answer
         if request.music != "ringback":
             options += f"m({request.music.removeprefix('moh:')})"
@@ -146,7 +195,8 @@ class AgiCallSession:
         started = time.monotonic()
         if self._gone or self._ended:
             raise CallerHangup()
-        await self.command(f"EXEC Dial {quote(f'{target},{int(request.ring_seconds)},{options}')}")
+        data = f"{target},{int(request.ring_seconds)},{options}"
+        await self.command("EXEC Dial", data, lasts=request.ring_seconds + TALK_LIMIT)
         status_text = await self.variable("DIALSTATUS")
         waited = (time.monotonic() - started) / self.timer_scale
         if status_text == "CANCEL" or (self.caller_gone() and status_text != "ANSWER"):
@@ -185,14 +235,12 @@ class AgiCallSession:
 
     async def record(self, request: RecordRequest) -> RecordResult:
         path = f"{self.recordings_dir}/{request.name}"
-        beep = " BEEP" if request.beep else ""
-        cmd = (
-            f"RECORD FILE {path} wav {quote(request.terminate_on)} "
-            f"{request.max_seconds * 1000} 0{beep} s={request.max_silence_seconds}"
-        )
+        beep = ["BEEP"] if request.beep else []
+        args = [path, "wav", request.terminate_on, str(request.max_seconds * 1000), "0", *beep]
+        args.append(f"s={request.max_silence_seconds}")
         if self._gone or self._ended:
             raise CallerHangup()
-        reply = await self.command(cmd)
+        reply = await self.command("RECORD FILE", *args, lasts=request.max_seconds + 2.0)
         # -1 is a hang-up *or* a failed recording (no audio from the caller): ask the channel
         hung_up = self.caller_gone() or (reply.result == -1 and not await self._alive())
         self._gone = self._gone or hung_up
@@ -208,11 +256,11 @@ class AgiCallSession:
         )
 
     async def set_variable(self, name: str, value: str) -> None:
-        await self._live(f"SET VARIABLE {name} {quote(value)}")
+        await self._live("SET VARIABLE", name, value)
 
     async def hangup(self, cause: str = "normal") -> None:
-        if self._gone or self._ended:
-            return
+        if self._gone or self._ended or self._silent is not None:
+            return  # a silent peer is not asked again: closing the socket ends the AGI
         self._ended = True
         with contextlib.suppress(CallerHangup):
             await self.command("HANGUP")
@@ -223,8 +271,10 @@ class AgiCallSession:
         """Leave the AGI; the dialplan goes to IVR_CONTINUE when set (dialplan/hotline.conf)."""
         if self._gone or self._ended:
             raise CallerHangup()
+        if self._silent is not None:
+            return  # nothing more is sent; the dialplan carries on when the socket closes
         where = ",".join(str(x) for x in (context, extension, priority) if x is not None)
-        await self._live(f"SET VARIABLE IVR_CONTINUE {quote(where)}")
+        await self._live("SET VARIABLE", "IVR_CONTINUE", where)
         self._ended = True
 
 

@@ -7,12 +7,10 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ivr.flow.record import Disposition
 from models.base import Base, UTCDateTime
 
-DISPOSITIONS = (
-    "answered", "busy", "no_answer", "unreachable", "voicemail", "abandoned", "closed",
-    "dialplan", "errored", "interrupted", "in_progress",
-)  # fmt: skip
+DISPOSITIONS = tuple(d.value for d in Disposition)  # the flow's enum, stored as its value
 VOICEMAIL_STATUSES = ("new", "heard", "handled")
 
 

@@ -12,7 +12,8 @@ from ivr.cli.store import parse_age
 from ivr.flow.engine import run_call
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
-from ivr.sim.dry_run import Clerk, FakeSession
+from ivr.sim.dry_run import FakeSession
+from ivr.sim.scripts import ClerkKind
 from ivr.store.db import make_engine, sqlite_url
 from ivr.store.queries import mask_number
 from ivr.store.writer import StoreWriter
@@ -28,9 +29,9 @@ async def _fill(
     await writer.start()
     ids = []
     plan = [
-        ("0912345678", ["4"], Clerk.ANSWER, "2025-11-25 09:00"),
-        ("0987654321", ["6"], Clerk.BUSY, "2025-11-25 10:00"),
-        ("0355000111", ["#", "", ""], Clerk.ANSWER, "2025-11-26 09:00"),
+        ("0912345678", ["4"], ClerkKind.ANSWER, "2025-11-25 09:00"),
+        ("0987654321", ["6"], ClerkKind.BUSY, "2025-11-25 10:00"),
+        ("0355000111", ["#", "", ""], ClerkKind.ANSWER, "2025-11-26 09:00"),
     ]
     for i, (number, keys, clerk, at) in enumerate(plan):
         session = FakeSession(

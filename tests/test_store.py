@@ -17,9 +17,9 @@ from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver, FanOut, MemoryObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
-from ivr.sim.dry_run import Clerk, FakeSession
+from ivr.sim.dry_run import FakeSession
 from ivr.sim.harness import Harness
-from ivr.sim.scripts import Clerks
+from ivr.sim.scripts import ClerkKind, Clerks
 from ivr.store import writer as writer_module
 from ivr.store.db import check, downgrade, make_engine, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
@@ -117,7 +117,7 @@ async def _fake_calls(observer: CallObserver, routing: Routing, first: int, coun
         session = FakeSession(
             CallInfo(f"burst.{i}", f"09{i:08d}"),
             inputs=["4"],
-            default_clerk=Clerk.BUSY,
+            default_clerk=ClerkKind.BUSY,
             voicemail_seconds=3,
         )
         await run_call(session, routing, observer, clock=lambda: DAY.astimezone(dt.UTC))

@@ -23,10 +23,12 @@ import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, NotFound
+from ivr.ari.event_types import event_target
 from ivr.ari.events import EventStream
-from ivr.ari.session import AriCallSession, target_channel
+from ivr.ari.session import AriCallSession
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
+from ivr.flow.hand_back import hand_back
 from ivr.flow.record import CallObserver
 from ivr.metrics import CALLS_LIVE, CALLS_STARTED, DtmfLatency
 from ivr.routing.model import Routing
@@ -91,7 +93,7 @@ class StasisApp:
             else:
                 self._start_call(event)
             return
-        target = _target(event)
+        target = event_target(event)
         session = self.routes.get(target) if target is not None else None
         if session is not None:
             session.queue.put_nowait(event)
@@ -172,25 +174,9 @@ class StasisApp:
                     await self._hand_back(channel_id, "orphan")
 
     async def _hand_back(self, channel_id: str, why: str | None) -> None:
-        fallback = None
-        try:
-            fallback = self.routing().hotline.fallback
-            ch = await self.client.channel(channel_id)
-            if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
-                await self.client.hangup(channel_id)
-                return
-            log.warning("handing an unowned channel back to the dialplan", call=channel_id, why=why)
-            await self.client.continue_in_dialplan(
-                channel_id, fallback.context, fallback.extension, fallback.priority
-            )
-        except NotFound:
-            return
-        except Exception:
-            log.exception("could not hand a channel back; hanging up", call=channel_id)
-            try:
-                await self.client.hangup(channel_id)
-            except Exception:
-                log.exception("could not hang up either", call=channel_id)
+        bound = log.bind(call=channel_id)
+        channel = _UnownedChannel(self.client, channel_id, why, bound)
+        await hand_back(channel, lambda: self.routing().hotline.fallback, bound, gone=(NotFound,))
 
     async def _drop_orphan_leg(self, channel_id: str) -> None:
         log.warning("a dialled leg nobody owns answered; hanging it up", channel=channel_id)
@@ -216,13 +202,21 @@ class StasisApp:
             task.cancel()
 
 
-def _target(event: dict[str, Any]) -> str | None:
-    for key in ("channel", "peer"):
-        obj = event.get(key)
-        if isinstance(obj, dict) and "id" in obj:
-            return str(obj["id"])
-    for key in ("playback", "recording"):
-        obj = event.get(key)
-        if isinstance(obj, dict):
-            return target_channel(str(obj.get("target_uri", "")))
-    return None
+class _UnownedChannel:
+    """A channel in our app that no call here owns, as :func:`hand_back` sees it."""
+
+    def __init__(self, client: AriClient, channel_id: str, why: str | None, log: Any) -> None:
+        self.client, self.id, self.why, self.log = client, channel_id, why, log
+
+    async def continue_in_dialplan(
+        self, context: str | None = None, extension: str | None = None, priority: int | None = None
+    ) -> None:
+        ch = await self.client.channel(self.id)
+        if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
+            await self.client.hangup(self.id)
+            return
+        self.log.warning("handing an unowned channel back to the dialplan", why=self.why)
+        await self.client.continue_in_dialplan(self.id, context, extension, priority)
+
+    async def hangup(self) -> None:
+        await self.client.hangup(self.id)

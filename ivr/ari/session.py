@@ -13,13 +13,14 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
+from ivr.ari.event_types import event_target
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -43,6 +44,9 @@ _BUSY_CAUSES = {17, 21}  # user busy, call rejected
 _NO_ANSWER_CAUSES = {0, 16, 18, 19, 31}  # ...no user responding, user alerting no answer
 PLAYBACK_GUARD_SECONDS = 600.0  # a playback that never finishes (unknown scheme) is stopped
 RECORD_GRACE_SECONDS = 5.0  # after a hang-up, how long to wait for RecordingFinished
+_GONE = (NotFound, Conflict)  # what ARI answers about a channel that has hung up
+
+T = TypeVar("T")
 
 
 class LegRegistry(Protocol):
@@ -51,10 +55,6 @@ class LegRegistry(Protocol):
     def claim(self, channel_id: str, session: AriCallSession) -> None: ...
 
     def release(self, channel_id: str) -> None: ...
-
-
-def target_channel(uri: str) -> str | None:
-    return uri.removeprefix("channel:") if uri.startswith("channel:") else None
 
 
 class AriCallSession:
@@ -175,20 +175,24 @@ class AriCallSession:
         """Run a clean-up request; a channel or object already gone is fine."""
         try:
             await coro
-        except (NotFound, Conflict):
+        except _GONE:
             pass
         except AriError as e:
             log.warning("clean-up request failed", call=self.id, error=str(e))
+
+    async def _caller_request(self, coro: Awaitable[T]) -> T:
+        """A request on the caller's channel; the channel gone means the caller hung up."""
+        try:
+            return await coro
+        except _GONE as e:
+            self._gone = True
+            raise CallerHangup() from e
 
     # --- CallSession --------------------------------------------------------------------------
 
     async def answer(self) -> None:
         self._check()
-        try:
-            await self.client.answer(self.id)
-        except (NotFound, Conflict) as e:
-            self._gone = True
-            raise CallerHangup() from e
+        await self._caller_request(self.client.answer(self.id))
 
     async def play(self, prompts: Sequence[str], *, interruptible: bool = True) -> None:
         self._check()
@@ -196,11 +200,7 @@ class AriCallSession:
             return
         playback_id = self._new_id("pb")
         media = [f"sound:{self.sound_prefix}/{p}" for p in prompts]
-        try:
-            await self.client.play(self.id, playback_id, media, self.language)
-        except (NotFound, Conflict) as e:
-            self._gone = True
-            raise CallerHangup() from e
+        await self._caller_request(self.client.play(self.id, playback_id, media, self.language))
         self._playing = playback_id
         deadline = time.monotonic() + PLAYBACK_GUARD_SECONDS * self.timer_scale
         try:
@@ -275,14 +275,10 @@ class AriCallSession:
         return DialResult(DialStatus.ANSWERED, endpoint, waited, talk, ended_by, statuses)
 
     async def _start_waiting_music(self, music: str) -> None:
-        try:
-            if music == "ringback":
-                await self.client.ring(self.id)
-            else:
-                await self.client.moh(self.id, music.removeprefix("moh:") or None)
-        except (NotFound, Conflict) as e:
-            self._gone = True
-            raise CallerHangup() from e
+        if music == "ringback":
+            await self._caller_request(self.client.ring(self.id))
+        else:
+            await self._caller_request(self.client.moh(self.id, music.removeprefix("moh:") or None))
 
     async def _stop_waiting_music(self, music: str) -> None:
         if music == "ringback":
@@ -327,7 +323,7 @@ class AriCallSession:
                 for endpoint in self._legs.values():
                     statuses[endpoint] = DialStatus.NO_ANSWER
                 return None
-            who = _leg_of(ev)
+            who = event_target(ev)
             if who is None or who not in self._legs:
                 continue
             leg = who
@@ -358,7 +354,7 @@ class AriCallSession:
                 ev = await self._next(raise_on_hangup=False)
                 if self._gone:
                     return "caller"
-                if ev is not None and ev["type"] in _LEG_GONE and _leg_of(ev) == leg:
+                if ev is not None and ev["type"] in _LEG_GONE and event_target(ev) == leg:
                     return "callee"
         finally:
             await self._drop_legs()
@@ -443,11 +439,7 @@ class AriCallSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         self._check()
-        try:
-            await self.client.set_variable(self.id, name, value)
-        except (NotFound, Conflict) as e:
-            self._gone = True
-            raise CallerHangup() from e
+        await self._caller_request(self.client.set_variable(self.id, name, value))
 
     async def hangup(self, cause: str = "normal") -> None:
         if self._gone or self._ended:
@@ -460,23 +452,13 @@ class AriCallSession:
     ) -> None:
         self._check()
         self._ended = True
-        try:
-            await self.client.continue_in_dialplan(self.id, context, extension, priority)
-        except (NotFound, Conflict) as e:
-            self._gone = True
-            raise CallerHangup() from e
+        await self._caller_request(
+            self.client.continue_in_dialplan(self.id, context, extension, priority)
+        )
 
 
 def _synthetic(kind: str, **fields: Any) -> Event:
     return {"type": kind, "synthetic": True, **fields}
-
-
-def _leg_of(ev: Event) -> str | None:
-    for key in ("channel", "peer"):
-        obj = ev.get(key)
-        if isinstance(obj, dict) and "id" in obj:
-            return str(obj["id"])
-    return None
 
 
 def _status_for_cause(cause: int) -> DialStatus:

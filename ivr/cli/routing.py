@@ -16,7 +16,8 @@ from ivr.prompts.manifest import ManifestError, default_manifest_path, load_mani
 from ivr.routing.load import RoutingError, load_routing
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
-from ivr.sim.dry_run import HANGUP, SILENCE, Clerk, FakeSession
+from ivr.sim.dry_run import HANGUP, SILENCE, FakeSession
+from ivr.sim.scripts import ClerkKind
 
 
 def add_commands(sub: Any) -> None:
@@ -37,8 +38,8 @@ def add_commands(sub: Any) -> None:
     )
     sim.add_argument(
         "--clerk",
-        choices=[c.value for c in Clerk],
-        default=Clerk.ANSWER.value,
+        choices=[c.value for c in ClerkKind],
+        default=ClerkKind.ANSWER.value,
         help="máy cán bộ: nghe máy, bận, không trả lời, không liên lạc được",
     )
     sim.add_argument("--caller", default="0912345678", help="số người gọi")
@@ -97,7 +98,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     at = local.replace(tzinfo=ZoneInfo(routing.hotline.timezone))
     inputs = [SILENCE if d == "_" else d for d in args.digits.split()]
     record = asyncio.run(
-        _simulate(routing, at, inputs, Clerk(args.clerk), args.caller, args.message)
+        _simulate(routing, at, inputs, ClerkKind(args.clerk), args.caller, args.message)
     )
     print(
         f"Cuộc gọi từ {args.caller} lúc {args.at} ({routing.hotline.timezone}), "
@@ -120,7 +121,7 @@ async def _simulate(
     routing: Routing,
     at: dt.datetime,
     inputs: list[str],
-    clerk: Clerk,
+    clerk: ClerkKind,
     caller: str,
     message_seconds: float,
 ) -> CallRecord:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 
 from ivr.flow.context import CallContext, Clock, utc_now
+from ivr.flow.hand_back import hand_back
 from ivr.flow.nodes import run_node
 from ivr.flow.record import CallObserver, CallRecord, CallTrace
 from ivr.routing.model import Routing
@@ -49,22 +50,8 @@ async def run_call(
     except Exception as exc:  # the safety net: never leave a caller in dead air
         trace.error = f"{type(exc).__name__}: {exc}"
         bound.exception("call failed, handing back to the dialplan", node=node_name)
-        await _hand_back(session, routing, bound)
+        await hand_back(session, lambda: routing.hotline.fallback, bound, gone=(CallerHangup,))
     record = trace.snapshot(clock())
     observer.call_ended(record)
     bound.info("call ended", disposition=record.disposition.value, path=">".join(record.path))
     return record
-
-
-async def _hand_back(session: CallSession, routing: Routing, bound: structlog.BoundLogger) -> None:
-    fb = routing.hotline.fallback
-    try:
-        await session.continue_in_dialplan(fb.context, fb.extension, fb.priority)
-    except CallerHangup:
-        return
-    except Exception:
-        bound.exception("could not hand the channel back; hanging up")
-        try:
-            await session.hangup("normal")
-        except Exception:
-            bound.exception("could not hang up either")

@@ -6,7 +6,6 @@ flow did (prompts played, dials, recordings) so tests assert on behaviour, not o
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,20 +19,13 @@ from ivr.session import (
     RecordResult,
     overall_status,
 )
-
-
-class Clerk(enum.StrEnum):
-    ANSWER = "answer"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    UNREACHABLE = "unreachable"
-
+from ivr.sim.scripts import ClerkKind
 
 _STATUS = {
-    Clerk.ANSWER: DialStatus.ANSWERED,
-    Clerk.BUSY: DialStatus.BUSY,
-    Clerk.NO_ANSWER: DialStatus.NO_ANSWER,
-    Clerk.UNREACHABLE: DialStatus.UNREACHABLE,
+    ClerkKind.ANSWER: DialStatus.ANSWERED,
+    ClerkKind.BUSY: DialStatus.BUSY,
+    ClerkKind.NO_ANSWER: DialStatus.NO_ANSWER,
+    ClerkKind.UNREACHABLE: DialStatus.UNREACHABLE,
 }
 
 SILENCE = ""  # a scripted input: the caller presses nothing until the timeout
@@ -44,8 +36,8 @@ HANGUP = "<hangup>"  # a scripted input: the caller hangs up instead of pressing
 class FakeSession:
     info: CallInfo
     inputs: list[str] = field(default_factory=list)
-    clerks: dict[str, Clerk] = field(default_factory=dict)  # endpoint → behaviour
-    default_clerk: Clerk = Clerk.ANSWER
+    clerks: dict[str, ClerkKind] = field(default_factory=dict)  # endpoint → behaviour
+    default_clerk: ClerkKind = ClerkKind.ANSWER
     talk_seconds: float = 30.0
     voicemail_seconds: float = 12.0
     hang_up_during_record: bool = False

@@ -8,6 +8,7 @@ dialplan's fallback so the caller is never left in dead air.
 from __future__ import annotations
 
 import structlog
+from structlog.contextvars import bind_contextvars, bound_contextvars
 
 from ivr.flow.context import CallContext, Clock, utc_now
 from ivr.flow.hand_back import hand_back
@@ -27,11 +28,26 @@ async def run_call(
     observer: CallObserver,
     clock: Clock = utc_now,
 ) -> CallRecord:
-    """Handle one call from arrival to its end; always returns the finished record."""
+    """Handle one call from arrival to its end; always returns the finished record.
+
+    Every log line written while the call runs (here, in the session, anywhere below) carries
+    the call's id, Asterisk's linked id and the node the call is in: they are bound to the
+    task's structlog context for the call's lifetime.
+    """
+    info = session.info
+    with bound_contextvars(
+        call=info.channel_id, linkedid=info.linked_id or info.channel_id, node=None
+    ):
+        return await _walk(session, routing, observer, clock)
+
+
+async def _walk(
+    session: CallSession, routing: Routing, observer: CallObserver, clock: Clock
+) -> CallRecord:
     info = session.info
     trace = CallTrace(info=info, routing_version=routing.version, started_at=clock())
     ctx = CallContext(session, routing, trace, clock, observer)
-    bound = log.bind(call=info.channel_id, caller=info.caller_number, routing=routing.version)
+    bound = log.bind(caller=info.caller_number, routing=routing.version)
     observer.call_started(trace.snapshot())
     node_name: str | None = routing.hotline.entry
     try:
@@ -40,6 +56,7 @@ async def run_call(
         for _ in range(MAX_NODES_PER_CALL):
             if node_name is None:
                 break
+            bind_contextvars(node=node_name)
             node_name = await run_node(ctx, node_name)
         else:
             raise RuntimeError(f"call visited {MAX_NODES_PER_CALL} nodes: a loop in the routing?")

@@ -118,7 +118,7 @@ class _Watched:
         self.first = self.live.current
 
     def _prompts(self) -> list[str]:
-        from ivr.prompts import load_manifest
+        from ivr.prompts.manifest import load_manifest
 
         return list(load_manifest(self.manifest))
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
 from ivr.cli.asterisk import new_watch
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.prompts.manifest import ManifestError, load_manifest
 from ivr.routing.live import LiveRouting
@@ -45,16 +46,16 @@ def _cmd_agi(args: argparse.Namespace) -> int:
         settings = load_settings(args.config, require_ari=False)
     except ConfigError as e:
         print(f"cấu hình: {e}", file=sys.stderr)
-        return 2
+        return USAGE
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
         return asyncio.run(_agi(settings, args.host, args.port))
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
     except OSError as e:
         print(f"không mở được cổng {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
-        return 1
+        return FAILED
 
 
 async def _agi(settings: Settings, host: str, port: int) -> int:
@@ -73,7 +74,7 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     await server.idle()
     await writer.stop()
     await engine.dispose()
-    return 0
+    return DONE
 
 
 async def _watch_phones(settings: Settings) -> Any:
@@ -100,7 +101,7 @@ async def _open_store(settings: Settings) -> tuple[AsyncEngine, StoreWriter]:
 async def _serve_until_signal(live: LiveRouting) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGHUP, live.reload)
+    loop.add_signal_handler(signal.SIGHUP, live.request_reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     watcher = asyncio.create_task(live.watch())
@@ -113,13 +114,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as e:
         print(f"cấu hình: {e}", file=sys.stderr)
-        return 2
+        return USAGE
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
         return asyncio.run(_run(settings))
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
 
 
 async def _run(settings: Settings) -> int:
@@ -151,4 +152,4 @@ async def _run(settings: Settings) -> int:
     await client.close()
     await writer.stop()
     await engine.dispose()
-    return 0
+    return DONE

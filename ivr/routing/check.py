@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
+from ivr.routing.loops import loop_findings
 from ivr.routing.model import (
     DialNode,
     HoursNode,
@@ -25,6 +26,8 @@ def check_graph(routing: Routing, prompt_ids: Iterable[str] | None) -> list[Find
         out += _prompts(routing, set(prompt_ids))
     if not out:  # reachability only means something once every edge points somewhere
         out += _unreachable(routing)
+    if not out:
+        out += loop_findings(routing)
     return out
 
 

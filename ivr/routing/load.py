@@ -8,68 +8,48 @@ phone number ``0123`` would lose its 0).
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from ivr.routing.check import check_graph
 from ivr.routing.model import Routing
+from ivr.routing.problems import Problem, RoutingError
+from ivr.routing.reader import MAX_BYTES, read_document, too_big
+
+__all__ = ["MAX_BYTES", "Problem", "RoutingError", "load_routing", "parse_routing"]
 
 Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
-
-
-class RoutingError(Exception):
-    """The file cannot be used; ``problems`` says every reason found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 def load_routing(path: Path, prompt_ids: Iterable[str] | None = None) -> Routing:
     """Load and check ``path``. ``prompt_ids``: the known prompts (None skips that check)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                raise RoutingError([too_big(str(path), size)])
+            data = f.read(MAX_BYTES + 1)  # the file may grow while we read it
     except OSError as e:
         raise RoutingError([Problem(str(path), 1, 1, f"không đọc được tệp: {e.strerror}")]) from e
     return parse_routing(data, str(path), prompt_ids)
 
 
 def parse_routing(data: bytes, name: str, prompt_ids: Iterable[str] | None = None) -> Routing:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RoutingError([Problem(name, 1, 1, f"tệp không phải UTF-8 (byte {e.start})")]) from e
-    yaml = YAML(typ="rt")
-    yaml.version = (1, 2)
-    try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RoutingError([Problem(name, line, col, _yaml_message(e))]) from e
+    doc = read_document(data, name)
     if not isinstance(doc, CommentedMap):
         raise RoutingError([Problem(name, 1, 1, "tệp định tuyến phải là một bảng (mapping) YAML")])
     positions: dict[Path_, tuple[int, int]] = {}
-    plain = _plain(doc, (), positions)
     locate = _Locator(name, positions)
+    duplicates: list[Path_] = []
+    plain = _plain(doc, (), positions, duplicates)
+    if duplicates:
+        found = [locate(d, f'khoá bị lặp: "{d[-1]}"', at_key=True) for d in duplicates]
+        raise RoutingError(sorted(found, key=_order))
     try:
         routing = Routing.model_validate(plain)
     except ValidationError as e:
@@ -85,40 +65,46 @@ def _order(p: Problem) -> tuple[int, int]:
     return (p.line, p.col)
 
 
-def _yaml_message(e: MarkedYAMLError) -> str:
-    problem = e.problem or "lỗi cú pháp YAML"
-    if "duplicate key" in problem:
-        return f"khoá bị lặp: {problem.split('duplicate key', 1)[1].strip()}"
-    return f"lỗi cú pháp YAML: {problem}"
+def _plain(node: Any, path: Path_, pos: dict[Path_, tuple[int, int]], dups: list[Path_]) -> Any:
+    """Turn ruamel's containers into plain ones, noting where every key and item stands.
 
-
-def _plain(node: Any, path: Path_, pos: dict[Path_, tuple[int, int]]) -> Any:
-    """Turn ruamel's containers into plain ones, noting where every key and item stands."""
+    Text is normalised to NFC, so a name typed with combining accents (NFD) and the same name
+    typed precomposed are one name: equal as keys (a duplicate) and as references.
+    """
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
-        for key, value in node.items():
-            kline, kcol = node.lc.key(key)
-            vline, vcol = node.lc.value(key)
+        for raw_key, value in node.items():
+            key = _nfc(raw_key)
+            kline, kcol = node.lc.key(raw_key)
+            vline, vcol = node.lc.value(raw_key)
+            if key in out:
+                pos[(*path, key, "__key__")] = (kline + 1, kcol + 1)
+                dups.append((*path, key))
+                continue
             pos[(*path, key)] = (vline + 1, vcol + 1)
             pos[(*path, key, "__key__")] = (kline + 1, kcol + 1)
-            out[key] = _plain(value, (*path, key), pos)
+            out[key] = _plain(value, (*path, key), pos, dups)
         return out
     if isinstance(node, CommentedSeq):
         items = []
         for i, value in enumerate(node):
             line, col = node.lc.item(i)
             pos[(*path, i)] = (line + 1, col + 1)
-            items.append(_plain(value, (*path, i), pos))
+            items.append(_plain(value, (*path, i), pos, dups))
         return items
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
+    return _nfc(node)
+
+
+def _nfc(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", str(value))
+    return value
 
 
 class _Locator:

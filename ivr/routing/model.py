@@ -10,14 +10,58 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,]+$")
+from ivr.routing.problems import CONTROL_RE, control_message
+
+# the resource after TECH/ reaches Dial() and pjsip.conf section names: no & , ; [ ] " or spaces
+ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.@:+*#/=-]+$")
 DIGITS_RE = re.compile(r"^[0-9]+$")
 TIME_RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-NodeName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+def _text(value: str) -> str:
+    """Free text (names, owners, reasons): anything printable, on one line."""
+    m = CONTROL_RE.search(value)
+    if m:
+        raise ValueError(f"{control_message(m.group())} (ở ký tự thứ {m.start() + 1})")
+    return value
+
+
+def _token(pattern: str, allowed: str) -> AfterValidator:
+    """A word sent to Asterisk as is (a prompt id, a context): only the characters it needs."""
+    regex = re.compile(pattern)
+
+    def check(value: str) -> str:
+        _text(value)
+        if not regex.match(value):
+            raise ValueError(f"'{value}' chứa ký tự không được phép (chỉ dùng {allowed})")
+        return value
+
+    return AfterValidator(check)
+
+
+_WORD = "chữ cái không dấu, chữ số và . _ -"
+Text = Annotated[str, AfterValidator(_text)]
+Word = Annotated[str, Field(min_length=1), _token(r"^[A-Za-z0-9_.-]+$", _WORD)]
+NodeName = Word
+PromptId = Word
+Extension = Annotated[
+    str,
+    Field(min_length=1),
+    _token(r"^[A-Za-z0-9_.+*#!\[\]-]+$", "chữ số, chữ cái và _ . + * # ! [ ] -"),
+]
+Music = Annotated[str, Field(min_length=1), _token(r"^[A-Za-z0-9_.:-]+$", _WORD + " :")]
+TimeZone = Annotated[str, _token(r"^[A-Za-z0-9_+/-]+$", _WORD + " /")]
 
 
 class Strict(BaseModel):
@@ -30,6 +74,9 @@ def _endpoint(value: str) -> str:
             f"'{value}' không phải endpoint Asterisk dạng CÔNG_NGHỆ/tên (vd. PJSIP/so-noi-vu)"
         )
     return value
+
+
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
 
 
 class TimeRange(Strict):
@@ -62,7 +109,7 @@ class Override(Strict):
     """A dated exception: a swapped working day, an extra closure."""
 
     date: dt.date
-    reason: str
+    reason: Text
     hours: list[TimeRange] = Field(default_factory=list)  # empty: closed all day
 
     @field_validator("date", mode="before")
@@ -85,7 +132,7 @@ class Override(Strict):
 
 class Schedule(Strict):
     weekly: dict[str, list[TimeRange]]
-    public_holidays: str | None = "VN"  # a country code of the `holidays` package, or none
+    public_holidays: Word | None = "VN"  # a country code of the `holidays` package, or none
     overrides: list[Override] = Field(default_factory=list)
 
     @field_validator("weekly", mode="before")
@@ -111,15 +158,10 @@ class Schedule(Strict):
 
 
 class Branch(Strict):
-    name: str
-    owner: str
-    endpoints: list[str] = Field(min_length=1)
-    schedule: str = "office"
-
-    @field_validator("endpoints")
-    @classmethod
-    def _eps(cls, v: list[str]) -> list[str]:
-        return [_endpoint(e) for e in v]
+    name: Text
+    owner: Text
+    endpoints: list[Endpoint] = Field(min_length=1)
+    schedule: Text = "office"
 
 
 UnitKind = Literal["department", "district", "commune", "agency"]
@@ -127,9 +169,9 @@ UnitKind = Literal["department", "district", "commune", "agency"]
 
 class Unit(Strict):
     code: str
-    name: str
+    name: Text
     kind: UnitKind
-    endpoint: str
+    endpoint: Endpoint
     parent: str | None = None  # a district's code, for communes
 
     @field_validator("code")
@@ -139,51 +181,46 @@ class Unit(Strict):
             raise ValueError(f"mã đơn vị '{v}' chỉ gồm chữ số")
         return v
 
-    @field_validator("endpoint")
-    @classmethod
-    def _ep(cls, v: str) -> str:
-        return _endpoint(v)
-
     @property
     def prompt(self) -> str:
         return f"unit-{self.code}"
 
 
 class Fallback(Strict):
-    context: str
-    extension: str = "s"
+    context: Word
+    extension: Extension = "s"
     priority: int = 1
 
 
 class Hotline(Strict):
-    name: str
-    number: str
+    name: Text
+    number: Extension
     entry: NodeName
-    language: str = "vi"
-    timezone: str = "Asia/Ho_Chi_Minh"
+    language: Word = "vi"
+    timezone: TimeZone = "Asia/Ho_Chi_Minh"
     fallback: Fallback
 
 
 class NodeBase(Strict):
-    branch: str | None = None
+    branch: Text | None = None
 
 
 class PromptNode(NodeBase):
     type: Literal["prompt"]
-    prompts: list[str] = Field(min_length=1)
+    prompts: list[PromptId] = Field(min_length=1)
     next: NodeName
 
 
 class MenuNode(NodeBase):
     type: Literal["menu"]
-    prompts: list[str] = Field(min_length=1)
-    choices: dict[str, NodeName] = Field(min_length=1)
+    prompts: list[PromptId] = Field(min_length=1)
+    choices: dict[Text, NodeName] = Field(min_length=1)
     timeout: float = Field(default=5.0, gt=0, le=60)
     retries: int = Field(default=3, ge=1, le=10)
-    invalid_prompts: list[str] = Field(default_factory=list)
-    no_input_prompts: list[str] = Field(default_factory=list)
+    invalid_prompts: list[PromptId] = Field(default_factory=list)
+    no_input_prompts: list[PromptId] = Field(default_factory=list)
     default: NodeName
-    repeat_key: str = "*"
+    repeat_key: Text = "*"
 
     @field_validator("choices")
     @classmethod
@@ -196,7 +233,7 @@ class MenuNode(NodeBase):
 
 class HoursNode(NodeBase):
     type: Literal["hours"]
-    schedule: str | None = None  # default: the branch's schedule
+    schedule: Text | None = None  # default: the branch's schedule
     open: NodeName
     closed: NodeName
     holiday: NodeName | None = None  # default: closed
@@ -211,51 +248,46 @@ class DialOutcomes(Strict):
 
 class DialNode(NodeBase):
     type: Literal["dial"]
-    prompts: list[str] = Field(default_factory=list)
-    endpoints: list[str] = Field(default_factory=list)  # default: the branch's phones
+    prompts: list[PromptId] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(default_factory=list)  # default: the branch's phones
     strategy: Literal["ring_all", "in_turn"] = "ring_all"
     ring_seconds: float = Field(default=20.0, gt=0, le=300)
-    music: str = "ringback"
+    music: Music = "ringback"
     on: DialOutcomes
-
-    @field_validator("endpoints")
-    @classmethod
-    def _eps(cls, v: list[str]) -> list[str]:
-        return [_endpoint(e) for e in v]
 
 
 class VoicemailNode(NodeBase):
     type: Literal["voicemail"]
-    prompts: list[str] = Field(min_length=1)
+    prompts: list[PromptId] = Field(min_length=1)
     max_seconds: int = Field(default=120, ge=5, le=600)
     max_silence_seconds: int = Field(default=5, ge=1, le=60)
-    thanks_prompts: list[str] = Field(default_factory=list)
+    thanks_prompts: list[PromptId] = Field(default_factory=list)
     next: NodeName
 
 
 class DirectoryNode(NodeBase):
     type: Literal["directory"]
-    prompts: list[str] = Field(min_length=1)
+    prompts: list[PromptId] = Field(min_length=1)
     timeout: float = Field(default=6.0, gt=0, le=60)
     retries: int = Field(default=3, ge=1, le=10)
-    not_found_prompts: list[str] = Field(default_factory=list)
-    connecting_prompts: list[str] = Field(default_factory=list)  # said before the unit's name
+    not_found_prompts: list[PromptId] = Field(default_factory=list)
+    connecting_prompts: list[PromptId] = Field(default_factory=list)  # said before the unit's name
     ring_seconds: float = Field(default=25.0, gt=0, le=300)
-    music: str = "ringback"
+    music: Music = "ringback"
     on: DialOutcomes
     fail: NodeName
 
 
 class HangupNode(NodeBase):
     type: Literal["hangup"]
-    prompts: list[str] = Field(default_factory=list)
+    prompts: list[PromptId] = Field(default_factory=list)
 
 
 class DialplanNode(NodeBase):
     type: Literal["dialplan"]
-    prompts: list[str] = Field(default_factory=list)
-    context: str | None = None  # default: the hotline's fallback
-    extension: str | None = None
+    prompts: list[PromptId] = Field(default_factory=list)
+    context: Word | None = None  # default: the hotline's fallback
+    extension: Extension | None = None
     priority: int | None = None
 
 
@@ -274,8 +306,8 @@ Node = Annotated[
 
 class Routing(Strict):
     hotline: Hotline
-    schedules: dict[str, Schedule]
-    branches: dict[str, Branch]
+    schedules: dict[Text, Schedule]
+    branches: dict[Text, Branch]
     units: list[Unit] = Field(default_factory=list)
     nodes: dict[NodeName, Node]
     version: str = ""  # set by the loader: a digest of the file's bytes

@@ -1,5 +1,8 @@
 """The `ivr` command: the top-level parser, assembled from one thin module per command group.
 
+Every command exits 0 when done, 1 when it ran and failed, 2 on bad usage or configuration
+(ivr.cli.codes; shown in `ivr --help`).
+
 What belongs here: argument parsing, printing for admins (in Vietnamese), exit codes. What does
 not: any rule of the hotline; each command calls into the package that owns its concern.
 """
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 
 from ivr import logs
 from ivr.cli import asterisk, demo, prompts, routing, serve, store
+from ivr.cli.codes import EPILOG, INTERRUPTED, USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,18 +22,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
-        return 2
+        return USAGE
     logs.configure(json=getattr(args, "log_json", False), level=getattr(args, "log_level", "INFO"))
     try:
         code: int = args.func(args)
         return code
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="ivr", description="Tổng đài hỗ trợ công tác CCHC trên Asterisk"
+        prog="ivr",
+        description="Tổng đài hỗ trợ công tác CCHC trên Asterisk",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = p.add_subparsers(title="lệnh")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.routing.load import RoutingError, load_routing
 from ivr.routing.model import Routing
@@ -51,9 +52,9 @@ def _cmd_pjsip(args: argparse.Namespace) -> int:
         routing = load_routing(args.file, None)
     except RoutingError as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
     sys.stdout.write(render(routing))
-    return 0
+    return DONE
 
 
 def _cmd_asterisk_config(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
         host, _, port = args.static_contacts.rpartition(":")
         if not host or not port.isdigit():
             print("--static-contacts cần dạng HOST:PORT, vd. 127.0.0.1:5070", file=sys.stderr)
-            return 2
+            return USAGE
         contacts = (host, int(port))
     try:
         routing = load_routing(args.routing, None)
@@ -79,13 +80,13 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
         )
     except RoutingError as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
     except OSError as e:
         print(f"không ghi được cấu hình: {e}", file=sys.stderr)
-        return 1
+        return FAILED
     for path in written:
         print(path)
-    return 0
+    return DONE
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
@@ -94,17 +95,17 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
         routing = load_routing(Path(settings.routing), None)
     except (ConfigError, RoutingError) as e:
         print(e, file=sys.stderr)
-        return 2
+        return USAGE
     if not settings.ami_address:
         print(
             "chưa cấu hình AMI: đặt ami_address (vd. 127.0.0.1:5038) và ami_secret", file=sys.stderr
         )
-        return 2
+        return USAGE
     try:
         rows = asyncio.run(_endpoint_states(settings, routing))
     except (OSError, TimeoutError) as e:
         print(f"không kết nối được AMI {settings.ami_address}: {e!r}", file=sys.stderr)
-        return 1
+        return FAILED
     if args.json:
         import json
 
@@ -115,12 +116,12 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        return 0
+        return DONE
     for name, comment, _state, label in rows:
         print(f"  PJSIP/{name:<12} {label:<20} {comment}")
     down = sum(1 for _, _, s, _ in rows if s != "reachable")
     print(f"{len(rows)} máy, {down} không sẵn sàng")
-    return 0
+    return DONE
 
 
 async def _endpoint_states(settings: Settings, routing: Routing) -> list[tuple[str, str, str, str]]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ivr.cli.codes import DONE, USAGE
 from ivr.prompts.manifest import ManifestError
 from ivr.routing.load import RoutingError
 
@@ -26,10 +27,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.speed <= 0 or args.speed > 100:
         print("--speed phải trong khoảng (0, 100]", file=sys.stderr)
-        return 2
+        return USAGE
     try:
         asyncio.run(run_demo(args.root, speed=args.speed))
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
-        return 1
-    return 0
+        return USAGE
+    return DONE

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.prompts.manifest import ManifestError, load_manifest
 from ivr.routing.load import RoutingError, load_routing
 
@@ -41,9 +42,12 @@ def _cmd_prompts_build(args: argparse.Namespace) -> int:
         manifest = load_manifest(args.manifest)
         routing = load_routing(args.routing, list(manifest))
         built = build(with_units(manifest, routing), args.manifest.parent, args.out, args.force)
-    except (RoutingError, ManifestError, PromptBuildError) as e:
+    except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
+    except PromptBuildError as e:
+        print(e, file=sys.stderr)
+        return FAILED
     changed = [b for b in built if b.changed]
     for b in changed:
         print(f"  {b.id:<24} {b.seconds:5.1f} s  ({b.source})")
@@ -53,9 +57,9 @@ def _cmd_prompts_build(args: argparse.Namespace) -> int:
             n = install(args.out, args.install)
         except OSError as e:
             print(f"không chép được vào {args.install}: {e}", file=sys.stderr)
-            return 1
+            return FAILED
         print(f"đã chép {n} tệp vào {args.install / 'vi' / 'hotline'}")
-    return 0
+    return DONE
 
 
 def _cmd_prompts_check(args: argparse.Namespace) -> int:
@@ -69,7 +73,7 @@ def _cmd_prompts_check(args: argparse.Namespace) -> int:
         dialplan = args.dialplan.read_text(encoding="utf-8")
     except (RoutingError, ManifestError, OSError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
     needed = {p for node in routing.nodes.values() for _, p in node_prompts(node)}
     needed |= {u.prompt for u in routing.units}
     needed |= set(re.findall(r"hotline/([A-Za-z0-9_-]+)", dialplan))
@@ -80,7 +84,7 @@ def _cmd_prompts_check(args: argparse.Namespace) -> int:
         for m in missing:
             print(f"THIẾU {m.id}: {', '.join(m.formats)}", file=sys.stderr)
         print(f"{len(missing)} lời nhắc còn thiếu (chạy `ivr prompts build`)", file=sys.stderr)
-        return 1
+        return FAILED
     total = sum(s for _, s in present)
     print(f"đủ {len(present)} lời nhắc ở mọi định dạng ({total:.0f} s âm thanh)")
-    return 0
+    return DONE

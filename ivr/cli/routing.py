@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallRecord, MemoryObserver
 from ivr.prompts.manifest import ManifestError, default_manifest_path, load_manifest
@@ -64,17 +65,21 @@ def _load(routing_file: Path, manifest: Path | None) -> Routing:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     try:
-        routing = _load(args.file, args.prompts)
-    except (RoutingError, ManifestError) as e:
+        prompt_ids = _prompt_ids(args.file, args.prompts)
+    except ManifestError as e:
         print(e, file=sys.stderr)
-        count = len(e.problems) if isinstance(e, RoutingError) else 1
-        print(f"\n{args.file}: {count} lỗi, tệp không được dùng.", file=sys.stderr)
-        return 1
+        return USAGE
+    try:
+        routing = load_routing(args.file, prompt_ids)
+    except RoutingError as e:
+        print(e, file=sys.stderr)
+        print(f"\n{args.file}: {len(e.problems)} lỗi, tệp không được dùng.", file=sys.stderr)
+        return FAILED
     print(
         f"{args.file}: hợp lệ — {len(routing.nodes)} nút, {len(routing.branches)} nhánh, "
         f"{len(routing.units)} đơn vị; phiên bản {routing.version}"
     )
-    return 0
+    return DONE
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -82,19 +87,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         routing = _load(args.file, args.prompts)
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return USAGE
     try:
         local = dt.datetime.strptime(args.at, "%Y-%m-%d %H:%M")
     except ValueError:
         print(f'--at "{args.at}": cần dạng "YYYY-MM-DD HH:MM"', file=sys.stderr)
-        return 2
+        return USAGE
     bad = [d for d in args.digits.split() if d != "_" and not set(d) <= set("0123456789*#")]
     if bad:
         print(
             f"--digits: '{bad[0]}' không phải phím điện thoại (0-9, *, #, _ là im lặng)",
             file=sys.stderr,
         )
-        return 2
+        return USAGE
     at = local.replace(tzinfo=ZoneInfo(routing.hotline.timezone))
     inputs = [SILENCE if d == "_" else d for d in args.digits.split()]
     record = asyncio.run(
@@ -114,7 +119,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         + (f", đơn vị {record.unit}" if record.unit else "")
         + (f", máy {record.endpoint}" if record.endpoint else "")
     )
-    return 0
+    return DONE
 
 
 async def _simulate(

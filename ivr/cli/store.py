@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.queries import (
     CallFilter,
@@ -97,7 +98,7 @@ def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitabl
     except SQLAlchemyError as e:
         print(f"lỗi cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
         print("(đã chạy `ivr db upgrade` chưa?)", file=sys.stderr)
-        return 1
+        return FAILED
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:
@@ -106,9 +107,9 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
         upgrade(url)
     except (SQLAlchemyError, OSError) as e:
         print(f"không nâng cấp được cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return FAILED
     print(f"cơ sở dữ liệu đã ở phiên bản mới nhất: {_safe(url)}")
-    return 0
+    return DONE
 
 
 def _safe(url: str) -> str:
@@ -129,12 +130,12 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         before = parse_age(args.older_than, dt.datetime.now(dt.UTC))
     except ValueError as e:
         print(e, file=sys.stderr)
-        return 2
+        return USAGE
 
     async def job(engine: AsyncEngine) -> int:
         n = await purge(engine, before)
         print(f"đã xoá {n} cuộc gọi bắt đầu trước {before.astimezone(VN):%d/%m/%Y}")
-        return 0
+        return DONE
 
     return _with_engine(args, job)
 
@@ -154,7 +155,7 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     if args.show:
         if not args.call_id:
             print("cần mã cuộc gọi: ivr calls show ID", file=sys.stderr)
-            return 2
+            return USAGE
         return _with_engine(args, lambda e: _show_call(e, args))
     try:
         f = CallFilter(
@@ -168,7 +169,7 @@ def _cmd_calls(args: argparse.Namespace) -> int:
         )
     except ValueError:
         print("--from/--to cần dạng YYYY-MM-DD", file=sys.stderr)
-        return 2
+        return USAGE
 
     async def job(engine: AsyncEngine) -> int:
         rows = await list_calls(engine, f)
@@ -176,7 +177,7 @@ def _cmd_calls(args: argparse.Namespace) -> int:
             print(
                 json.dumps([_call_json(c, args.mask) for c in rows], ensure_ascii=False, indent=2)
             )
-            return 0
+            return DONE
         print(
             f"{'Bắt đầu':<19}  {'Người gọi':<12}  {'Kết quả':<11}  {'Nhánh':<5}  "
             f"{'Đơn vị':<6}  {'Chờ':>4}  {'Nói':>4}  Mã cuộc gọi"
@@ -189,7 +190,7 @@ def _cmd_calls(args: argparse.Namespace) -> int:
                 f"{c.talk_seconds:>4.0f}  {c.id}"
             )
         print(f"({len(rows)} cuộc gọi)")
-        return 0
+        return DONE
 
     return _with_engine(args, job)
 
@@ -198,7 +199,7 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
     c = await get_call(engine, args.call_id)
     if c is None:
         print(f"không có cuộc gọi {args.call_id}", file=sys.stderr)
-        return 1
+        return FAILED
     data = _call_json(c, args.mask)
     data["steps"] = [
         {
@@ -216,7 +217,7 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
         data["voicemail"] = _vm_json(c.voicemail)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
-        return 0
+        return DONE
     print(f"Cuộc gọi {c.id} từ {data['caller_number']} — {c.disposition}")
     print(
         f"  bắt đầu {_local(c.started_at)}, kết thúc {_local(c.ended_at)}; "
@@ -234,7 +235,7 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
     if c.voicemail is not None:
         v = c.voicemail
         print(f"  lời nhắn #{v.id}: {v.location} ({v.duration_seconds:g} s, {v.status})")
-    return 0
+    return DONE
 
 
 def _call_json(c: Call, mask: bool) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def _cmd_voicemails(args: argparse.Namespace) -> int:
     if args.mark:
         if args.vm_id is None or args.status is None:
             print("cách dùng: ivr voicemails mark ID heard|handled --by TÊN", file=sys.stderr)
-            return 2
+            return USAGE
 
         async def mark(engine: AsyncEngine) -> int:
             ok = await set_voicemail_status(
@@ -289,7 +290,7 @@ def _cmd_voicemails(args: argparse.Namespace) -> int:
                 else f"không có lời nhắn #{args.vm_id}",
                 file=sys.stdout if ok else sys.stderr,
             )
-            return 0 if ok else 1
+            return DONE if ok else FAILED
 
         return _with_engine(args, mark)
 
@@ -303,7 +304,7 @@ def _cmd_voicemails(args: argparse.Namespace) -> int:
                 d["caller_number"] = mask_number(n) if args.mask else n
                 out.append(d)
             print(json.dumps(out, ensure_ascii=False, indent=2))
-            return 0
+            return DONE
         for v in rows:
             n = mask_number(v.call.caller_number) if args.mask else v.call.caller_number
             where = f"nhánh {v.branch}" if v.branch else (f"đơn vị {v.unit}" if v.unit else "chung")
@@ -312,6 +313,6 @@ def _cmd_voicemails(args: argparse.Namespace) -> int:
                 f"{v.duration_seconds:>4.0f} s  {v.location}"
             )
         print(f"({len(rows)} lời nhắn)")
-        return 0
+        return DONE
 
     return _with_engine(args, job)

@@ -1,0 +1,123 @@
+"""One exit-code convention for every command: 0 done, 1 failed, 2 bad usage or configuration.
+
+Each command is run in-process with a failure of each kind it can meet before doing any real
+work; a command added without a row here fails `test_every_command_is_covered`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import _parser, main
+from ivr.cli.codes import FAILED, USAGE
+from ivr.store.db import sqlite_url
+
+from .conftest import ROOT, ROUTING_FILE
+
+MISSING = "{tmp}/missing.yaml"
+MANIFEST = str(ROOT / "prompts" / "manifest.yaml")
+
+# (command path, arguments after it, expected code, what stderr must say)
+CASES: list[tuple[str, list[str], int, str]] = [
+    ("run", ["--config", "{tmp}/ivr.toml"], USAGE, "không đọc được tệp"),
+    ("agi", ["--config", "{tmp}/ivr.toml", "--port", "0"], USAGE, "không đọc được tệp"),
+    ("demo", ["--speed", "0"], USAGE, "--speed"),
+    ("demo", ["--root", "{tmp}"], USAGE, "không đọc được"),
+    ("routing check", ["{tmp}/bad.yaml", "--prompts", MANIFEST], FAILED, "tệp không được dùng"),
+    ("routing check", [str(ROUTING_FILE), "--prompts", MISSING], USAGE, "missing.yaml"),
+    ("routing simulate", [str(ROUTING_FILE), "--at", "9h sáng"], USAGE, "--at"),
+    (
+        "routing simulate",
+        [MISSING, "--at", "2026-02-17 09:00", "--prompts", MANIFEST],
+        USAGE,
+        "không đọc được tệp",
+    ),
+    ("asterisk-config", ["{tmp}/etc", "--static-contacts", "nowhere"], USAGE, "HOST:PORT"),
+    ("asterisk-config", ["{tmp}/etc", "--routing", MISSING], USAGE, "không đọc được tệp"),
+    ("asterisk-config", ["{tmp}/file", "--routing", str(ROUTING_FILE)], FAILED, "không ghi được"),
+    ("pjsip", [MISSING], USAGE, "không đọc được tệp"),
+    ("endpoints", ["--config", "{tmp}/no-ami.toml"], USAGE, "chưa cấu hình AMI"),
+    ("db upgrade", ["--db", "{file_db}"], FAILED, "không nâng cấp được"),
+    ("db purge", ["--older-than", "soon", "--db", "{empty_db}"], USAGE, "soon"),
+    ("calls", ["--from", "hôm qua", "--db", "{empty_db}"], USAGE, "--from"),
+    ("calls", ["--db", "{empty_db}"], FAILED, "ivr db upgrade"),
+    ("voicemails", ["mark", "--db", "{empty_db}"], USAGE, "cách dùng"),
+    ("prompts build", ["--manifest", MISSING, "--out", "{tmp}/out"], USAGE, "missing.yaml"),
+    ("prompts check", ["--manifest", MISSING], USAGE, "missing.yaml"),
+    ("prompts check", ["--out", "{tmp}/out"], FAILED, "lời nhắc còn thiếu"),
+]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "ivr.toml").write_text(
+        'ari_url = "http://127.0.0.1:8088/ari"\nari_password = "x"\n'
+        f'routing = "{tmp_path}/missing.yaml"\ndata_dir = "{tmp_path}/data"\n'
+    )
+    (tmp_path / "no-ami.toml").write_text(f'routing = "{ROUTING_FILE}"\n')
+    bad = ROUTING_FILE.read_text().replace("next: main-menu", "next: main-menuu")
+    (tmp_path / "bad.yaml").write_text(bad)
+    (tmp_path / "file").write_text("a file where a directory should be\n")
+    (tmp_path / "empty").mkdir()
+    return {
+        "tmp": str(tmp_path),
+        "file_db": sqlite_url(tmp_path / "file"),
+        "empty_db": sqlite_url(tmp_path / "empty"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "expected", "message"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_exit_code(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    command: str,
+    args: list[str],
+    expected: int,
+    message: str,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("IVR_DATABASE_URL", raising=False)
+    code = main([*command.split(), *(a.format(**files) for a in args)])
+    _, err = capsys.readouterr()
+    assert code == expected, err
+    assert message in err
+
+
+def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["routing", "simulate", str(ROUTING_FILE)])  # --at is required
+    assert exited.value.code == USAGE
+    assert main([]) == USAGE
+    out, _ = capsys.readouterr()
+    assert "mã thoát" in out
+
+
+def test_help_explains_the_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out, _ = capsys.readouterr()
+    for line in ("0    xong", "1    thất bại", "2    sai cách dùng hoặc cấu hình"):
+        assert line in out
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                path = f"{prefix} {name}".strip()
+                found |= _commands(sub, path) or {path}
+    return found
+
+
+def test_every_command_is_covered() -> None:
+    assert _commands(_parser()) == {c[0] for c in CASES}

@@ -1,1 +1,4 @@
-"""Test doubles shipped with the package: `ivr routing simulate` and the tests use them."""
+"""Helpers for tests and benchmarks only: a throwaway PostgreSQL cluster.
+
+Production code never imports this package; the dry-run CallSession lives in ivr.sim.dry_run.
+"""

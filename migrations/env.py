@@ -1,13 +1,19 @@
-"""Alembic environment: async engines (aiosqlite, asyncpg), the schema in models/."""
+"""Alembic environment: async engines (aiosqlite, asyncpg), the schema in models/.
+
+On PostgreSQL the migration runs in one transaction that first takes an advisory lock, so two
+controllers starting together on a fresh database take turns: the second finds the first's work
+done and has nothing to do. (SQLite has no such lock: ivr.store.db holds a file lock instead.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ivr.store.db import make_engine
+from ivr.store.db import MIGRATION_LOCK_KEY, make_engine
 from models import Base
 
 config = context.config
@@ -22,6 +28,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # released when the transaction ends
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

@@ -1,7 +1,15 @@
-"""Engines and migrations. SQLite runs in WAL mode with foreign keys on."""
+"""Engines and migrations. SQLite runs in WAL mode with foreign keys on.
+
+Migrations take turns: two controllers starting together on a fresh database must not both
+create its tables. PostgreSQL serialises them with an advisory lock (migrations/env.py); a SQLite
+file with an exclusive lock on ``<database>.migrate.lock`` beside it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MIGRATIONS = ROOT / "migrations"
+MIGRATION_LOCK_KEY = 0x1F7A_0014  # pg_advisory_xact_lock key: "ivr migrations"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -47,12 +56,33 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the database (blocking: run it in a thread from async code)."""
-    command.upgrade(alembic_config(url), revision)
+    """Create or upgrade the database (blocking: run it in a thread from async code). Safe to
+    run at the same time from several processes: they take turns, the later ones find it done."""
+    with _sqlite_migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    with _sqlite_migration_lock(url):
+        command.downgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """An exclusive lock on a file beside a SQLite database (nothing for other backends)."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        yield
+        return
+    lock = Path(parsed.database).with_name(Path(parsed.database).name + ".migrate.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def check(url: str) -> None:

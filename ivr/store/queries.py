@@ -79,9 +79,14 @@ async def set_voicemail_status(
 
 
 async def purge(engine: AsyncEngine, before: dt.datetime) -> int:
-    """Delete calls (with their steps and voicemail rows) that started before ``before``."""
+    """Delete calls (with their steps and voicemail rows) that started before ``before``.
+
+    A call still in progress is never purged: it is live (its next steps are on their way) or
+    left by a stopped controller, which the next start closes as interrupted.
+    """
+    old = (Call.started_at < before) & (Call.disposition != "in_progress")
     async with AsyncSession(engine) as s, s.begin():
-        ids = list((await s.scalars(select(Call.id).where(Call.started_at < before))).all())
+        ids = list((await s.scalars(select(Call.id).where(old))).all())
         for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
             await s.execute(delete(Voicemail).where(Voicemail.call_id.in_(chunk)))
             calls = (

@@ -1,18 +1,67 @@
-"""Call records as plain rows (dicts) for the tables, and their JSON form for the spool."""
+"""Call records as plain rows (dicts) for the tables, and their JSON form for the spool.
+
+This is the edge where text from callers (and from Asterisk) meets the columns: every string is
+cleaned of what no backend can store (NUL, lone surrogates: each becomes U+FFFD) and cut to its
+column's length as declared in models/, and is otherwise stored exactly as received (control
+characters and any Unicode included; escaping them is the job of whatever displays them). Keys
+(a call's id) are cleaned but never cut: two calls must never merge into one.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
+from sqlalchemy import String, Table
+
 from ivr.flow.record import CallRecord, Step
+from models import Call, CallStep, Voicemail
 
 Row = dict[str, Any]
-Op = tuple[str, Row]  # ("call" | "step" | "voicemail", row)
+Op = tuple[str, Row]  # ("call" | "step" | "voicemail" | "cause", row)
+
+KINDS = frozenset({"call", "step", "voicemail", "cause"})
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def _limits(table: Any) -> dict[str, int | None]:
+    """Each string column's length (None: unbounded text), keys left out."""
+    assert isinstance(table, Table)
+    return {
+        c.name: c.type.length
+        for c in table.columns
+        if isinstance(c.type, String) and not c.primary_key and not c.foreign_keys
+    }
+
+
+_LIMITS = {
+    "call": _limits(Call.__table__),
+    "step": _limits(CallStep.__table__),
+    "voicemail": _limits(Voicemail.__table__),
+    "cause": _limits(Call.__table__),
+}
+
+
+def clean(text: str, limit: int | None = None) -> str:
+    """``text`` as any backend can store it, at most ``limit`` characters."""
+    text = _UNSTORABLE.sub(REPLACEMENT, text)
+    return text if limit is None else text[:limit]
+
+
+def bounded(kind: str, row: Row) -> Row:
+    """The row with every string cleaned, and cut to its column where it has a length."""
+    limits = _LIMITS[kind]
+    return {k: clean(v, limits.get(k)) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def call_row(r: CallRecord) -> Row:
+    return bounded("call", _call_row(r))
+
+
+def _call_row(r: CallRecord) -> Row:
     return {
         "id": r.channel_id,
         "linked_id": r.linked_id,
@@ -23,7 +72,7 @@ def call_row(r: CallRecord) -> Row:
         "answered_at": r.answered_at,
         "ended_at": r.ended_at,
         "path": ">".join(r.path),
-        "digits": r.digits[:64],
+        "digits": r.digits,
         "branch": r.branch,
         "unit": r.unit,
         "endpoint": r.endpoint,
@@ -37,16 +86,22 @@ def call_row(r: CallRecord) -> Row:
 
 
 def step_row(call_id: str, seq: int, s: Step) -> Row:
-    return {
+    row = {
         "call_id": call_id,
         "seq": seq,
         "node": s.node,
         "kind": s.kind,
         "outcome": s.outcome,
-        "input": s.input[:64],
+        "input": s.input,
         "detail": s.detail,
         "at": s.at,
     }
+    return bounded("step", row)
+
+
+def cause_row(call_id: str, cause: int, text: str) -> Row:
+    """The caller channel's hang-up cause, as AMI reported it."""
+    return bounded("cause", {"id": call_id, "hangup_cause": cause, "hangup_cause_text": text})
 
 
 def final_ops(r: CallRecord) -> list[Op]:
@@ -58,18 +113,21 @@ def final_ops(r: CallRecord) -> list[Op]:
         ops.append(
             (
                 "voicemail",
-                {
-                    "call_id": r.channel_id,
-                    "name": v.name,
-                    "location": v.location,
-                    "duration_seconds": v.duration_seconds,
-                    "size_bytes": v.size_bytes,
-                    "sha256": v.sha256,
-                    "branch": v.branch,
-                    "unit": v.unit,
-                    "recorded_at": v.recorded_at,
-                    "status": "new",
-                },
+                bounded(
+                    "voicemail",
+                    {
+                        "call_id": r.channel_id,
+                        "name": v.name,
+                        "location": v.location,
+                        "duration_seconds": v.duration_seconds,
+                        "size_bytes": v.size_bytes,
+                        "sha256": v.sha256,
+                        "branch": v.branch,
+                        "unit": v.unit,
+                        "recorded_at": v.recorded_at,
+                        "status": "new",
+                    },
+                ),
             )
         )
     return ops
@@ -94,9 +152,38 @@ def dumps(ops: list[Op]) -> str:
 
 
 def loads(text: str) -> list[Op]:
-    out: list[Op] = []
-    for line in text.splitlines():
-        if line.strip():
-            kind, row = json.loads(line, object_hook=_hook)
-            out.append((kind, row))
-    return out
+    """The records of a spool file; ValueError if any line is not one."""
+    return [parse_line(line) for line in text.splitlines() if line.strip()]
+
+
+def parse_line(line: str) -> Op:
+    """One spooled record, checked: a known kind and a row of that table's columns."""
+    try:
+        kind, row = json.loads(line, object_hook=_hook)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"not a spooled record: {e}") from None
+    if kind not in KINDS or not isinstance(row, dict) or not set(row) <= _COLUMNS[kind]:
+        raise ValueError("not a spooled record: unknown kind or columns")
+    return kind, row
+
+
+def salvage(data: bytes) -> tuple[list[Op], int]:
+    """The readable records of a damaged spool file, and how many lines could not be read."""
+    ops: list[Op] = []
+    bad = 0
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            ops.append(parse_line(raw.decode("utf-8")))
+        except ValueError:  # UnicodeDecodeError included
+            bad += 1
+    return ops, bad
+
+
+_COLUMNS = {
+    "call": {c.name for c in Call.__table__.columns},
+    "step": {c.name for c in CallStep.__table__.columns},
+    "voicemail": {c.name for c in Voicemail.__table__.columns} - {"id"},
+    "cause": {"id", "hangup_cause", "hangup_cause_text"},
+}

@@ -1,10 +1,24 @@
 """The writer: off the call's path, batched, durable, idempotent.
 
 Calls hand records over with non-blocking methods (it is a :class:`CallObserver`); a background
-task writes them in batches. When the database fails, batches go to the spool and are replayed in
-order once it answers again; every write is keyed (call id, step number), so a replay never
-writes twice. When even the spool cannot be written, the writer says so loudly (an error log and
-the `ivr_store_spool_failures_total` metric), keeps the batch in memory, and calls go on.
+task writes them in batches. Every write is keyed (call id, step number), so a batch written
+twice is stored once. Records arrive already cleaned and cut to their columns (ivr.store.rows).
+
+When a write fails, the rule (ivr.store.errors tells the two kinds apart):
+
+* **An outage** (connection refused or lost, timeout, server gone, database locked or read-only)
+  is retried: the batch goes to the spool and batches are replayed in order once the database
+  answers again (`ivr_store_batches_spooled_total`).
+* **A data error** is one record's fault, never the others': the batch is split in halves until
+  the records the database refuses are found, and each is *quarantined*: written to the spool's
+  ``quarantine/`` folder, logged, counted in `ivr_store_quarantined_total`. The records behind it
+  go on. Cleaning at the edge makes this rare (a step whose call was deleted, a value nobody
+  foresaw); the quarantined file can be moved back into the spool once the cause is fixed.
+* **A damaged spool file** (torn, garbage, not UTF-8, unreadable) is moved to ``quarantine/``
+  with a log line, and its readable records are replayed in its place. Never fatal.
+* When even the spool cannot be written, the writer says so loudly (an error log and the
+  `ivr_store_spool_failures_total` metric), keeps the batch in memory, and calls go on.
+* A bug in the writer's loop is logged and the loop goes on; the batch in hand stays kept.
 """
 
 from __future__ import annotations
@@ -12,36 +26,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Table, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import CallRecord, Step
-from ivr.store.rows import Op, call_row, final_ops, step_row
+from ivr.store.errors import is_data_error
+from ivr.store.rows import Op, call_row, cause_row, dumps, final_ops, step_row
 from ivr.store.spool import Spool, SpoolError
-from models import Call, CallStep, Voicemail
+from ivr.store.sql import ROWS_WRITTEN, mark_interrupted, write_ops
+
+__all__ = ["ROWS_WRITTEN", "StoreWriter", "mark_interrupted", "write_ops"]
 
 log = structlog.get_logger("ivr.store")
 
-ROWS_WRITTEN = Counter("ivr_store_rows_written_total", "Rows written to the call-record store")
 BATCHES_SPOOLED = Counter("ivr_store_batches_spooled_total", "Batches kept in the local spool")
 SPOOL_FAILURES = Counter("ivr_store_spool_failures_total", "Batches the spool could not keep")
+QUARANTINED = Counter(
+    "ivr_store_quarantined_total", "Records the database refused, set aside in quarantine/"
+)
+DAMAGED_FILES = Counter("ivr_store_damaged_spool_files_total", "Spool files moved to quarantine/")
 QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
-
-_TABLES: dict[str, Table] = {
-    "call": Call.__table__,  # type: ignore[dict-item]
-    "step": CallStep.__table__,  # type: ignore[dict-item]
-    "voicemail": Voicemail.__table__,  # type: ignore[dict-item]
-}
-_KEYS = {"call": ["id"], "step": ["call_id", "seq"], "voicemail": ["call_id"]}
 
 
 class StoreWriter:
@@ -87,9 +94,7 @@ class StoreWriter:
 
     def call_cause(self, channel_id: str, cause: int, text: str) -> None:
         """The caller channel's hang-up cause, as AMI reported it after the call."""
-        self._put(
-            ("cause", {"id": channel_id, "hangup_cause": cause, "hangup_cause_text": text[:64]})
-        )
+        self._put(("cause", cause_row(channel_id, cause, text)))
 
     def _put(self, op: Op) -> None:
         self._idle.clear()
@@ -107,7 +112,7 @@ class StoreWriter:
     async def start(self) -> None:
         """Replay what an earlier run left in the spool, close its unfinished calls, then run."""
         await self._replay()
-        if not self.spool.pending():
+        if not self._spooled():
             await mark_interrupted(self.engine)
         self._task = asyncio.create_task(self._run(), name="store-writer")
 
@@ -133,16 +138,23 @@ class StoreWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._next_batch()
-            if batch:
-                await self._deliver(batch)
-            elif self.spool.pending() or self._limbo:
-                await self._replay()
-            if self._queue.empty() and not self._overflow and not self._limbo:
-                self._idle.set()
+            try:
+                await self._turn()
+            except Exception:  # our bug: say so and go on; the batch in hand is already kept
+                log.exception("lỗi không lường trước trong bộ ghi bản ghi cuộc gọi; thử lại")
+                await asyncio.sleep(self.retry_seconds)
+
+    async def _turn(self) -> None:
+        batch = await self._next_batch()
+        if batch:
+            await self._deliver(batch)
+        elif self._spooled() or self._limbo:
+            await self._replay()
+        if self._queue.empty() and not self._overflow and not self._limbo:
+            self._idle.set()
 
     async def _next_batch(self) -> list[Op]:
-        waiting = self.spool.pending() or bool(self._limbo)
+        waiting = self._spooled() or bool(self._limbo)
         if self._queue.empty() and waiting:
             try:
                 first = await asyncio.wait_for(self._queue.get(), self.retry_seconds)
@@ -159,15 +171,10 @@ class StoreWriter:
         return batch
 
     async def _deliver(self, batch: list[Op]) -> None:
-        if self.spool.pending() or self._limbo:  # keep the order: older batches go first
+        if self._spooled() or self._limbo:  # keep the order: older batches go first
             self._keep(batch)
             await self._replay()
-            return
-        try:
-            await write_ops(self.engine, batch)
-            self._healthy()
-        except (SQLAlchemyError, OSError) as e:
-            self._failed(e)
+        elif not await self._write(batch):
             self._keep(batch)
 
     def held_in_memory(self) -> int:
@@ -178,7 +185,50 @@ class StoreWriter:
         """Drain, then replay the spool now; True when everything is in the database."""
         await self.drain()
         await self._replay()
-        return not self.spool.pending() and not self._limbo
+        return not self._spooled() and not self._limbo
+
+    def _spooled(self) -> bool:
+        return bool(self.spool.batches())
+
+    # --- writing: outage or data error ---------------------------------------------------------
+
+    async def _write(self, ops: list[Op]) -> bool:
+        """Write a batch, quarantining the records the database refuses; False on an outage
+        (then the whole batch is to be kept: parts already written are written again, once)."""
+        try:
+            await write_ops(self.engine, ops)
+        except Exception as e:
+            if not is_data_error(e):
+                self._failed(e)
+                return False
+            if len(ops) == 1:
+                self._quarantine(ops, e)
+                return True
+            half = len(ops) // 2
+            return await self._write(ops[:half]) and await self._write(ops[half:])
+        self._healthy()
+        return True
+
+    def _quarantine(self, ops: list[Op], e: Exception) -> None:
+        QUARANTINED.inc(len(ops))
+        kind, row = ops[0]
+        call = row.get("id", row.get("call_id"))
+        error = _first_line(e)
+        try:
+            where = str(self.spool.set_aside_records(ops))
+        except SpoolError as se:
+            SPOOL_FAILURES.inc()
+            log.error(
+                "bản ghi bị cơ sở dữ liệu từ chối, không cách ly được: ghi lại nguyên văn tại đây",
+                kind=kind, call=call, error=error, spool_error=str(se), record=dumps(ops),
+            )  # fmt: skip
+            return
+        log.error(
+            "bản ghi bị cơ sở dữ liệu từ chối, đã cách ly; các bản ghi sau vẫn được ghi",
+            kind=kind, call=call, error=error, file=where,
+        )  # fmt: skip
+
+    # --- the spool -------------------------------------------------------------------------------
 
     async def _replay(self) -> None:
         async with self._replaying:
@@ -192,28 +242,64 @@ class StoreWriter:
             except SpoolError:
                 break
         for path in self.spool.batches():
-            try:
-                ops = self.spool.read(path)
-                await write_ops(self.engine, ops)
-            except (SQLAlchemyError, OSError) as e:
-                self._failed(e)
+            ops = self._read_batch(path)
+            if ops is None:
+                continue
+            if not await self._write(ops):
                 return
-            path.unlink()
-            self._healthy()
+            self._done_with(path)
         for batch in list(self._limbo):  # the spool is unwritable: straight from memory
-            try:
-                await write_ops(self.engine, batch)
-            except (SQLAlchemyError, OSError) as e:
-                self._failed(e)
+            if not await self._write(batch):
                 return
             self._limbo.remove(batch)
-            self._healthy()
+
+    def _read_batch(self, path: Path) -> list[Op] | None:
+        """A spooled batch's records; a damaged file is set aside, its readable records kept in
+        its place (same name, same turn). None when there is nothing to write from it now."""
+        try:
+            ops, damaged = self.spool.read(path)
+        except OSError as e:
+            self._set_aside(path, f"không đọc được: {e.strerror}")
+            return None
+        if not damaged:
+            return ops
+        if not self._set_aside(path, f"{damaged} dòng hỏng, {len(ops)} bản ghi đọc được"):
+            return None
+        if not ops:
+            return None
+        try:
+            self.spool.rewrite(path, ops)
+        except SpoolError:
+            self._limbo.insert(0, ops)
+            return None
+        return ops
+
+    def _set_aside(self, path: Path, why: str) -> bool:
+        DAMAGED_FILES.inc()
+        try:
+            where = self.spool.set_aside_file(path)
+        except OSError as e:
+            self.spool.skip(path)
+            log.error(
+                "tệp dự phòng hỏng, không chuyển đi được: bỏ qua trong lần chạy này",
+                file=str(path), why=why, error=e.strerror,
+            )  # fmt: skip
+            return False
+        log.error("tệp dự phòng hỏng, đã chuyển vào thư mục cách ly", file=str(where), why=why)
+        return True
+
+    def _done_with(self, path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            self.spool.skip(path)  # written already: replaying it again would change nothing
+            log.error("không xoá được tệp dự phòng đã ghi", file=str(path), error=e.strerror)
 
     def _keep(self, batch: list[Op]) -> None:
         try:
             self.spool.append(batch)
             BATCHES_SPOOLED.inc()
-        except SpoolError as e:
+        except Exception as e:  # SpoolError, or a record that cannot be serialised
             SPOOL_FAILURES.inc()
             self.spool_failed.set()
             self._limbo.append(batch)
@@ -225,7 +311,7 @@ class StoreWriter:
 
     def _failed(self, e: Exception) -> None:
         if self.database_ok:
-            log.error("call-record database unavailable; spooling", error=str(e).splitlines()[0])
+            log.error("call-record database unavailable; spooling", error=_first_line(e))
         self.database_ok = False
 
     def _healthy(self) -> None:
@@ -234,65 +320,6 @@ class StoreWriter:
         self.database_ok = True
 
 
-async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
-    """Write one batch in one transaction; idempotent, so a batch may be written again."""
-    grouped: dict[str, list[dict[str, Any]]] = {
-        "call": [],
-        "step": [],
-        "voicemail": [],
-        "cause": [],
-    }
-    calls: dict[str, dict[str, Any]] = {}
-    for kind, row in ops:
-        if kind == "call":
-            calls[row["id"]] = row  # a later version of the same call supersedes
-        else:
-            grouped[kind].append(row)
-    grouped["call"] = list(calls.values())
-    async with engine.begin() as conn:
-        for kind in ("call", "step", "voicemail"):
-            if grouped[kind]:
-                await _upsert(conn, kind, grouped[kind])
-        for row in grouped["cause"]:  # a call AMI reports that we never had is no one's
-            await conn.execute(
-                update(Call)
-                .where(Call.id == row["id"])
-                .values(
-                    hangup_cause=row["hangup_cause"], hangup_cause_text=row["hangup_cause_text"]
-                )
-            )
-    ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
-
-
-async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:
-    table = _TABLES[kind]
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt: Any = insert(table)
-    if kind == "call":
-        excluded = stmt.excluded
-        cols = {c.name: excluded[c.name] for c in table.columns if c.name != "id"}
-        # a finished call is never reopened by a late "in progress" version of itself
-        stmt = stmt.on_conflict_do_update(
-            index_elements=_KEYS[kind],
-            set_=cols,
-            where=or_(table.c.disposition == "in_progress", excluded.disposition != "in_progress"),
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
-    await conn.execute(stmt, rows)
-
-
-async def mark_interrupted(engine: AsyncEngine) -> int:
-    """Calls left in progress by a controller that stopped: closed as interrupted."""
-    last_step = select(func.max(CallStep.at)).where(CallStep.call_id == Call.id).scalar_subquery()
-    stmt = (
-        update(Call)
-        .where(and_(Call.disposition == "in_progress"))
-        .values(disposition="interrupted", ended_at=func.coalesce(last_step, Call.started_at))
-    )
-    async with engine.begin() as conn:
-        result = await conn.execute(stmt)
-    count = int(result.rowcount or 0)
-    if count:
-        log.warning("calls left in progress by an earlier run marked interrupted", calls=count)
-    return count
+def _first_line(e: BaseException) -> str:
+    lines = str(e).splitlines()
+    return lines[0] if lines else type(e).__name__

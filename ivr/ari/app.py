@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, NotFound
-from ivr.ari.event_types import event_target
+from ivr.ari.event_types import AriEvent, event_target
 from ivr.ari.events import EventStream
 from ivr.ari.session import AriCallSession
 from ivr.flow.context import Clock, utc_now
@@ -64,9 +64,9 @@ class StasisApp:
         self.sound_prefix = sound_prefix
         self.recordings_dir = recordings_dir
         self.routes: dict[str, AriCallSession] = {}
-        self.calls: dict[str, asyncio.Task[Any]] = {}
+        self.calls: dict[str, asyncio.Task[None]] = {}
         self.stream = EventStream(client, self.on_event, self.on_connected, heartbeat=heartbeat)
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.latency = DtmfLatency()
         client.on_request = self.latency.request
 
@@ -80,7 +80,7 @@ class StasisApp:
 
     # --- events -------------------------------------------------------------------------------
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: AriEvent) -> None:
         kind = event["type"]
         if kind == "ChannelDtmfReceived":
             self.latency.dtmf(event["channel"]["id"])
@@ -88,7 +88,7 @@ class StasisApp:
             channel_id = event["channel"]["id"]
             if channel_id in self.routes:
                 self.routes[channel_id].queue.put_nowait(event)
-            elif (event.get("args") or [None])[0] == "dialed":
+            elif event.get("args", [])[:1] == ["dialed"]:
                 self._spawn(self._drop_orphan_leg(channel_id))
             else:
                 self._start_call(event)
@@ -98,7 +98,7 @@ class StasisApp:
         if session is not None:
             session.queue.put_nowait(event)
 
-    def _start_call(self, event: dict[str, Any]) -> None:
+    def _start_call(self, event: AriEvent) -> None:
         ch = event["channel"]
         caller = ch.get("caller") or {}
         plan = ch.get("dialplan") or {}
@@ -183,7 +183,7 @@ class StasisApp:
         with contextlib.suppress(AriError):
             await self.client.hangup(channel_id)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

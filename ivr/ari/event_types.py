@@ -1,20 +1,98 @@
-"""ARI events as the app reads them, and which channel each one is about."""
+"""ARI events as the app reads them, typed, and which channel each one is about.
+
+Asterisk's JSON is checked once, at the edge (:func:`parse_event`, called by the websocket
+reader); past it, an event is an :class:`AriEvent`, so a misspelt field is a mypy error. Only the
+fields this app reads are declared; the others travel along unread.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Required, TypedDict
 
 
-def event_target(event: dict[str, Any]) -> str | None:
+class CallerId(TypedDict, total=False):
+    number: str
+    name: str
+
+
+class DialplanPlace(TypedDict, total=False):
+    context: str
+    exten: str
+    priority: int
+
+
+class ChannelRef(TypedDict, total=False):
+    id: Required[str]
+    name: str
+    state: str
+    caller: CallerId
+    dialplan: DialplanPlace
+    linkedid: str
+
+
+class PlaybackRef(TypedDict, total=False):
+    id: Required[str]
+    state: str
+    target_uri: str
+
+
+class RecordingRef(TypedDict, total=False):
+    name: Required[str]
+    state: str
+    target_uri: str
+    duration: float | None
+    cause: str
+
+
+class AriEvent(TypedDict, total=False):
+    """Any event of the app's websocket; ``type`` says which (StasisStart, PlaybackFinished, …).
+
+    ``_Resync`` and ``_Resynced`` are the app's own, never sent by Asterisk; ``synthetic`` marks
+    an event the app made up after a reconnection because Asterisk's was lost.
+    """
+
+    type: Required[str]
+    channel: ChannelRef
+    peer: ChannelRef
+    playback: PlaybackRef
+    recording: RecordingRef
+    args: list[str]
+    digit: str
+    cause: int
+    dialstatus: str
+    synthetic: bool
+
+
+_REFS = {"channel": "id", "peer": "id", "playback": "id", "recording": "name"}
+
+
+def parse_event(raw: Any) -> AriEvent | None:
+    """``raw`` (decoded JSON) as an event, or None when it lacks what the app relies on: a
+    string ``type``, and a string id (name, for recordings) in every object it refers to."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        return None
+    for key, ident in _REFS.items():
+        obj = raw.get(key)
+        if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get(ident), str)):
+            return None
+    event: AriEvent = raw  # type: ignore[assignment]  # checked above: the wire boundary
+    return event
+
+
+def event_target(event: AriEvent) -> str | None:
     """The channel an event is about: its channel (or peer), or the channel a playback or
     recording was started on; None for events about no channel of ours."""
-    for key in ("channel", "peer"):
-        obj = event.get(key)
-        if isinstance(obj, dict) and "id" in obj:
-            return str(obj["id"])
-    for key in ("playback", "recording"):
-        obj = event.get(key)
-        if isinstance(obj, dict):
-            uri = str(obj.get("target_uri", ""))
-            return uri.removeprefix("channel:") if uri.startswith("channel:") else None
+    for ref in (event.get("channel"), event.get("peer")):
+        if ref is not None:
+            return ref["id"]
+    playback = event.get("playback")
+    if playback is not None:
+        return _channel_of(playback.get("target_uri", ""))
+    recording = event.get("recording")
+    if recording is not None:
+        return _channel_of(recording.get("target_uri", ""))
     return None
+
+
+def _channel_of(target_uri: str) -> str | None:
+    return target_uri.removeprefix("channel:") if target_uri.startswith("channel:") else None

@@ -12,17 +12,17 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import structlog
 
 from ivr.ari.client import AriClient
+from ivr.ari.event_types import AriEvent, parse_event
 
 log = structlog.get_logger("ivr.ari.events")
 
-EventHandler = Callable[[dict[str, Any]], None]
+EventHandler = Callable[[AriEvent], None]
 ConnectHandler = Callable[[bool], Awaitable[None]]
 
 
@@ -116,14 +116,15 @@ class EventStream:
 
     def _dispatch(self, text: str) -> None:
         try:
-            event = json.loads(text)
+            raw = json.loads(text)
         except ValueError:
             log.error("ARI sent a message that is not JSON", head=text[:200])
             return
-        if not isinstance(event, dict) or "type" not in event:
-            log.error("ARI sent a message without a type", head=text[:200])
+        event = parse_event(raw)
+        if event is None:
+            log.error("ARI sent a message without a type or an object id", head=text[:200])
             return
         try:
             self.on_event(event)
         except Exception:
-            log.exception("event handler failed", event_type=event.get("type"))
+            log.exception("event handler failed", event_type=event["type"])

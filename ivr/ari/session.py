@@ -14,13 +14,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
-from ivr.ari.event_types import event_target
+from ivr.ari.event_types import AriEvent, event_target
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -35,7 +35,7 @@ from ivr.session import (
 
 log = structlog.get_logger("ivr.ari.session")
 
-Event = dict[str, Any]
+Event = AriEvent
 
 _CALLER_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
 _LEG_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
@@ -143,14 +143,19 @@ class AriCallSession:
         try:
             await self.client.channel(self.id)
         except NotFound:
-            self._pending.append(_synthetic("StasisEnd", channel={"id": self.id}))
+            self._pending.append(_synthetic({"type": "StasisEnd", "channel": {"id": self.id}}))
             return
         if self._playing is not None:
             try:
                 await self.client.playback(self._playing)
             except NotFound:
                 self._pending.append(
-                    _synthetic("PlaybackFinished", playback={"id": self._playing, "state": "done"})
+                    _synthetic(
+                        {
+                            "type": "PlaybackFinished",
+                            "playback": {"id": self._playing, "state": "done"},
+                        }
+                    )
                 )
         if self._recording is not None:
             try:
@@ -158,20 +163,28 @@ class AriCallSession:
             except NotFound:
                 self._pending.append(
                     _synthetic(
-                        "RecordingFinished",
-                        recording={"name": self._recording, "state": "done", "duration": None},
+                        {
+                            "type": "RecordingFinished",
+                            "recording": {
+                                "name": self._recording,
+                                "state": "done",
+                                "duration": None,
+                            },
+                        }
                     )
                 )
         for leg in list(self._legs):
             try:
                 ch = await self.client.channel(leg)
             except NotFound:
-                self._pending.append(_synthetic("ChannelDestroyed", channel={"id": leg}, cause=0))
+                self._pending.append(
+                    _synthetic({"type": "ChannelDestroyed", "channel": {"id": leg}, "cause": 0})
+                )
                 continue
             if ch.state == "Up" and ch.app_name == "Stasis":
-                self._pending.append(_synthetic("StasisStart", channel={"id": leg}))
+                self._pending.append(_synthetic({"type": "StasisStart", "channel": {"id": leg}}))
 
-    async def _quietly(self, coro: Any) -> None:
+    async def _quietly(self, coro: Awaitable[object]) -> None:
         """Run a clean-up request; a channel or object already gone is fine."""
         try:
             await coro
@@ -392,13 +405,14 @@ class AriCallSession:
                     hung_up = True
                     grace = RECORD_GRACE_SECONDS * self.timer_scale
                 kind = ev["type"]
-                rec = ev.get("recording") or {}
-                if kind == "RecordingFailed" and rec.get("name") == name:
-                    raise SessionError(f"recording {name} failed: {rec.get('cause', '?')}")
-                if kind == "RecordingFinished" and rec.get("name") == name:
-                    d = rec.get("duration")
-                    duration = float(d) if d is not None else None
-                    break
+                rec = ev.get("recording")
+                if rec is not None and rec["name"] == name:
+                    if kind == "RecordingFailed":
+                        raise SessionError(f"recording {name} failed: {rec.get('cause', '?')}")
+                    if kind == "RecordingFinished":
+                        d = rec.get("duration")
+                        duration = float(d) if d is not None else None
+                        break
                 if kind == "StasisEnd":
                     break
         finally:
@@ -457,8 +471,9 @@ class AriCallSession:
         )
 
 
-def _synthetic(kind: str, **fields: Any) -> Event:
-    return {"type": kind, "synthetic": True, **fields}
+def _synthetic(event: AriEvent) -> AriEvent:
+    """An event made up after a reconnection, standing for one Asterisk sent while we were away."""
+    return {**event, "synthetic": True}
 
 
 def _status_for_cause(cause: int) -> DialStatus:

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ivr.sim import wire
-from ivr.sim.core import Pbx, SimCall, SimFailure, fail
+from ivr.sim.core import Pbx, SimCall, SimFailure
+from ivr.sim.rest import AriRest, Reply
 from ivr.sim.scripts import CallerScript, Clerks
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,7 +78,7 @@ class AsteriskSim:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(middlewares=[self._auth_and_errors])
         app.router.add_get("/ari/events", self._events)
-        for method, route, handler in self._routes():
+        for method, route, handler in AriRest(self.pbx, self.app, self._application).routes():
             app.router.add_route(method, "/ari" + route, self._wrap(route, handler))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -211,7 +212,7 @@ class AsteriskSim:
                 return False
         return request.query.get("api_key") == expected
 
-    def _wrap(self, route: str, handler: Callable[[web.Request], Any]) -> Handler:
+    def _wrap(self, route: str, handler: Callable[[web.Request], Reply]) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             query = {k: v for k, v in request.query.items() if k != "api_key"}
             self.requests.append(SeenRequest(request.method, request.path, route, query))
@@ -231,163 +232,8 @@ class AsteriskSim:
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(wire.error("Resource not found"), status=404)
 
-    def _routes(self) -> list[tuple[str, str, Callable[[web.Request], Any]]]:
-        p = self.pbx
-
-        def q(r: web.Request, name: str, default: str = "") -> str:
-            return r.query.get(name, default)
-
-        def num(r: web.Request, name: str, default: float = 0.0) -> float:
-            try:
-                return float(r.query.get(name, default))
-            except ValueError:
-                raise fail(400, f"{name}: invalid number") from None
-
-        def cid(r: web.Request) -> str:
-            return r.match_info["channelId"]
-
-        def play(r: web.Request) -> Any:
-            if "media" not in r.query:  # what Asterisk 22 answers (rest-errors trace)
-                raise fail(500, "Failed to queue media for playback")
-            media = q(r, "media").split(",")
-            pid = r.match_info.get("playbackId") or r.query.get("playbackId")
-            return 201, p.play(cid(r), pid, media, q(r, "lang")).json()
-
-        def record(r: web.Request) -> Any:
-            for name in ("name", "format"):
-                if not q(r, name):
-                    raise fail(400, f"Missing parameter {name}")
-            rec = p.record(
-                cid(r),
-                q(r, "name"),
-                q(r, "format"),
-                num(r, "maxDurationSeconds"),
-                num(r, "maxSilenceSeconds"),
-                q(r, "terminateOn", "none"),
-                q(r, "ifExists", "fail"),
-            )
-            return 201, rec.json()
-
-        def originate(r: web.Request) -> Any:
-            ch = p.originate(
-                q(r, "endpoint"),
-                app=q(r, "app") or None,
-                app_args=q(r, "appArgs"),
-                caller_id=q(r, "callerId"),
-                timeout=num(r, "timeout", 30.0),
-                channel_id=q(r, "channelId") or None,
-                originator=q(r, "originator") or None,
-                extension=q(r, "extension") or None,
-            )
-            return 200, ch.json()
-
-        def dtmf(r: web.Request) -> Any:
-            if not q(r, "dtmf"):
-                raise fail(400, "DTMF is required")
-            p.get(cid(r))
-            return None
-
-        def get_var(r: web.Request) -> Any:
-            ch = p.get(cid(r))
-            name = q(r, "variable")
-            if name not in ch.variables:
-                raise fail(404, "Provided variable was not found")
-            return 200, {"value": ch.variables[name]}
-
-        def set_var(r: web.Request) -> Any:
-            if not q(r, "variable"):
-                raise fail(400, "Variable name is required")
-            p.get(cid(r)).variables[q(r, "variable")] = q(r, "value")
-            return None
-
-        def app_get(r: web.Request) -> Any:
-            if r.match_info["applicationName"] != self.app or not self._conns:
-                raise fail(404, "Application not found")
-            return 200, self._app_json()
-
-        def stored(r: web.Request) -> Any:
-            name = r.match_info["recordingName"]
-            if name not in p.stored:
-                raise fail(404, "Recording not found")
-            return 200, {"name": name, "format": "wav"}
-
-        def stored_file(r: web.Request) -> Any:
-            name = r.match_info["recordingName"]
-            if name not in p.stored:
-                raise fail(404, "Recording not found")
-            return web.Response(body=p.stored[name], content_type="audio/wav")
-
-        def live(r: web.Request) -> Any:
-            rec = p.live_recordings.get(r.match_info["recordingName"])
-            if rec is None:
-                raise fail(404, "Recording not found")
-            return 200, rec.json()
-
-        def playback_get(r: web.Request) -> Any:
-            pb = p.playbacks.get(r.match_info["playbackId"])
-            if pb is None:
-                raise fail(404, "Playback not found")
-            return 200, pb.json()
-
-        def bridge_create(r: web.Request) -> Any:
-            return 200, p.create_bridge(q(r, "bridgeId") or None, q(r, "name")).json()
-
-        def bridge_add(r: web.Request) -> Any:
-            chans = [c for c in q(r, "channel").split(",") if c]
-            p.add_to_bridge(r.match_info["bridgeId"], chans)
-            return None
-
-        return [
-            ("GET", "/channels", lambda r: (200, [c.json() for c in p.channels.values()])),
-            ("POST", "/channels", originate),
-            ("GET", "/channels/{channelId}", lambda r: (200, p.get(cid(r)).json())),
-            ("DELETE", "/channels/{channelId}", lambda r: p.hangup(cid(r))),
-            ("POST", "/channels/{channelId}/answer", lambda r: p.answer(cid(r))),
-            ("POST", "/channels/{channelId}/ring", lambda r: p.ring(cid(r), True)),
-            ("DELETE", "/channels/{channelId}/ring", lambda r: p.ring(cid(r), False)),
-            ("POST", "/channels/{channelId}/moh", lambda r: p.moh(cid(r), True)),
-            ("DELETE", "/channels/{channelId}/moh", lambda r: p.moh(cid(r), False)),
-            ("POST", "/channels/{channelId}/play", play),
-            ("POST", "/channels/{channelId}/play/{playbackId}", play),
-            ("POST", "/channels/{channelId}/record", record),
-            (
-                "POST",
-                "/channels/{channelId}/continue",
-                lambda r: p.continue_(cid(r), q(r, "context") or None),
-            ),
-            ("POST", "/channels/{channelId}/dtmf", dtmf),
-            ("GET", "/channels/{channelId}/variable", get_var),
-            ("POST", "/channels/{channelId}/variable", set_var),
-            ("GET", "/playbacks/{playbackId}", playback_get),
-            (
-                "DELETE",
-                "/playbacks/{playbackId}",
-                lambda r: p.stop_playback(r.match_info["playbackId"]),
-            ),
-            ("GET", "/recordings/live/{recordingName}", live),
-            (
-                "GET",
-                "/recordings/stored",
-                lambda r: (200, [{"name": n, "format": "wav"} for n in p.stored]),
-            ),
-            ("GET", "/recordings/stored/{recordingName}", stored),
-            ("GET", "/recordings/stored/{recordingName}/file", stored_file),
-            ("POST", "/bridges", bridge_create),
-            (
-                "GET",
-                "/bridges/{bridgeId}",
-                lambda r: (200, p.get_bridge(r.match_info["bridgeId"]).json()),
-            ),
-            ("DELETE", "/bridges/{bridgeId}", lambda r: p.destroy_bridge(r.match_info["bridgeId"])),
-            ("POST", "/bridges/{bridgeId}/addChannel", bridge_add),
-            (
-                "POST",
-                "/bridges/{bridgeId}/removeChannel",
-                lambda r: p.remove_from_bridge(r.match_info["bridgeId"], q(r, "channel")),
-            ),
-            ("GET", "/applications", lambda r: (200, [self._app_json()] if self._conns else [])),
-            ("GET", "/applications/{applicationName}", app_get),
-        ]
+    def _application(self) -> dict[str, Any] | None:
+        return self._app_json() if self._conns else None
 
     def _app_json(self) -> dict[str, Any]:
         return {

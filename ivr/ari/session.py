@@ -20,7 +20,7 @@ import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
-from ivr.ari.event_types import AriEvent, event_target
+from ivr.ari.event_types import AriEvent, PlaybackRef, RecordingRef, event_target
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -140,49 +140,42 @@ class AriCallSession:
         return f"{self.id}-{kind}{self._seq}"
 
     async def _resync(self) -> None:
+        """After a reconnection: stand in for the events of what ended while we were away."""
         try:
             await self.client.channel(self.id)
         except NotFound:
-            self._pending.append(_synthetic({"type": "StasisEnd", "channel": {"id": self.id}}))
+            self._lost({"type": "StasisEnd", "channel": {"id": self.id}})
             return
+        await self._resync_media()
+        await self._resync_legs()
+
+    async def _resync_media(self) -> None:
         if self._playing is not None:
             try:
                 await self.client.playback(self._playing)
             except NotFound:
-                self._pending.append(
-                    _synthetic(
-                        {
-                            "type": "PlaybackFinished",
-                            "playback": {"id": self._playing, "state": "done"},
-                        }
-                    )
-                )
+                playback: PlaybackRef = {"id": self._playing, "state": "done"}
+                self._lost({"type": "PlaybackFinished", "playback": playback})
         if self._recording is not None:
             try:
                 await self.client.live_recording(self._recording)
             except NotFound:
-                self._pending.append(
-                    _synthetic(
-                        {
-                            "type": "RecordingFinished",
-                            "recording": {
-                                "name": self._recording,
-                                "state": "done",
-                                "duration": None,
-                            },
-                        }
-                    )
-                )
+                rec: RecordingRef = {"name": self._recording, "state": "done", "duration": None}
+                self._lost({"type": "RecordingFinished", "recording": rec})
+
+    async def _resync_legs(self) -> None:
         for leg in list(self._legs):
             try:
                 ch = await self.client.channel(leg)
             except NotFound:
-                self._pending.append(
-                    _synthetic({"type": "ChannelDestroyed", "channel": {"id": leg}, "cause": 0})
-                )
+                self._lost({"type": "ChannelDestroyed", "channel": {"id": leg}, "cause": 0})
                 continue
             if ch.state == "Up" and ch.app_name == "Stasis":
-                self._pending.append(_synthetic({"type": "StasisStart", "channel": {"id": leg}}))
+                self._lost({"type": "StasisStart", "channel": {"id": leg}})
+
+    def _lost(self, event: AriEvent) -> None:
+        """Queue an event Asterisk sent while we were away, made up from what GET showed."""
+        self._pending.append({**event, "synthetic": True})
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
         """Run a clean-up request; a channel or object already gone is fine."""
@@ -469,11 +462,6 @@ class AriCallSession:
         await self._caller_request(
             self.client.continue_in_dialplan(self.id, context, extension, priority)
         )
-
-
-def _synthetic(event: AriEvent) -> AriEvent:
-    """An event made up after a reconnection, standing for one Asterisk sent while we were away."""
-    return {**event, "synthetic": True}
 
 
 def _status_for_cause(cause: int) -> DialStatus:

@@ -145,9 +145,22 @@ def test_every_generated_routing_is_valid(text: str) -> None:
         assert unicodedata.is_normalized("NFC", branch.name)
 
 
+GRAPH_EDITS = [
+    (b"n1", b"n0"),
+    (b"n2", b"n9"),
+    (b": bye", b": nowhere"),
+    (b"hangup", b"prompt"),
+    (b"hello", b"unknown-prompt"),
+    (b'"1"', b"1"),
+    (b"n0", b"n1"),
+]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
     text = draw(st.sampled_from([GOOD, draw(documents)])).encode()
+    for old, new in draw(st.lists(st.sampled_from(GRAPH_EDITS), max_size=2)):
+        text = text.replace(old, new, 1)  # a graph that parses but breaks a rule
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(text)))
         span = draw(st.integers(0, 12))

@@ -210,3 +210,25 @@ async def test_sighup_asks_the_watcher_to_reload(tmp_path: Path) -> None:
     await w.reloaded()
     watcher.cancel()
     assert w.live.current.version != w.first.version
+
+
+async def test_an_unexpected_error_in_a_reload_does_not_kill_the_watcher(tmp_path: Path) -> None:
+    w = _Watched(tmp_path)
+    fail = [True]
+
+    def flaky_prompts() -> list[str]:
+        if fail[0]:
+            raise PermissionError("manifest unreadable")
+        return w._prompts()
+
+    w.live.prompt_ids = flaky_prompts
+    watcher = asyncio.create_task(w.live.watch(interval=0.01))
+    with structlog.testing.capture_logs() as logs:
+        w.write(ROUTING_FILE.read_text() + "\n# một\n")
+        await w.rejected()
+    assert any("PermissionError" in e.get("problem", "") for e in logs), logs
+    fail[0] = False
+    w.write(ROUTING_FILE.read_text() + "\n# hai\n")
+    await w.reloaded()
+    assert not watcher.done()
+    watcher.cancel()

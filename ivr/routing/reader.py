@@ -99,7 +99,7 @@ def _controls(text: str, name: str) -> list[Problem]:
 def _directives(text: str, name: str) -> list[Problem]:
     """Directives stand before the first document; only ``%YAML 1.2`` is accepted."""
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -163,6 +163,10 @@ def test_asterisk_config_writes_every_file_and_keeps_existing(
         "pjsip.conf",
         "extensions.conf",
         "manager.conf",
+        "rtp.conf",
+        "indications.conf",
+        "modules.conf",
+        "logger.conf",
         "pjsip_hotline.conf",
         "hotline.conf",
     }
@@ -178,6 +182,14 @@ def test_the_asterisk_side_agrees_with_the_routing(routing: Routing) -> None:
     assert "#include pjsip_hotline.conf" in parts["pjsip.conf"]
     assert "#include hotline.conf" in parts["extensions.conf"]
     assert "bindaddr=127.0.0.1" in parts["http.conf"]
+    # callers hear ringback while a desk rings only with a tone zone
+    assert "country=vn" in parts["indications.conf"]
+    assert "\nring=425/1000,0/4000\n" in parts["indications.conf"]
+    # ARI's outbound websockets need res_websocket_client: never left out of the modules
+    assert "autoload=yes" in parts["modules.conf"]
+    assert "noload=res_websocket_client" not in parts["modules.conf"]
+    assert "noload=res_ari" not in parts["modules.conf"]
+    assert "noload=res_stasis" not in parts["modules.conf"]
     assert f"[{routing.hotline.fallback.context}]" in dialplan
     assert "Stasis(${HOTLINE_APP})" in dialplan
     assert "HOTLINE_APP=hotline" in dialplan

@@ -23,6 +23,14 @@ class CallerHangup(Exception):
         self.cause = cause
 
 
+class HangupWhileRinging(CallerHangup):
+    """The caller hung up while the desks rang: how long they waited is part of the record."""
+
+    def __init__(self, waited: float, cause: int | None = None) -> None:
+        super().__init__(cause)
+        self.waited = waited
+
+
 class SessionError(Exception):
     """The telephony side refused or failed an operation the flow asked for."""
 
@@ -91,6 +99,8 @@ class RecordResult:
     sha256: str
     location: str  # where the PBX keeps it (a path or a URI)
     caller_hung_up: bool = False
+    # The file's bytes when the adapter can read them (to tell speech from silence), else None
+    audio: bytes | None = field(default=None, repr=False, compare=False)
 
 
 class CallSession(Protocol):
@@ -123,9 +133,14 @@ class CallSession(Protocol):
     def flush_digits(self) -> None: ...
 
     async def dial(self, request: DialRequest) -> DialResult:
-        """Ring the endpoints at once; bridge the first that answers until one side hangs up."""
+        """Ring the endpoints at once; bridge the first that answers until one side hangs up.
 
-    async def record(self, request: RecordRequest) -> RecordResult: ...
+        After a conversation the desk ended, the caller stays on the line (the flow decides what
+        follows); a caller who hangs up while the desks ring raises :class:`HangupWhileRinging`.
+        """
+
+    async def record(self, request: RecordRequest) -> RecordResult:
+        """Record a message; a recording the PBX could not make raises :class:`SessionError`."""
 
     async def set_variable(self, name: str, value: str) -> None: ...
 

@@ -15,11 +15,11 @@ MAX_LINE = 8192
 MAX_ENV_LINES = 200
 ENV_TIMEOUT = 10.0
 
-_REPLY = re.compile(r"^(\d{3})[ -](.*)$")
+_REPLY = re.compile(r"^([1-5]\d\d)[ -](.*)$")
 _VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 _BARE = re.compile(r"[^\s\"\\\x00-\x1f\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_RESULT = re.compile(r"result=(-?\d+)(?:\s+\((.*?)\))?(?:\s+endpos=(\d+))?")
+_RESULT = re.compile(r"result=(-?\d{1,18})(?!\d)(?:\s+\((.*?)\))?(?:\s+endpos=(\d{1,18})(?!\d))?")
 
 
 class AgiProtocolError(Exception):

@@ -35,6 +35,7 @@ from ivr.session import (
     DialRequest,
     DialResult,
     DialStatus,
+    HangupWhileRinging,
     RecordRequest,
     RecordResult,
     SessionError,
@@ -44,8 +45,9 @@ log = structlog.get_logger("ivr.agi")
 
 REPLY_TIMEOUT = 30.0  # seconds a peer may take beyond the command's own duration
 TALK_LIMIT = 4 * 3600.0  # an answered Dial lasts the whole conversation
-PROMPT_LIMIT = 600.0  # the longest prompt an admin could reasonably record
+PROMPT_LIMIT = 300.0  # the longest prompt an admin could reasonably record
 DIGITS = "0123456789*#"
+KEYS = DIGITS + "ABCD"  # what Asterisk may report as pressed (RFC 4733 has A to D too)
 _DIAL_STATUS = {
     "ANSWER": DialStatus.ANSWERED,
     "BUSY": DialStatus.BUSY,
@@ -156,7 +158,7 @@ class AgiCallSession:
             file = f"{self.sound_prefix}/{prompt}"
             reply = await self._live("STREAM FILE", file, escape, lasts=PROMPT_LIMIT)
             if reply.result > 0:
-                self._digits += chr(reply.result)
+                self._digits += self._key(reply)
 
     async def read_digits(
         self,
@@ -175,12 +177,19 @@ class AgiCallSession:
                 reply = await self._live("WAIT FOR DIGIT", str(ms), lasts=timeout)
                 if reply.result == 0:
                     return got
-                digit = chr(reply.result)
+                digit = self._key(reply)
             if digit in terminators:
                 return got
             got += digit
             timeout = inter_digit_timeout
         return got
+
+    def _key(self, reply: Reply) -> str:
+        key = chr(reply.result) if 0 < reply.result < 0x80 else ""
+        if key and key in KEYS:
+            return key
+        self._silent = f"not a key: {reply.raw[:60]!r}"
+        raise AgiProtocolError(self._silent)
 
     def flush_digits(self) -> None:
         self._digits = ""
@@ -201,7 +210,7 @@ class AgiCallSession:
         waited = (time.monotonic() - started) / self.timer_scale
         if status_text == "CANCEL" or (self.caller_gone() and status_text != "ANSWER"):
             self._gone = True
-            raise CallerHangup()
+            raise HangupWhileRinging(waited)
         status = _DIAL_STATUS.get(status_text, DialStatus.UNREACHABLE)
         if status is not DialStatus.ANSWERED:
             failed: dict[str, DialStatus] = dict.fromkeys(request.endpoints, status)
@@ -241,9 +250,14 @@ class AgiCallSession:
         if self._gone or self._ended:
             raise CallerHangup()
         reply = await self.command("RECORD FILE", *args, lasts=request.max_seconds + 2.0)
-        # -1 is a hang-up *or* a failed recording (no audio from the caller): ask the channel
+        # -1 is a hang-up *or* a failed recording ("(writefile)": the file could not be made,
+        # "(waitfor)": no audio from the channel): ask the channel which
         hung_up = self.caller_gone() or (reply.result == -1 and not await self._alive())
         self._gone = self._gone or hung_up
+        if reply.result == -1 and not hung_up:
+            why = reply.data or "?"
+            log.error("recording failed", recording=path, why=why)
+            raise SessionError(f"RECORD FILE {path} failed: {why}")
         samples = reply.endpos or 0
         data = _read_local(Path(f"{path}.wav"))
         return RecordResult(
@@ -253,6 +267,7 @@ class AgiCallSession:
             sha256=hashlib.sha256(data).hexdigest() if data is not None else "",
             location=f"{path}.wav",
             caller_hung_up=hung_up,
+            audio=data,
         )
 
     async def set_variable(self, name: str, value: str) -> None:

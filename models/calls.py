@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ivr.flow.record import Disposition
@@ -12,6 +21,7 @@ from models.base import Base, UTCDateTime
 
 DISPOSITIONS = tuple(d.value for d in Disposition)  # the flow's enum, stored as its value
 VOICEMAIL_STATUSES = ("new", "heard", "handled")
+KEY_LENGTH = 220  # a node (64), "/", a channel id (150)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -21,8 +31,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 class Call(Base):
     __tablename__ = "calls"
 
-    # Asterisk's channel id: the idempotent key every write uses
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the call's key, "<node>/<channel id>" (ivr.flow.record.call_key): unique across Asterisk
+    # nodes and restarts, the idempotent key every write uses
+    id: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(150))  # Asterisk's uniqueid of the caller
+    node: Mapped[str] = mapped_column(String(64))  # the Asterisk's entity id ("" if unknown)
+    controller: Mapped[str] = mapped_column(String(64))  # the controller instance that owns it
     linked_id: Mapped[str] = mapped_column(String(64))
     caller_number: Mapped[str] = mapped_column(String(64))
     caller_name: Mapped[str] = mapped_column(String(128), default="")
@@ -54,6 +68,8 @@ class Call(Base):
 
     __table_args__ = (
         CheckConstraint(_in("disposition", DISPOSITIONS), name="disposition"),
+        UniqueConstraint("node", "channel_id"),
+        Index(None, "channel_id"),
         Index(None, "started_at"),
         Index(None, "branch", "started_at"),
         Index(None, "unit", "started_at"),
@@ -104,3 +120,20 @@ class Voicemail(Base):
         Index(None, "branch", "recorded_at"),
         Index(None, "unit", "recorded_at"),
     )
+
+
+class Controller(Base):
+    """A running controller instance (`ivr run`, `ivr agi`) and the lease it holds on its calls.
+
+    A controller renews ``lease_until`` while it runs; once that time has passed it is presumed
+    dead, and any other controller may close its calls still in progress as interrupted.
+    """
+
+    __tablename__ = "controllers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the instance id
+    node: Mapped[str] = mapped_column(String(64), default="")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -26,6 +27,7 @@ class Disposition(enum.StrEnum):
     DIALPLAN = "dialplan"  # handed back to the dialplan on purpose
     ERRORED = "errored"  # our bug: handed back to the dialplan's fallback
     INTERRUPTED = "interrupted"  # the controller stopped while the call ran
+    FALLBACK = "fallback"  # no controller saw it: answered by the dialplan, known from Asterisk
     IN_PROGRESS = "in_progress"
 
 
@@ -74,9 +76,23 @@ class CallRecord:
     voicemail: Voicemail | None
     error: str | None
     hangup_by: str | None  # "caller", "callee", "system"
+    node: str = ""  # the Asterisk that carried the call (its entity id), stamped by the adapter
+    controller: str = ""  # the controller instance that ran it, stamped by the writer
+
+    @property
+    def key(self) -> str:
+        """The call's key in the store, unique across Asterisk nodes and restarts."""
+        return call_key(self.node, self.channel_id)
+
+
+def call_key(node: str, channel_id: str) -> str:
+    """``<node>/<channel id>``: a channel id (Asterisk's uniqueid) is unique only within its
+    Asterisk, the node's entity id makes it unique everywhere. No node: the bare channel id."""
+    return f"{node}/{channel_id}" if node else channel_id
 
 
 _CLOSED_OUTCOMES = {"closed", "holiday"}
+_KEY_KINDS = {"menu", "directory"}  # the nodes whose input is keys the caller pressed
 _DIAL_DISPOSITIONS = {
     "busy": Disposition.BUSY,
     "no_answer": Disposition.NO_ANSWER,
@@ -120,7 +136,7 @@ class CallTrace:
             ended_at=ended_at,
             disposition=disposition(self) if ended_at else Disposition.IN_PROGRESS,
             path=tuple(self.visited),
-            digits="".join(s.input for s in self.steps if s.kind in {"menu", "directory"}),
+            digits=_digits(self.steps),
             branch=self.branch,
             unit=self.unit,
             endpoint=self.endpoint,
@@ -155,6 +171,20 @@ def interrupted(record: CallRecord, at: dt.datetime) -> CallRecord:
     return replace(record, ended_at=at, disposition=Disposition.INTERRUPTED)
 
 
+def summary(steps: Sequence[Step]) -> tuple[tuple[str, ...], str]:
+    """The path (nodes in order, a node's repeated steps once) and the keys pressed, from the
+    steps alone: what an interrupted call's row keeps when its end was never written."""
+    path: list[str] = []
+    for s in steps:
+        if not path or path[-1] != s.node:
+            path.append(s.node)
+    return tuple(path), _digits(steps)
+
+
+def _digits(steps: Sequence[Step]) -> str:
+    return "".join(s.input for s in steps if s.kind in _KEY_KINDS)
+
+
 class CallObserver(Protocol):
     """Where records go: must return at once (a writer queues, it never awaits the database)."""
 
@@ -163,6 +193,23 @@ class CallObserver(Protocol):
     def call_step(self, channel_id: str, step: Step) -> None: ...
 
     def call_ended(self, record: CallRecord) -> None: ...
+
+
+class Identified:
+    """Stamps a call's records with the Asterisk node that carried it, and gives its steps the
+    call's key: what the adapter (ARI or FastAGI) wraps round the observer for each call."""
+
+    def __init__(self, inner: CallObserver, node: str) -> None:
+        self.inner, self.node = inner, node
+
+    def call_started(self, record: CallRecord) -> None:
+        self.inner.call_started(replace(record, node=self.node))
+
+    def call_step(self, channel_id: str, step: Step) -> None:
+        self.inner.call_step(call_key(self.node, channel_id), step)
+
+    def call_ended(self, record: CallRecord) -> None:
+        self.inner.call_ended(replace(record, node=self.node))
 
 
 class FanOut:

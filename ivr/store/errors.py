@@ -16,6 +16,10 @@ from sqlalchemy import exc
 _DATA_SQLSTATE_CLASSES = ("22", "23")
 
 
+class NotReady(Exception):
+    """The store cannot be used as it is; the message is one line saying what to do."""
+
+
 def is_data_error(e: BaseException) -> bool:
     """True when the rows are at fault, so retrying the same rows can never succeed."""
     for link in _chain(e):

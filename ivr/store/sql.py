@@ -1,4 +1,9 @@
-"""SQL for the writer: one batch in one idempotent transaction; closing an earlier run's calls."""
+"""SQL for the writer: one batch in one idempotent transaction.
+
+A call's row is written whole each time, except what other sources add to it: a hang-up cause
+already stored (AMI's, which may arrive before the call's last write) is never overwritten, and
+the first cause to arrive is the one kept.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,10 +30,12 @@ _TABLES: dict[str, Table] = {
     "voicemail": Voicemail.__table__,  # type: ignore[dict-item]
 }
 _KEYS = {"call": ["id"], "step": ["call_id", "seq"], "voicemail": ["call_id"]}
+_CAUSE_COLUMNS = {"hangup_cause", "hangup_cause_text"}
 
 
-async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
-    """Write one batch in one transaction; idempotent, so a batch may be written again."""
+async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = "") -> None:
+    """Write one batch in one transaction; idempotent, so a batch may be written again.
+    ``controller``: the writing controller, owner of rows spooled before calls had one."""
     grouped: dict[str, list[dict[str, Any]]] = {
         "call": [],
         "step": [],
@@ -38,7 +45,7 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
     calls: dict[str, dict[str, Any]] = {}
     for kind, row in ops:
         if kind == "call":
-            calls[row["id"]] = row  # a later version of the same call supersedes
+            calls[row["id"]] = _complete(row, controller)  # a later version supersedes
         else:
             grouped[kind].append(row)
     grouped["call"] = list(calls.values())
@@ -49,12 +56,25 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op]) -> None:
         for row in grouped["cause"]:  # a call AMI reports that we never had is no one's
             await conn.execute(
                 update(Call)
-                .where(Call.id == row["id"])
+                .where(_caused(row["id"], controller), Call.hangup_cause.is_(None))
                 .values(
                     hangup_cause=row["hangup_cause"], hangup_cause_text=row["hangup_cause_text"]
                 )
             )
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
+
+
+def _complete(row: dict[str, Any], controller: str) -> dict[str, Any]:
+    """A call row as this schema wants it (rows spooled by an older version lack its identity)."""
+    if "channel_id" in row:
+        return row
+    return {"channel_id": row["id"], "node": "", "controller": controller, **row}
+
+
+def _caused(key: str, controller: str) -> Any:
+    """The call AMI's cause is about: AMI names the channel, the key adds the node to it; the
+    channel id alone is enough among this controller's own calls (one Asterisk per AMI)."""
+    return or_(Call.id == key, and_(Call.channel_id == key, Call.controller == controller))
 
 
 async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:
@@ -63,7 +83,9 @@ async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) 
     stmt: Any = insert(table)
     if kind == "call":
         excluded = stmt.excluded
-        cols = {c.name: excluded[c.name] for c in table.columns if c.name != "id"}
+        cols: dict[str, Any] = {k: excluded[k] for k in rows[0] if k != "id"}
+        for cause in _CAUSE_COLUMNS & set(cols):  # the first cause to arrive stays
+            cols[cause] = func.coalesce(table.c[cause], excluded[cause])
         # a finished call is never reopened by a late "in progress" version of itself
         stmt = stmt.on_conflict_do_update(
             index_elements=_KEYS[kind],
@@ -73,19 +95,3 @@ async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) 
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
     await conn.execute(stmt, rows)
-
-
-async def mark_interrupted(engine: AsyncEngine) -> int:
-    """Calls left in progress by a controller that stopped: closed as interrupted."""
-    last_step = select(func.max(CallStep.at)).where(CallStep.call_id == Call.id).scalar_subquery()
-    stmt = (
-        update(Call)
-        .where(and_(Call.disposition == "in_progress"))
-        .values(disposition="interrupted", ended_at=func.coalesce(last_step, Call.started_at))
-    )
-    async with engine.begin() as conn:
-        result = await conn.execute(stmt)
-    count = int(result.rowcount or 0)
-    if count:
-        log.warning("calls left in progress by an earlier run marked interrupted", calls=count)
-    return count

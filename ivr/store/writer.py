@@ -34,11 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import CallRecord, Step
 from ivr.store.errors import is_data_error
+from ivr.store.identity import keyed
+from ivr.store.lease import Clock, LeaseKeeper, Owner, default_instance, utc_now
 from ivr.store.rows import Op, call_row, cause_row, dumps, final_ops, step_row
 from ivr.store.spool import Spool, SpoolError
-from ivr.store.sql import ROWS_WRITTEN, mark_interrupted, write_ops
+from ivr.store.sql import ROWS_WRITTEN, write_ops
 
-__all__ = ["ROWS_WRITTEN", "StoreWriter", "mark_interrupted", "write_ops"]
+__all__ = ["ROWS_WRITTEN", "StoreWriter", "write_ops"]
 
 log = structlog.get_logger("ivr.store")
 
@@ -60,8 +62,12 @@ class StoreWriter:
         batch_size: int = 500,
         queue_size: int = 50_000,
         retry_seconds: float = 2.0,
+        owner: Owner | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
+        self.owner = owner or Owner.here(default_instance("controller"))
+        self.lease = LeaseKeeper(engine, self.owner, clock=clock)
         self.spool = Spool(spool_dir)
         self.batch_size = batch_size
         self.retry_seconds = retry_seconds
@@ -72,6 +78,7 @@ class StoreWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Lock()
         self.spool_failed = asyncio.Event()  # set once the spool refused a batch
         self.database_ok = True
@@ -79,21 +86,24 @@ class StoreWriter:
     # --- CallObserver: never blocks, never raises -------------------------------------------
 
     def call_started(self, record: CallRecord) -> None:
-        self._seq[record.channel_id] = 0
-        self._put(("call", call_row(record)))
+        self._seq[record.key] = 0
+        for op in keyed([("call", call_row(record))], record, self.owner.id):
+            self._put(op)
 
-    def call_step(self, channel_id: str, step: Step) -> None:
-        seq = self._seq.get(channel_id, 0)
-        self._seq[channel_id] = seq + 1
-        self._put(("step", step_row(channel_id, seq, step)))
+    def call_step(self, call_key: str, step: Step) -> None:
+        """A step of the call ``call_key`` (its record's key: ivr.flow.record.Identified)."""
+        seq = self._seq.get(call_key, 0)
+        self._seq[call_key] = seq + 1
+        self._put(("step", step_row(call_key, seq, step)))
 
     def call_ended(self, record: CallRecord) -> None:
-        self._seq.pop(record.channel_id, None)
-        for op in final_ops(record):
+        self._seq.pop(record.key, None)
+        for op in keyed(final_ops(record), record, self.owner.id):
             self._put(op)
 
     def call_cause(self, channel_id: str, cause: int, text: str) -> None:
-        """The caller channel's hang-up cause, as AMI reported it after the call."""
+        """The caller channel's hang-up cause, as AMI reported it: kept unless the call already
+        has one (from whichever source came first)."""
         self._put(("cause", cause_row(channel_id, cause, text)))
 
     def _put(self, op: Op) -> None:
@@ -110,11 +120,15 @@ class StoreWriter:
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Replay what an earlier run left in the spool, close its unfinished calls, then run."""
+        """Take this controller's lease (LeaseConflict if a live process holds it), replay what
+        an earlier run left in the spool, close its unfinished calls and those of controllers
+        whose lease has expired, then run (renewing the lease, sweeping dead owners' calls)."""
+        await self.lease.start()
         await self._replay()
         if not self._spooled():
-            await mark_interrupted(self.engine)
+            await self.lease.close_previous_life()
         self._task = asyncio.create_task(self._run(), name="store-writer")
+        self._lease_task = asyncio.create_task(self.lease.run(), name="store-lease")
 
     async def drain(self) -> None:
         """Until everything handed over so far is in the database or the spool."""
@@ -129,10 +143,13 @@ class StoreWriter:
                 batches_in_memory=len(self._limbo),
                 queued=self._queue.qsize(),
             )
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._lease_task is not None and not self._spooled() and not self._limbo:
+            await self.lease.stop()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -196,7 +213,7 @@ class StoreWriter:
         """Write a batch, quarantining the records the database refuses; False on an outage
         (then the whole batch is to be kept: parts already written are written again, once)."""
         try:
-            await write_ops(self.engine, ops)
+            await write_ops(self.engine, ops, self.owner.id)
         except Exception as e:
             if not is_data_error(e):
                 self._failed(e)

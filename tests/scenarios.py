@@ -26,6 +26,9 @@ UNREACHABLE = ClerkScript(ClerkKind.UNREACHABLE)
 WAITS_FOR_CALLER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=None)
 
 DAY = "2026-11-25 09:00"  # a Wednesday morning
+# Hậu Giang's communes were merged on 1/7/2025 (NQ 1668/NQ-UBTVQH15); both are Monday/Tuesday mornings
+LAST_DAY_BEFORE_MERGERS = "2025-06-30 09:00"
+FIRST_DAY_AFTER_MERGERS = "2025-07-01 09:00"
 MENU = ("start", "greeting", "main-menu")
 
 
@@ -261,15 +264,70 @@ SCENARIOS = [
     ),
     Scenario(
         "directory: the unit's phone is busy, a message for the unit",
-        (on_menu("0"), Press("2002#", on="prompt:enter-unit-code"), Speak(2), Press("#")),
+        (on_menu("0"), Press("3004#", on="prompt:enter-unit-code"), Speak(2), Press("#")),
         Expect(
             Disposition.VOICEMAIL,
             (*MENU, "directory", "vm-unit", "goodbye"),
-            "02002",
-            unit="2002",
+            "03004",
+            unit="3004",
             voicemail_seconds=2,
         ),
-        clerks={"PJSIP/dv-2002": BUSY},
+        clerks={"PJSIP/dv-3004": BUSY},
+    ),
+    Scenario(
+        "directory: an old commune's code on its last day reaches it as before",
+        (on_menu("0"), Press("3104#", on="prompt:enter-unit-code", after=0.5)),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "directory"),
+            "03104",
+            unit="3104",
+            endpoint="PJSIP/dv-3104",
+            outcomes=(("directory", "found"), ("directory", "answered")),
+        ),
+        at=LAST_DAY_BEFORE_MERGERS,
+        heard=("connecting-unit", "unit-3104"),
+        not_heard=("moved-3104", "unit-3002"),
+    ),
+    Scenario(
+        "directory: an old commune's code after the merger: '… nay là …', then its successor",
+        (on_menu("0"), Press("3104#", on="prompt:enter-unit-code", after=0.5)),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "directory"),
+            "03104",  # the code dialled ...
+            unit="3002",  # ... and the unit reached, as it was on the call's day
+            endpoint="PJSIP/dv-3002",
+            outcomes=(("directory", "replaced"), ("directory", "answered")),
+        ),
+        at=FIRST_DAY_AFTER_MERGERS,
+        heard=("moved-3104", "connecting-unit", "unit-3002"),
+        not_heard=("unit-3104",),
+    ),
+    Scenario(
+        "directory: a new commune's code the day before it exists is unknown",
+        (on_menu("0"), Press("3002#", on="prompt:enter-unit-code"), Hangup(after=1.0)),
+        Expect(Disposition.ABANDONED, (*MENU, "directory"), "03002"),
+        at=LAST_DAY_BEFORE_MERGERS,
+        heard=("unit-not-found",),
+        not_heard=("unit-3002",),
+    ),
+    Scenario(
+        "directory: a district's code after the district level ended, then a commune's",
+        (
+            on_menu("0"),
+            Press("2006#", on="prompt:enter-unit-code"),
+            Press("3009#", on="prompt:enter-unit-code"),
+        ),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "directory"),
+            "020063009",
+            unit="3009",
+            endpoint="PJSIP/dv-3009",
+            outcomes=(("directory", "ended"), ("directory", "found"), ("directory", "answered")),
+        ),
+        heard=("unit-2006", "unit-ended", "unit-3009"),
     ),
     Scenario(
         "directory: nothing keyed, three times",

@@ -25,7 +25,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_routing_check_good(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "routing", "check", str(ROUTING_FILE))
     assert code == 0
-    assert "hợp lệ — 27 nút, 9 nhánh, 16 đơn vị" in out
+    assert "hợp lệ — 27 nút, 9 nhánh, 68 đơn vị" in out
 
 
 def test_routing_check_bad_names_every_problem(
@@ -40,7 +40,7 @@ def test_routing_check_bad_names_every_problem(
         capsys, "routing", "check", str(bad), "--prompts", str(ROOT / "prompts" / "manifest.yaml")
     )
     assert code == 1
-    assert f"{bad}:54:12: units.13.code: giá trị 3002 phải là chuỗi trong dấu nháy" in err
+    assert f"{bad}:100:12: units.27.code: giá trị 3002 phải là chuỗi trong dấu nháy" in err
     assert "1 lỗi, tệp không được dùng" in err
     # shape first, then the graph: once the number is quoted, the bad target shows
     bad.write_text(text.replace("{code: 3002", '{code: "3002"'))
@@ -67,6 +67,20 @@ def test_routing_check_bad_names_every_problem(
             "Kết quả: answered, đơn vị 3002, máy PJSIP/dv-3002",
         ),
         ("2026-11-25 09:00", "# _ _", "answer", "0", "Kết quả: abandoned"),
+        # Phường IV (3104) merged into phường Vị Tân (3002) on 1/7/2025 (NQ 1668/NQ-UBTVQH15)
+        ("2025-06-30 09:00", "0 3104#", "answer", "0", "found [3104] — UBND Phường IV"),
+        ("2025-06-30 09:00", "0 3104#", "answer", "0", "đơn vị 3104, máy PJSIP/dv-3104"),
+        (
+            "2025-07-01 09:00",
+            "0 3104#",
+            "answer",
+            "0",
+            "replaced [3104] — 3104 UBND Phường IV → 3002 UBND phường Vị Tân",
+        ),
+        ("2025-07-01 09:00", "0 3104#", "answer", "0", "đơn vị 3002, máy PJSIP/dv-3002"),
+        # branch 7 passed from Sở Thông tin và Truyền thông to Sở Khoa học và Công nghệ on 1/3/2025
+        ("2025-02-28 09:00", "7", "answer", "0", "ngày 28/02/2025 do Sở Thông tin và Truyền thông"),
+        ("2025-03-03 09:00", "7", "answer", "0", "ngày 03/03/2025 do Sở Khoa học và Công nghệ"),
     ],
 )
 def test_routing_simulate(
@@ -132,7 +146,7 @@ def test_pjsip_has_every_phone_once(capsys: pytest.CaptureFixture[str], routing:
     code, out, _ = run(capsys, "pjsip", str(ROUTING_FILE))
     assert code == 0
     names = [p.name for p in phones(routing)]
-    assert len(names) == len(set(names)) == 11 + 16
+    assert len(names) == len(set(names)) == 11 + 68  # branch phones + every unit, old and new
     for name in names:
         assert f"[{name}](hotline-phone)" in out
         assert f"[{name}](hotline-auth)" in out
@@ -224,4 +238,5 @@ def test_the_readme_demo_command_shows_every_call_as_expected() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Tất cả cuộc gọi cho kết quả như mong đợi." in proc.stdout
     assert proc.stdout.count("✓") == 6
-    assert "UBND xã Gio Mỹ" in proc.stdout
+    # an old code dialled after the 2025 merger: the record shows both units
+    assert "mã 3104: 3104 UBND Phường IV → 3002 UBND phường Vị Tân" in proc.stdout

@@ -92,7 +92,9 @@ def test_the_shipped_prompts_are_complete(capsys: pytest.CaptureFixture[str]) ->
     out, _ = capsys.readouterr()
     assert code == 0
     assert "fallback-operator" in out  # the dialplan's own prompts count too
-    assert "unit-3002" in out
+    assert "unit-3002" in out  # a unit of today (UBND phường Vị Tân)
+    assert "unit-3104" in out  # a unit that no longer exists: its old code is still dialled
+    assert "moved-3104" in out  # "UBND Phường Bốn nay là UBND phường Vị Tân."
 
 
 def test_check_names_what_is_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -100,11 +102,16 @@ def test_check_names_what_is_missing(capsys: pytest.CaptureFixture[str], tmp_pat
     shutil.copytree(ROOT / "prompts" / "sounds" / "vi" / "hotline", out_dir)
     (out_dir / "greeting.sln16").unlink()
     (out_dir / "unit-1001.wav").unlink()
+    (out_dir / "unit-3104.sln16").unlink()  # an old unit's name (Phường IV, merged in 2025)
+    (out_dir / "moved-3104.wav").unlink()  # its "… nay là UBND phường Vị Tân"
     code = check_command(str(out_dir))
     _, err = capsys.readouterr()
     assert code == 1
     assert "THIẾU greeting: .sln16" in err
     assert "THIẾU unit-1001: .wav" in err
+    assert "THIẾU unit-3104: .sln16" in err
+    assert "THIẾU moved-3104: .wav" in err
+    assert "4 lời nhắc còn thiếu" in err
     assert check(["nope"], out_dir)[1][0].id == "nope"
 
 
@@ -116,13 +123,14 @@ def test_a_new_unit_gets_its_name_prompt(
     routing = tmp_path / "routing" / "hotline.yaml"
     routing.parent.mkdir()
     text = (ROOT / "routing" / "hotline.yaml").read_text()
-    routing.write_text(
-        text.replace(
-            "\nnodes:\n",
-            '\n  - {code: "3005", name: UBND xã Vĩnh Linh, kind: commune, endpoint: PJSIP/dv-3005}'
-            "\nnodes:\n",
-        )
+    # Vị Thủy's merger (NQ 1668/NQ-UBTVQH15 k.45): a new xã and an old thị trấn it took over
+    added = (
+        '\n  - {code: "3401", name: UBND xã Vị Thủy, kind: commune, endpoint: PJSIP/dv-3401,'
+        ' valid_from: "2025-07-01"}'
+        '\n  - {code: "3402", name: UBND thị trấn Nàng Mau, kind: commune,'
+        ' endpoint: PJSIP/dv-3402, valid_until: "2025-06-30", replaced_by: "3401"}'
     )
+    routing.write_text(text.replace("\nnodes:\n", added + "\nnodes:\n"))
     out = tmp_path / "sounds"
     shutil.copytree(ROOT / "prompts" / "sounds" / "vi" / "hotline", out)
     code = main(
@@ -139,6 +147,9 @@ def test_a_new_unit_gets_its_name_prompt(
     )
     printed, _ = capsys.readouterr()
     assert code == 0
-    assert "unit-3005" in printed
-    assert "1 lời nhắc được tạo" in printed  # only the new one: the rest is unchanged
-    assert wav_seconds(out / "unit-3005.wav") > 0.5
+    assert "3 lời nhắc được tạo" in printed  # only the new ones: the rest is unchanged
+    for pid in ("unit-3401", "unit-3402", "moved-3402"):
+        assert pid in printed
+        assert wav_seconds(out / f"{pid}.wav") > 0.5
+    # the "nay là" sentence is longer than either name alone
+    assert wav_seconds(out / "moved-3402.wav") > wav_seconds(out / "unit-3401.wav") + 0.5

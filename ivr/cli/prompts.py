@@ -66,6 +66,7 @@ def _cmd_prompts_check(args: argparse.Namespace) -> int:
     import re
 
     from ivr.prompts.check import check
+    from ivr.prompts.manifest import unit_prompts
     from ivr.routing.model import node_prompts
 
     try:
@@ -75,7 +76,7 @@ def _cmd_prompts_check(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return USAGE
     needed = {p for node in routing.nodes.values() for _, p in node_prompts(node)}
-    needed |= {u.prompt for u in routing.units}
+    needed |= set(unit_prompts(routing))
     needed |= set(re.findall(r"hotline/([A-Za-z0-9_-]+)", dialplan))
     present, missing = check(sorted(needed), args.out)
     for pid, seconds in present:

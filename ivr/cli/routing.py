@@ -119,6 +119,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         + (f", đơn vị {record.unit}" if record.unit else "")
         + (f", máy {record.endpoint}" if record.endpoint else "")
     )
+    if record.branch:
+        branch = routing.branches[record.branch]
+        owner = branch.on(at.date()).owner  # owners change on dates (the branch's `changes`)
+        print(f"Nhánh {record.branch} ({branch.name}) ngày {at:%d/%m/%Y} do {owner} phụ trách")
     return DONE
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from ivr.flow.context import CallContext
 from ivr.flow.hours import OfficeState, office_state
 from ivr.flow.record import Voicemail
+from ivr.routing.dated import Reach, Resolution, local_date, moved_prompt, resolve, unit_prompt
 from ivr.routing.model import (
     DialNode,
     DialOutcomes,
@@ -79,8 +80,9 @@ async def hours(ctx: CallContext, name: str, node: HoursNode) -> str | None:
 async def dial(ctx: CallContext, name: str, node: DialNode) -> str | None:
     if node.prompts:
         await ctx.session.play(node.prompts, interruptible=False)
+    day = local_date(ctx.routing, ctx.clock())
     endpoints = node.endpoints or (
-        ctx.routing.branches[node.branch].endpoints if node.branch else []
+        list(ctx.routing.branches[node.branch].on(day).endpoints) if node.branch else []
     )
     label = _branch_label(ctx, node.branch)
     if node.strategy == "ring_all":
@@ -188,22 +190,47 @@ async def directory(ctx: CallContext, name: str, node: DirectoryNode) -> str | N
     for _ in range(node.retries):
         await s.play(node.prompts)
         code = await s.read_digits(longest, node.timeout, node.timeout, terminators="#")
-        unit = ctx.routing.unit(code) if code else None
-        if unit is None:
-            ctx.step(name, "directory", "not_found" if code else "no_input", code)
-            s.flush_digits()
-            if node.not_found_prompts:
-                await s.play(node.not_found_prompts)
-            continue
-        ctx.trace.unit = unit.code
-        ctx.step(name, "directory", "found", code, detail=unit.name)
+        found = resolve(ctx.routing, code, local_date(ctx.routing, ctx.clock())) if code else None
         s.flush_digits()  # a '#' after a full code is not meant for what follows
-        await s.play([*node.connecting_prompts, unit.prompt], interruptible=False)
+        if found is None or found.reached is None:
+            await _unit_not_reached(ctx, name, node, code, found)
+            continue
+        unit = found.reached
+        ctx.trace.unit = unit.code  # the unit as it is on the day of the call
+        moved = [moved_prompt(ctx.routing, u) for u in found.chain]
+        if found.reach is Reach.REPLACED:
+            ctx.step(name, "directory", "replaced", code, detail=_chain_text(found))
+        else:
+            ctx.step(name, "directory", "found", code, detail=unit.name)
+        connecting = [*moved, *node.connecting_prompts, unit_prompt(ctx.routing, unit)]
+        await s.play(connecting, interruptible=False)
         label = f"CCHC {unit.name}"[:40]
         result = await _dial_once(ctx, [unit.endpoint], node.ring_seconds, label, node.music)
         return _after_dial(ctx, name, "directory", result, node.on)
     ctx.step(name, "directory", "exhausted")
     return node.fail
+
+
+async def _unit_not_reached(
+    ctx: CallContext, name: str, node: DirectoryNode, code: str, found: Resolution | None
+) -> None:
+    """No input, an unknown code, or a unit that ended with nobody taking it over."""
+    if found is not None and found.reach is Reach.ENDED and found.chain:
+        ctx.step(name, "directory", "ended", code, detail=_chain_text(found))
+        said = [unit_prompt(ctx.routing, found.chain[-1])]
+        await ctx.session.play([*said, *node.ended_prompts], interruptible=False)
+        ctx.session.flush_digits()  # a '#' that came late is not the next code
+        return
+    ctx.step(name, "directory", "not_found" if code else "no_input", code)
+    if node.not_found_prompts:
+        await ctx.session.play(node.not_found_prompts)
+
+
+def _chain_text(found: Resolution) -> str:
+    """The dialled unit and what became of it: "3104 UBND Phường IV → 3002 UBND phường Vị Tân"."""
+    units = [*found.chain, *([found.reached] if found.reached else [])]
+    text = " → ".join(f"{u.code} {u.name}" for u in units)
+    return text if found.reached else f"{text} (đã thôi hoạt động)"
 
 
 async def hangup(ctx: CallContext, name: str, node: HangupNode) -> str | None:

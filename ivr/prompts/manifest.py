@@ -8,6 +8,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from ivr.routing.dated import moved_prompt, next_unit, unit_prompt
 from ivr.routing.model import Routing
 
 
@@ -40,11 +41,25 @@ def load_manifest(path: Path) -> dict[str, Prompt]:
     return out
 
 
-def with_units(manifest: dict[str, Prompt], routing: Routing) -> dict[str, Prompt]:
-    """The manifest plus one name prompt per directory unit (unit-<code>)."""
-    out = dict(manifest)
+def unit_prompts(routing: Routing) -> dict[str, str]:
+    """The prompts the directory needs, generated from the routing: every unit's name
+    (unit-<code>, old units and new alike) and, for every unit taken over by another,
+    "<old> nay là <new>" (moved-<code>)."""
+    out: dict[str, str] = {}
     for unit in routing.units:
-        out.setdefault(unit.prompt, Prompt(unit.prompt, unit.name))
+        out[unit_prompt(routing, unit)] = unit.said
+        successor = next_unit(routing, unit)
+        if successor is not None:
+            out[moved_prompt(routing, unit)] = f"{unit.said} nay là {successor.said}."
+    return out
+
+
+def with_units(manifest: dict[str, Prompt], routing: Routing) -> dict[str, Prompt]:
+    """The manifest plus the generated directory prompts (the manifest's own text wins, so an
+    admin can correct how a name is read, or drop in a recording)."""
+    out = dict(manifest)
+    for pid, text in unit_prompts(routing).items():
+        out.setdefault(pid, Prompt(pid, text))
     return out
 
 

@@ -13,6 +13,7 @@ from ivr.routing.model import (
     node_prompts,
     node_targets,
 )
+from ivr.routing.timeline import timeline_findings
 
 Finding = tuple[tuple[str | int, ...], str]
 
@@ -22,6 +23,7 @@ def check_graph(routing: Routing, prompt_ids: Iterable[str] | None) -> list[Find
     out += _targets(routing)
     out += _references(routing)
     out += _units(routing)
+    out += timeline_findings(routing)
     if prompt_ids is not None:
         out += _prompts(routing, set(prompt_ids))
     if not out:  # reachability only means something once every edge points somewhere
@@ -75,15 +77,7 @@ def _units(r: Routing) -> list[Finding]:
     out: list[Finding] = []
     seen: dict[str, int] = {}
     for i, unit in enumerate(r.units):
-        if unit.code in seen:
-            out.append(
-                (
-                    ("units", i, "code"),
-                    f"mã đơn vị '{unit.code}' bị trùng (đã dùng cho {r.units[seen[unit.code]].name})",
-                )
-            )
-        else:
-            seen[unit.code] = i
+        seen.setdefault(unit.code, i)
     codes = sorted(seen)
     for a, b in itertools.pairwise(codes):
         if b.startswith(a):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -27,6 +29,21 @@ ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.@:+*#/=-]+$")
 DIGITS_RE = re.compile(r"^[0-9]+$")
 TIME_RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_date(v: object) -> dt.date:
+    """A date as the admin writes it: "YYYY-MM-DD" (quoted or not)."""
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"'{v}' không phải ngày dạng YYYY-MM-DD") from None
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return v
+    raise ValueError('ngày phải viết dạng "YYYY-MM-DD"')
+
+
+Date = Annotated[dt.date, BeforeValidator(parse_date)]
 
 
 def _text(value: str) -> str:
@@ -115,14 +132,7 @@ class Override(Strict):
     @field_validator("date", mode="before")
     @classmethod
     def _date(cls, v: object) -> object:
-        if isinstance(v, str):
-            try:
-                return dt.date.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"'{v}' không phải ngày dạng YYYY-MM-DD") from None
-        if isinstance(v, dt.date):
-            return v
-        raise ValueError('ngày phải viết dạng "YYYY-MM-DD"')
+        return parse_date(v)
 
     @field_validator("hours", mode="before")
     @classmethod
@@ -157,33 +167,90 @@ class Schedule(Strict):
         return self
 
 
+class BranchChange(Strict):
+    """From ``from`` on, the branch has a new owner and/or new phones (what is not given stays)."""
+
+    since: Date = Field(alias="from")
+    owner: Text | None = None
+    endpoints: list[Endpoint] | None = Field(default=None, min_length=1)
+    reason: Text = ""
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> BranchChange:
+        if self.owner is None and self.endpoints is None:
+            raise ValueError("một thay đổi cần 'owner' hoặc 'endpoints' (hoặc cả hai)")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class BranchState:
+    owner: str
+    endpoints: tuple[str, ...]
+
+
 class Branch(Strict):
     name: Text
-    owner: Text
+    owner: Text  # the first owner; `changes` say who owns it from a date on
     endpoints: list[Endpoint] = Field(min_length=1)
     schedule: Text = "office"
+    changes: list[BranchChange] = Field(default_factory=list)
+
+    def on(self, day: dt.date) -> BranchState:
+        """Owner and phones on ``day``: the first ones, then every change dated on or before it."""
+        owner, endpoints = self.owner, tuple(self.endpoints)
+        for change in sorted(self.changes, key=lambda c: c.since):
+            if change.since > day:
+                break
+            owner = change.owner or owner
+            endpoints = tuple(change.endpoints) if change.endpoints else endpoints
+        return BranchState(owner, endpoints)
 
 
 UnitKind = Literal["department", "district", "commune", "agency"]
 
 
+def _digits(what: str) -> AfterValidator:
+    def check(v: str) -> str:
+        if not DIGITS_RE.match(v):
+            raise ValueError(f"{what} '{v}' chỉ gồm chữ số")
+        return v
+
+    return AfterValidator(check)
+
+
 class Unit(Strict):
-    code: str
+    """A directory entry. Dated entries (``valid_from``/``valid_until``, both days included)
+    describe units that were created or ended; ``replaced_by`` names the code of the unit that
+    took an ended unit over, so its old code still reaches someone."""
+
+    code: Annotated[str, _digits("mã đơn vị")]
     name: Text
     kind: UnitKind
     endpoint: Endpoint
     parent: str | None = None  # a district's code, for communes
+    spoken: Text | None = None  # how the prompt says the name, when spelling misleads (Phường I)
+    valid_from: Date | None = None
+    valid_until: Date | None = None
+    replaced_by: Annotated[str, _digits("mã đơn vị thay thế")] | None = None
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if not DIGITS_RE.match(v):
-            raise ValueError(f"mã đơn vị '{v}' chỉ gồm chữ số")
-        return v
+    @model_validator(mode="after")
+    def _period(self) -> Unit:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(
+                f"valid_until ({self.valid_until}) đứng trước valid_from ({self.valid_from})"
+            )
+        if self.replaced_by is not None and self.valid_until is None:
+            raise ValueError("'replaced_by' cần 'valid_until': ngày cuối đơn vị này hoạt động")
+        return self
+
+    def valid_on(self, day: dt.date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or day <= self.valid_until
+        )
 
     @property
-    def prompt(self) -> str:
-        return f"unit-{self.code}"
+    def said(self) -> str:
+        return self.spoken or self.name
 
 
 class Fallback(Strict):
@@ -271,6 +338,7 @@ class DirectoryNode(NodeBase):
     timeout: float = Field(default=6.0, gt=0, le=60)
     retries: int = Field(default=3, ge=1, le=10)
     not_found_prompts: list[PromptId] = Field(default_factory=list)
+    ended_prompts: list[PromptId] = Field(default_factory=list)  # said after an ended unit's name
     connecting_prompts: list[PromptId] = Field(default_factory=list)  # said before the unit's name
     ring_seconds: float = Field(default=25.0, gt=0, le=300)
     music: Music = "ringback"
@@ -312,13 +380,21 @@ class Routing(Strict):
     nodes: dict[NodeName, Node]
     version: str = ""  # set by the loader: a digest of the file's bytes
 
-    _by_code: dict[str, Unit] = PrivateAttr(default_factory=dict)
+    _by_code: dict[str, list[Unit]] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:
-        self._by_code.update((u.code, u) for u in self.units)
+        for u in self.units:
+            self._by_code.setdefault(u.code, []).append(u)
+        for entries in self._by_code.values():
+            entries.sort(key=lambda u: u.valid_from or dt.date.min)
 
-    def unit(self, code: str) -> Unit | None:
-        return self._by_code.get(code)
+    def entries(self, code: str) -> list[Unit]:
+        """Every entry listed under ``code``, earliest first (one, unless the code was reused)."""
+        return self._by_code.get(code, [])
+
+    def unit_on(self, code: str, day: dt.date) -> Unit | None:
+        """The unit ``code`` reaches on ``day`` without following any replacement."""
+        return next((u for u in self.entries(code) if u.valid_on(day)), None)
 
     def schedule_for(self, node: HoursNode) -> Schedule:
         name = node.schedule or (self.branches[node.branch].schedule if node.branch else "office")
@@ -363,6 +439,7 @@ def node_prompts(node: Node) -> list[tuple[str, str]]:
         "no_input_prompts",
         "thanks_prompts",
         "not_found_prompts",
+        "ended_prompts",
         "connecting_prompts",
     )
     out: list[tuple[str, str]] = []

@@ -88,12 +88,12 @@ DEMO_CALLS = [
         Disposition.ABANDONED,
     ),
     DemoCall(
-        "Bấm 0 rồi mã 3002: UBND xã Gio Mỹ",
+        "Bấm 0 rồi mã cũ 3104 (Phường IV, Vị Thanh): nay là UBND phường Vị Tân",
         _at("2026-11-25 14:00"),
         CallerScript(
             (
                 Press("0", on="prompt:main-menu", after=1.5),
-                Press("3002#", on="prompt:enter-unit-code", after=1.0),
+                Press("3104#", on="prompt:enter-unit-code", after=1.0),
             ),
             number="0905111222",
         ),
@@ -196,6 +196,9 @@ def _print_call(demo: DemoCall, rec: Call | None, out: TextIO) -> bool:
         file=out,
     )
     print(f"    đường đi: {rec.path.replace('>', ' → ')}   phím: {rec.digits or '—'}", file=out)
+    for step in rec.steps:
+        if step.outcome in {"replaced", "ended"}:  # an old code: what it was, what it is now
+            print(f"    mã {step.input}: {step.detail}", file=out)
     who = []
     if rec.branch:
         who.append(f"nhánh {rec.branch}")

@@ -1,6 +1,11 @@
-"""Settings for `ivr run`: a TOML file, overridden by IVR_* environment variables.
+"""Settings for every `ivr` command: a TOML file, overridden by IVR_* environment variables.
 
-The ARI password is kept out of every log line and repr.
+Where the file is: ``--config FILE``, else the ``IVR_CONFIG`` variable, else none (defaults).
+Relative paths written in the file (and the defaults, when there is a file) resolve against the
+file's own folder, so a command gives the same answer from any current folder; a relative path
+in an IVR_* variable, or any relative path when there is no file, resolves against the current
+folder. The ARI password, the AMI secret and the database password are kept out of every log
+line and repr.
 """
 
 from __future__ import annotations
@@ -8,9 +13,18 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the dialplan and Asterisk templates
+CONFIG_VAR = "IVR_CONFIG"
+PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir")
+_ADDRESS = re.compile(r"[^\s]*:\d{1,5}")
 
 
 class ConfigError(Exception):
@@ -34,12 +48,20 @@ class Settings:
     ami_address: str = ""  # "host:port" of Asterisk's AMI; empty: not used
     ami_user: str = "ivr"
     ami_secret: str = field(default="", repr=False)
+    metrics_address: str = "127.0.0.1:9108"  # /metrics and /healthz; empty: not served
 
     @property
     def ami_endpoint(self) -> tuple[str, int]:
         """(host, port) of AMI; the address was checked when the settings were loaded."""
-        host, _, port = self.ami_address.rpartition(":")
-        return host or "127.0.0.1", int(port or 5038)
+        return _endpoint(self.ami_address, 5038)
+
+    @property
+    def metrics_endpoint(self) -> tuple[str, int]:
+        return _endpoint(self.metrics_address, 9108)
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else Path(self.data_dir) / "spool"
 
     def redacted(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -52,39 +74,94 @@ class Settings:
 ENV = {f.name: f"IVR_{f.name.upper()}" for f in fields(Settings)}
 
 
+def config_path(arg: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The settings file: the --config flag, else IVR_CONFIG, else none."""
+    env = os.environ if environ is None else environ
+    if arg is not None:
+        return arg
+    return Path(env[CONFIG_VAR]) if env.get(CONFIG_VAR) else None
+
+
 def load_settings(
-    path: Path | None, environ: dict[str, str] | None = None, *, require_ari: bool = True
+    path: Path | None, environ: Mapping[str, str] | None = None, *, require_ari: bool = True
 ) -> Settings:
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: cấu hình TOML sai: {e}") from e
-        known = {f.name for f in fields(Settings)}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ConfigError(f"{path}: khoá không được biết đến: {', '.join(unknown)}")
-        values.update(doc)
-    for name, var in ENV.items():
-        if var in env:
-            values[name] = (
-                env[var].lower() in {"1", "true", "yes"} if name == "log_json" else env[var]
-            )
+    path = config_path(path, env)
+    base = path.resolve().parent if path is not None else Path.cwd()
+    values: dict[str, Any] = _read_file(path) if path is not None else {}
     for name, value in values.items():
         expected = bool if name == "log_json" else str
         if not isinstance(value, expected):
-            raise ConfigError(f"'{name}' phải là {'true/false' if expected is bool else 'chuỗi'}")
+            kind = "true/false" if expected is bool else "chuỗi"
+            raise ConfigError(f"{path}: '{name}' phải là {kind}")
+    from_env: set[str] = set()
+    for name, var in ENV.items():
+        if var in env:
+            from_env.add(name)
+            values[name] = (
+                env[var].lower() in {"1", "true", "yes"} if name == "log_json" else env[var]
+            )
+    for name in PATH_KEYS:
+        value = values.get(name, getattr(Settings, name))
+        if value:
+            values[name] = str(_absolute(value, Path.cwd() if name in from_env else base))
+    if values.get("database_url"):
+        url_base = Path.cwd() if "database_url" in from_env else base
+        values["database_url"] = _absolute_sqlite(values["database_url"], url_base)
     settings = Settings(**values)
-    if settings.ami_address and not re.fullmatch(r"[^\s:]*:\d{1,5}", settings.ami_address):
+    _check(settings, require_ari)
+    return settings
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e.strerror}") from e
+    except UnicodeDecodeError as e:
         raise ConfigError(
-            f"ami_address '{settings.ami_address}' cần dạng HOST:CỔNG, vd. 127.0.0.1:5038"
-        )
+            f"{path}: tệp cấu hình không phải UTF-8 (byte lạ ở vị trí {e.start})"
+        ) from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: cấu hình TOML sai: {e}") from e
+    unknown = sorted(set(doc) - set(ENV))
+    if unknown:
+        raise ConfigError(f"{path}: khoá không được biết đến: {', '.join(unknown)}")
+    return doc
+
+
+def _check(settings: Settings, require_ari: bool) -> None:
+    for name, example in (("ami_address", "127.0.0.1:5038"), ("metrics_address", "127.0.0.1:9108")):
+        value = getattr(settings, name)
+        if value and not _ADDRESS.fullmatch(value):
+            raise ConfigError(f"{name} '{value}' cần dạng HOST:CỔNG, vd. {example}")
+    if settings.metrics_address and settings.metrics_endpoint[1] > 65535:
+        raise ConfigError(f"metrics_address '{settings.metrics_address}': cổng quá 65535")
     if require_ari and not settings.ari_password:
         raise ConfigError(
             f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"
         )
-    return settings
+
+
+def _absolute(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    """A relative SQLite file in a URL resolves like any other path; other URLs are kept."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise ConfigError(f"database_url không hợp lệ: {e}") from e
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return url
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return url
+    database = _absolute(parsed.database, base)
+    return parsed.set(database=str(database)).render_as_string(hide_password=False)
+
+
+def _endpoint(address: str, default_port: int) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port or default_port)

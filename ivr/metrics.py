@@ -1,7 +1,9 @@
-"""What the controller measures about itself (Prometheus), and the DTMF reaction time.
+"""What the controller measures about itself (Prometheus), and the latencies a caller feels.
 
-The reaction time is from a DTMF event's arrival on the websocket to the next ARI request the
-call sends: what a caller feels as the menu's responsiveness.
+The set-up latency is from StasisStart's arrival to the call's first ARI request (its answer);
+the reaction time is from a DTMF event's arrival on the websocket to the next ARI request the
+call sends: what a caller feels as the menu's responsiveness. Both are served on /metrics by
+ivr.ops.http, with what is read from live objects when scraped (ARI reconnects, spool size).
 """
 
 from __future__ import annotations
@@ -11,13 +13,49 @@ from collections import deque
 
 from prometheus_client import Counter, Gauge, Histogram
 
-CALLS_STARTED = Counter("ivr_calls_started_total", "Calls that entered the Stasis application")
+from ivr.flow.record import CallObserver, CallRecord, Step
+
+_FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
+
+CALLS_STARTED = Counter("ivr_calls_started_total", "Calls that entered the call flow")
 CALLS_LIVE = Gauge("ivr_calls_live", "Calls being handled now")
+CALLS_ENDED = Counter(
+    "ivr_calls_ended_total", "Finished calls by disposition and branch", ["disposition", "branch"]
+)
+SETUP = Histogram(
+    "ivr_call_setup_seconds",
+    "From StasisStart received to the call's first ARI request",
+    buckets=_FAST,
+)
 DTMF_TO_REQUEST = Histogram(
     "ivr_dtmf_to_request_seconds",
     "From a DTMF event received to the call's next ARI request",
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+    buckets=_FAST,
 )
+RECONCILE_LAG = Gauge(
+    "ivr_reconcile_lag_seconds",
+    "Age of the newest Asterisk record (CEL/CDR) not yet reconciled into the store",
+)
+
+
+class CallMetrics:
+    """A call observer that counts calls, then hands every record on (to the store)."""
+
+    def __init__(self, inner: CallObserver) -> None:
+        self.inner = inner
+
+    def call_started(self, record: CallRecord) -> None:
+        CALLS_STARTED.inc()
+        CALLS_LIVE.inc()
+        self.inner.call_started(record)
+
+    def call_step(self, channel_id: str, step: Step) -> None:
+        self.inner.call_step(channel_id, step)
+
+    def call_ended(self, record: CallRecord) -> None:
+        CALLS_LIVE.dec()
+        CALLS_ENDED.labels(record.disposition.value, record.branch or "").inc()
+        self.inner.call_ended(record)
 
 
 class DtmfLatency:
@@ -25,7 +63,11 @@ class DtmfLatency:
 
     def __init__(self, keep: int = 100_000) -> None:
         self._pending: dict[str, float] = {}
+        self._setup: dict[str, float] = {}
         self.samples: deque[float] = deque(maxlen=keep)
+
+    def call_started(self, channel_id: str) -> None:
+        self._setup[channel_id] = time.perf_counter()
 
     def dtmf(self, channel_id: str) -> None:
         self._pending.setdefault(channel_id, time.perf_counter())
@@ -34,6 +76,9 @@ class DtmfLatency:
         channel = _channel_of(path)
         if channel is None:
             return
+        setup = self._setup.pop(channel, None)
+        if setup is not None:
+            SETUP.observe(time.perf_counter() - setup)
         started = self._pending.pop(channel, None)
         if started is not None:
             elapsed = time.perf_counter() - started
@@ -42,6 +87,7 @@ class DtmfLatency:
 
     def forget(self, channel_id: str) -> None:
         self._pending.pop(channel_id, None)
+        self._setup.pop(channel_id, None)
 
 
 def _channel_of(path: str) -> str | None:

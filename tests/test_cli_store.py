@@ -137,8 +137,9 @@ def test_upgrade_and_bad_database(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 0
     assert "phiên bản mới nhất" in out
     code, _, err = run(capsys, "calls", "--db", sqlite_url(tmp_path / "empty"))
-    assert code == 1
+    assert code == 2  # a missing database is a configuration error, and none is created
     assert "ivr db upgrade" in err
+    assert not (tmp_path / "empty").exists()
     code, _, err = run(capsys, "db", "purge", "--older-than", "soon", "--db", url)
     assert code == 2
     assert "2y (năm)" in err

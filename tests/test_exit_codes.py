@@ -39,11 +39,12 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("asterisk-config", ["{tmp}/etc", "--routing", MISSING], USAGE, "không đọc được tệp"),
     ("asterisk-config", ["{tmp}/file", "--routing", str(ROUTING_FILE)], FAILED, "không ghi được"),
     ("pjsip", [MISSING], USAGE, "không đọc được tệp"),
+    ("pjsip", ["--config", "{tmp}/latin1.toml"], USAGE, "không phải UTF-8"),
     ("endpoints", ["--config", "{tmp}/no-ami.toml"], USAGE, "chưa cấu hình AMI"),
     ("db upgrade", ["--db", "{file_db}"], FAILED, "không nâng cấp được"),
     ("db purge", ["--older-than", "soon", "--db", "{empty_db}"], USAGE, "soon"),
     ("calls", ["--from", "hôm qua", "--db", "{empty_db}"], USAGE, "--from"),
-    ("calls", ["--db", "{empty_db}"], FAILED, "ivr db upgrade"),
+    ("calls", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),  # a missing database: config
     ("voicemails", ["mark", "--db", "{empty_db}"], USAGE, "cách dùng"),
     ("prompts build", ["--manifest", MISSING, "--out", "{tmp}/out"], USAGE, "missing.yaml"),
     ("prompts check", ["--manifest", MISSING], USAGE, "missing.yaml"),
@@ -56,8 +57,10 @@ def files(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "ivr.toml").write_text(
         'ari_url = "http://127.0.0.1:8088/ari"\nari_password = "x"\n'
         f'routing = "{tmp_path}/missing.yaml"\ndata_dir = "{tmp_path}/data"\n'
+        f'prompts = "{MANIFEST}"\n'
     )
     (tmp_path / "no-ami.toml").write_text(f'routing = "{ROUTING_FILE}"\n')
+    (tmp_path / "latin1.toml").write_bytes(b'data_dir = "caf\xe9"\n')
     bad = ROUTING_FILE.read_text().replace("next: main-menu", "next: main-menuu")
     (tmp_path / "bad.yaml").write_text(bad)
     (tmp_path / "file").write_text("a file where a directory should be\n")
@@ -84,7 +87,8 @@ def test_exit_code(
     message: str,
 ) -> None:
     monkeypatch.chdir(ROOT)
-    monkeypatch.delenv("IVR_DATABASE_URL", raising=False)
+    for var in ("IVR_DATABASE_URL", "IVR_CONFIG", "IVR_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
     code = main([*command.split(), *(a.format(**files) for a in args)])
     _, err = capsys.readouterr()
     assert code == expected, err

@@ -30,7 +30,7 @@ from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
 from ivr.flow.hand_back import hand_back
 from ivr.flow.record import CallObserver
-from ivr.metrics import CALLS_LIVE, CALLS_STARTED, DtmfLatency
+from ivr.metrics import DtmfLatency
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 
@@ -128,8 +128,7 @@ class StasisApp:
         self.routes[info.channel_id] = session
         task = asyncio.create_task(self._run(session, routing), name=f"call-{info.channel_id}")
         self.calls[info.channel_id] = task
-        CALLS_STARTED.inc()
-        CALLS_LIVE.inc()
+        self.latency.call_started(info.channel_id)
 
     async def _run(self, session: AriCallSession, routing: Routing) -> None:
         try:
@@ -138,7 +137,6 @@ class StasisApp:
             self.routes.pop(session.id, None)
             self.calls.pop(session.id, None)
             self.latency.forget(session.id)
-            CALLS_LIVE.dec()
 
     # --- (re)connection -----------------------------------------------------------------------
 

@@ -10,11 +10,14 @@ not: any rule of the hotline; each command calls into the package that owns its 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from ivr import logs
 from ivr.cli import asterisk, demo, prompts, routing, serve, store
 from ivr.cli.codes import EPILOG, INTERRUPTED, USAGE
+from ivr.cli.settings import MissingDatabase, add_config_everywhere
+from ivr.config import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except MissingDatabase as e:
+        print(e, file=sys.stderr)
+        return USAGE
+    except ConfigError as e:
+        print(f"cấu hình: {e}", file=sys.stderr)
+        return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
 
@@ -42,4 +51,5 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="lệnh")
     for group in (serve, demo, routing, asterisk, store, prompts):
         group.add_commands(sub)
+    add_config_everywhere(p)
     return p

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ivr.cli.codes import DONE, FAILED, USAGE
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.cli.settings import settings_of
+from ivr.config import PROJECT_ROOT, Settings
 from ivr.routing.load import RoutingError, load_routing
 from ivr.routing.model import Routing
 
@@ -19,9 +20,9 @@ def add_commands(sub: Any) -> None:
         "asterisk-config", help="ghi các tệp cấu hình Asterisk (http, ari, pjsip, dialplan)"
     )
     conf.add_argument("directory", type=Path, help="thư mục đích, vd. /etc/asterisk")
-    conf.add_argument("--routing", type=Path, default=Path("routing/hotline.yaml"))
-    conf.add_argument("--example", type=Path, default=Path("asterisk.conf.example"))
-    conf.add_argument("--dialplan", type=Path, default=Path("dialplan/hotline.conf"))
+    conf.add_argument("--routing", type=Path, help="mặc định routing trong cấu hình")
+    conf.add_argument("--example", type=Path, default=PROJECT_ROOT / "asterisk.conf.example")
+    conf.add_argument("--dialplan", type=Path, default=PROJECT_ROOT / "dialplan" / "hotline.conf")
     conf.add_argument("--overwrite", action="store_true", help="ghi đè tệp đã có")
     conf.add_argument(
         "--static-contacts",
@@ -36,11 +37,10 @@ def add_commands(sub: Any) -> None:
     conf.set_defaults(func=_cmd_asterisk_config)
 
     pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
-    pjsip.add_argument("file", type=Path)
+    pjsip.add_argument("file", type=Path, nargs="?", help="mặc định routing trong cấu hình")
     pjsip.set_defaults(func=_cmd_pjsip)
 
     eps = sub.add_parser("endpoints", help="trạng thái máy các nhánh và đơn vị (qua AMI)")
-    eps.add_argument("--config", type=Path, help="tệp cấu hình TOML (ami_address, ami_secret)")
     eps.add_argument("--json", action="store_true")
     eps.set_defaults(func=_cmd_endpoints)
 
@@ -49,7 +49,7 @@ def _cmd_pjsip(args: argparse.Namespace) -> int:
     from ivr.asterisk.pjsip import render
 
     try:
-        routing = load_routing(args.file, None)
+        routing = load_routing(args.file or Path(settings_of(args).routing), None)
     except RoutingError as e:
         print(e, file=sys.stderr)
         return USAGE
@@ -68,7 +68,7 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
             return USAGE
         contacts = (host, int(port))
     try:
-        routing = load_routing(args.routing, None)
+        routing = load_routing(args.routing or Path(settings_of(args).routing), None)
         written = write_config(
             args.directory,
             args.example,
@@ -90,10 +90,10 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
     try:
-        settings = load_settings(args.config, require_ari=False)
         routing = load_routing(Path(settings.routing), None)
-    except (ConfigError, RoutingError) as e:
+    except RoutingError as e:
         print(e, file=sys.stderr)
         return USAGE
     if not settings.ami_address:

@@ -1,16 +1,23 @@
-"""`ivr demo`: the simulated exchange with the sample calls."""
+"""`ivr demo`: the simulated exchange with the sample calls, kept in the data folder."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ivr.cli.codes import DONE, USAGE
+from ivr.cli.settings import settings_of
+from ivr.config import PROJECT_ROOT, Settings
 from ivr.prompts.manifest import ManifestError
 from ivr.routing.load import RoutingError
+from ivr.store.db import sqlite_url
+
+_VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def add_commands(sub: Any) -> None:
@@ -18,7 +25,9 @@ def add_commands(sub: Any) -> None:
     demo.add_argument(
         "--speed", type=float, default=10.0, help="nhanh gấp bao nhiêu lần (mặc định 10)"
     )
-    demo.add_argument("--root", type=Path, default=Path.cwd(), help="thư mục dự án")
+    demo.add_argument(
+        "--root", type=Path, default=PROJECT_ROOT, help="thư mục dự án (định tuyến mẫu)"
+    )
     demo.set_defaults(func=_cmd_demo, log_level="WARNING")
 
 
@@ -28,9 +37,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.speed <= 0 or args.speed > 100:
         print("--speed phải trong khoảng (0, 100]", file=sys.stderr)
         return USAGE
+    settings = settings_of(args)
+    folder = Path(settings.data_dir)
     try:
-        asyncio.run(run_demo(args.root, speed=args.speed))
+        calls = asyncio.run(run_demo(args.root, speed=args.speed, data_dir=folder))
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
         return USAGE
+    days = sorted({c.started_at.astimezone(_VN).date() for c in calls})
+    where = _store_flags(args, settings, folder)
+    print(f"\nCác cuộc gọi thử được giữ trong {folder}; xem lại bằng:")
+    if days:
+        print(f"  ivr calls --from {days[0]} --to {days[-1]}{where}")
+    print(f"  ivr voicemails{where}")
     return DONE
+
+
+def _store_flags(args: argparse.Namespace, settings: Settings, folder: Path) -> str:
+    """What `ivr calls` needs to read the demo's store, as this command found it."""
+    flags = []
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    if settings.database_url:  # the configured store is elsewhere: name the demo's file
+        flags += ["--db", sqlite_url(folder)]
+    return "".join(f" {shlex.quote(f)}" for f in flags)

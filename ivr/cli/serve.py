@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr import logs
 from ivr.cli.asterisk import new_watch
 from ivr.cli.codes import DONE, FAILED, USAGE
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.cli.settings import settings_of
+from ivr.config import Settings
+from ivr.metrics import CallMetrics
+from ivr.ops import health
+from ivr.ops.http import LiveFigures, OpsServer
 from ivr.prompts.manifest import ManifestError, load_manifest
 from ivr.routing.live import LiveRouting
 from ivr.routing.load import RoutingError
-from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.db import make_engine, require_current, sqlite_url
+from ivr.store.errors import NotReady
+from ivr.store.lease import Owner, default_instance
 from ivr.store.writer import StoreWriter
 
 log = structlog.get_logger("ivr")
@@ -27,14 +34,12 @@ log = structlog.get_logger("ivr")
 
 def add_commands(sub: Any) -> None:
     run = sub.add_parser("run", help="điều khiển một Asterisk thật qua ARI")
-    run.add_argument("--config", type=Path, help="tệp cấu hình TOML (xem ivr.toml.example)")
     run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
     run.set_defaults(func=_cmd_run)
 
     agi = sub.add_parser(
         "agi", help="máy chủ FastAGI cho dialplan gọi AGI(agi://host:4573/hotline)"
     )
-    agi.add_argument("--config", type=Path, help="tệp cấu hình TOML")
     agi.add_argument("--host", default="127.0.0.1")
     agi.add_argument("--port", type=int, default=4573)
     agi.add_argument("--log-json", action="store_true")
@@ -42,17 +47,16 @@ def add_commands(sub: Any) -> None:
 
 
 def _cmd_agi(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config, require_ari=False)
-    except ConfigError as e:
-        print(f"cấu hình: {e}", file=sys.stderr)
-        return USAGE
+    settings = settings_of(args)  # a bad file: ConfigError, exit 2 (ivr.cli.main)
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
         return asyncio.run(_agi(settings, args.host, args.port))
-    except (RoutingError, ManifestError) as e:
+    except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE
+    except MetricsPortError as e:
+        print(e, file=sys.stderr)
+        return FAILED
     except OSError as e:
         print(f"không mở được cổng {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return FAILED
@@ -63,18 +67,66 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     from ivr.routing.live import LiveRouting
 
     live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
-    engine, writer = await _open_store(settings)
+    listening = False
+    engine, writer = await _open_store(settings, f"agi:{port}")
+    ops = await _start_ops(
+        settings,
+        {"asterisk": health.flag(lambda: listening, "FastAGI chưa nghe kết nối")},
+        writer,
+        engine,
+    )
     server = AgiServer(
-        live, writer, sound_prefix=settings.sound_prefix, recordings_dir=settings.recordings_dir
+        live,
+        CallMetrics(writer),
+        sound_prefix=settings.sound_prefix,
+        recordings_dir=settings.recordings_dir,
     )
     bound = await server.start(host, port)
+    listening = True
     log.info("FastAGI listening", host=host, port=bound, routing=live.current.version)
     await _serve_until_signal(live)
+    listening = False
     await server.stop()
     await server.idle()
+    await _stop_ops(ops)
     await writer.stop()
     await engine.dispose()
     return DONE
+
+
+class MetricsPortError(Exception):
+    """The /metrics and /healthz address cannot be listened on."""
+
+
+async def _start_ops(
+    settings: Settings,
+    checks: dict[str, health.Check],
+    writer: StoreWriter,
+    engine: AsyncEngine,
+    reconnects: Callable[[], int] | None = None,
+) -> OpsServer | None:
+    """/metrics and /healthz on metrics_address (none when it is empty)."""
+    if not settings.metrics_address:
+        return None
+    figures = LiveFigures(reconnects=reconnects, spooled=lambda: len(writer.spool.batches()))
+    ops = OpsServer({**checks, "store": health.store(writer, engine)}, figures)
+    host, port = settings.metrics_endpoint
+    try:
+        bound = await ops.start(host, port)
+    except OSError as e:
+        await writer.stop()
+        await engine.dispose()
+        raise MetricsPortError(
+            f"không mở được cổng metrics {settings.metrics_address}: {e.strerror}; "
+            "đặt metrics_address (IVR_METRICS_ADDRESS) khác, hoặc rỗng để tắt"
+        ) from e
+    log.info("metrics and health served", url=f"http://{host}:{bound}/metrics")
+    return ops
+
+
+async def _stop_ops(ops: OpsServer | None) -> None:
+    if ops is not None:
+        await ops.stop()
 
 
 async def _watch_phones(settings: Settings) -> Any:
@@ -89,12 +141,18 @@ async def _watch_phones(settings: Settings) -> Any:
     return watch
 
 
-async def _open_store(settings: Settings) -> tuple[AsyncEngine, StoreWriter]:
+async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngine, StoreWriter]:
+    """The store as `ivr db upgrade` left it (NotReady: missing, out of date, or this
+    controller's id held by a live process); the writer holds this instance's lease."""
     url = settings.database_url or sqlite_url(Path(settings.data_dir))
-    await asyncio.to_thread(upgrade, url)
-    engine = make_engine(url)
-    writer = StoreWriter(engine, Path(settings.spool_dir or Path(settings.data_dir) / "spool"))
-    await writer.start()
+    engine = make_engine(url, create=False)
+    try:
+        await require_current(engine)
+        writer = StoreWriter(engine, settings.spool_path, owner=Owner.here(default_instance(role)))
+        await writer.start()
+    except BaseException:
+        await engine.dispose()
+        raise
     return engine, writer
 
 
@@ -110,17 +168,16 @@ async def _serve_until_signal(live: LiveRouting) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"cấu hình: {e}", file=sys.stderr)
-        return USAGE
+    settings = settings_of(args, require_ari=True)
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
         return asyncio.run(_run(settings))
-    except (RoutingError, ManifestError) as e:
+    except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE
+    except MetricsPortError as e:
+        print(e, file=sys.stderr)
+        return FAILED
 
 
 async def _run(settings: Settings) -> int:
@@ -131,6 +188,19 @@ async def _run(settings: Settings) -> int:
     live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
     log.info("starting", settings=settings.redacted(), routing=live.current.version)
     engine, writer = await _open_store(settings)
+    app: StasisApp | None = None
+    ops = await _start_ops(
+        settings,
+        {
+            "asterisk": health.flag(
+                lambda: app is not None and app.stream.connected.is_set(),
+                "websocket ARI chưa kết nối",
+            )
+        },
+        writer,
+        engine,
+        reconnects=lambda: max(app.stream.connections - 1, 0) if app is not None else 0,
+    )
     watch = await _watch_phones(settings)
     if watch is not None:
         watch.on_hangup = writer.call_cause  # the record gets the caller's hang-up cause
@@ -138,7 +208,7 @@ async def _run(settings: Settings) -> int:
     app = StasisApp(
         client,
         live,
-        writer,
+        CallMetrics(writer),
         sound_prefix=settings.sound_prefix,
         recordings_dir=settings.recordings_dir,
         unreachable=watch.unreachable if watch else None,
@@ -150,6 +220,7 @@ async def _run(settings: Settings) -> int:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await client.close()
+    await _stop_ops(ops)
     await writer.stop()
     await engine.dispose()
     return DONE

@@ -9,7 +9,6 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,8 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli.codes import DONE, FAILED, USAGE
-from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.cli.settings import database_url, require_database, settings_of
+from ivr.store.db import make_engine, require_current, upgrade
+from ivr.store.errors import NotReady
 from ivr.store.queries import (
+    AmbiguousCall,
     CallFilter,
     get_call,
     list_calls,
@@ -71,7 +73,11 @@ def add_commands(sub: Any) -> None:
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="URL cơ sở dữ liệu (mặc định IVR_DATABASE_URL hoặc data/ivr.db)")
+    p.add_argument(
+        "--db",
+        help="URL cơ sở dữ liệu (mặc định database_url trong cấu hình, IVR_DATABASE_URL, "
+        "hoặc ivr.db trong thư mục dữ liệu data_dir)",
+    )
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
@@ -79,22 +85,27 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", action="store_true", help="che số điện thoại người gọi")
 
 
-def database_url(arg: str | None) -> str:
-    import os
-
-    return arg or os.environ.get("IVR_DATABASE_URL") or sqlite_url(Path("data"))
+def _database_url(args: argparse.Namespace) -> str:
+    return database_url(settings_of(args), args.db)
 
 
 def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    url = _database_url(args)
+    require_database(url)  # a reader never creates the database
+
     async def go() -> int:
-        engine = make_engine(database_url(args.db))
+        engine = make_engine(url, create=False)
         try:
+            await require_current(engine)  # missing or out-of-date schema: one line, exit 2
             return await job(engine)
         finally:
             await engine.dispose()
 
     try:
         return asyncio.run(go())
+    except NotReady as e:
+        print(e, file=sys.stderr)
+        return USAGE
     except SQLAlchemyError as e:
         print(f"lỗi cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
         print("(đã chạy `ivr db upgrade` chưa?)", file=sys.stderr)
@@ -102,7 +113,7 @@ def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitabl
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:
-    url = database_url(args.db)
+    url = _database_url(args)
     try:
         upgrade(url)
     except (SQLAlchemyError, OSError) as e:
@@ -196,7 +207,11 @@ def _cmd_calls(args: argparse.Namespace) -> int:
 
 
 async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
-    c = await get_call(engine, args.call_id)
+    try:
+        c = await get_call(engine, args.call_id)
+    except AmbiguousCall as e:
+        print(e, file=sys.stderr)
+        return USAGE
     if c is None:
         print(f"không có cuộc gọi {args.call_id}", file=sys.stderr)
         return FAILED
@@ -241,6 +256,9 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
 def _call_json(c: Call, mask: bool) -> dict[str, Any]:
     return {
         "id": c.id,
+        "channel_id": c.channel_id,
+        "node": c.node,
+        "controller": c.controller,
         "caller_number": mask_number(c.caller_number) if mask else c.caller_number,
         "started_at": c.started_at.isoformat(),
         "ended_at": c.ended_at.isoformat() if c.ended_at else None,

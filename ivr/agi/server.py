@@ -25,13 +25,14 @@ from ivr.agi.protocol import ENV_TIMEOUT, MAX_LINE, AgiProtocolError, read_envir
 from ivr.agi.session import REPLY_TIMEOUT, AgiCallSession
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
-from ivr.flow.record import CallObserver
+from ivr.flow.record import CallObserver, Identified
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 
 log = structlog.get_logger("ivr.agi")
 
 MAX_CONNECTIONS = 200
+_NODE = re.compile(r"node=([A-Za-z0-9:._@-]{1,64})")
 _UNIQUEID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,149}")  # Asterisk's: [system-]epoch.n
 
 
@@ -98,7 +99,8 @@ class AgiServer:
                 timer_scale=self.timer_scale,
                 reply_timeout=self.reply_timeout,
             )
-            await run_call(session, self.routing(), self.observer, self.clock_for(info))
+            observer = Identified(self.observer, _node(env, peer))
+            await run_call(session, self.routing(), observer, self.clock_for(info))
         except AgiProtocolError as e:
             self.rejected += 1
             log.warning("FastAGI connection dropped", peer=str(peer), reason=str(e))
@@ -132,3 +134,13 @@ class AgiServer:
             dialed=env.get("agi_extension", ""),
             linked_id=channel,
         )
+
+
+def _node(env: Mapping[str, str], peer: object) -> str:
+    """The Asterisk that connected, for the call's key: a ``node=`` AGI argument (the dialplan
+    can pass ``${ENTITYID}``), else the peer's address (one Asterisk per address)."""
+    for name, value in env.items():
+        if name.startswith("agi_arg_") and _NODE.fullmatch(value):
+            return value[5:]
+    host = peer[0] if isinstance(peer, tuple) and peer else ""
+    return f"agi@{host}" if host else ""

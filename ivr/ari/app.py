@@ -29,7 +29,7 @@ from ivr.ari.session import AriCallSession
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
 from ivr.flow.hand_back import hand_back
-from ivr.flow.record import CallObserver
+from ivr.flow.record import CallObserver, Identified
 from ivr.metrics import DtmfLatency
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
@@ -126,13 +126,17 @@ class StasisApp:
             self._spawn(self._hand_back(info.channel_id, None))
             return
         self.routes[info.channel_id] = session
-        task = asyncio.create_task(self._run(session, routing), name=f"call-{info.channel_id}")
+        node = str(event.get("asterisk_id", ""))  # the Asterisk's entity id: part of the key
+        task = asyncio.create_task(
+            self._run(session, routing, node), name=f"call-{info.channel_id}"
+        )
         self.calls[info.channel_id] = task
         self.latency.call_started(info.channel_id)
 
-    async def _run(self, session: AriCallSession, routing: Routing) -> None:
+    async def _run(self, session: AriCallSession, routing: Routing, node: str) -> None:
+        observer = Identified(self.observer, node)
         try:
-            await run_call(session, routing, self.observer, self.clock_for(session.info))
+            await run_call(session, routing, observer, self.clock_for(session.info))
         finally:
             self.routes.pop(session.id, None)
             self.calls.pop(session.id, None)

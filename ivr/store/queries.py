@@ -41,14 +41,23 @@ async def list_calls(engine: AsyncEngine, f: CallFilter) -> list[Call]:
         return list((await s.scalars(q)).all())
 
 
-async def get_call(engine: AsyncEngine, call_id: str) -> Call | None:
-    q = (
-        select(Call)
-        .where(Call.id == call_id)
-        .options(selectinload(Call.steps), selectinload(Call.voicemail))
-    )
+class AmbiguousCall(ValueError):
+    """A bare channel id that several Asterisk nodes used: the full key is needed."""
+
+
+async def get_call(engine: AsyncEngine, key: str) -> Call | None:
+    """The call with this key ("<node>/<channel id>"), or with this channel id when only one
+    node used it (AmbiguousCall when several did)."""
+    q = select(Call).options(selectinload(Call.steps), selectinload(Call.voicemail))
     async with AsyncSession(engine) as s:
-        return (await s.scalars(q)).one_or_none()
+        found = (await s.scalars(q.where(Call.id == key))).one_or_none()
+        if found is not None:
+            return found
+        same = list((await s.scalars(q.where(Call.channel_id == key).limit(10))).all())
+    if len(same) > 1:
+        keys = ", ".join(sorted(c.id for c in same))
+        raise AmbiguousCall(f"mã kênh {key} có ở nhiều máy chủ Asterisk; dùng mã đầy đủ: {keys}")
+    return same[0] if same else None
 
 
 _STATUS_ORDER = {"new": 0, "heard": 1, "handled": 2}

@@ -1,0 +1,155 @@
+"""Ownership of calls in progress: two controllers on one database, leases, restarts, sweeps.
+
+Time is a clock the test moves: a lease expires because the clock passed it, not because the
+test waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.flow.record import CallTrace, Identified, Step, call_key
+from ivr.session import CallInfo
+from ivr.store.db import make_engine
+from ivr.store.lease import LEASE_SECONDS, LeaseConflict, Owner
+from ivr.store.queries import get_call
+from ivr.store.writer import StoreWriter
+
+T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def _owner(name: str, host: str = "may-1") -> Owner:
+    return Owner(name, "", host, os.getpid())
+
+
+def _call_in_progress(writer: StoreWriter, node: str, channel: str) -> str:
+    """A call on ``node`` that went through the greeting and pressed 4 at the menu."""
+    observer = Identified(writer, node)
+    trace = CallTrace(CallInfo(channel, "0912345678"), "v1", T0)
+    observer.call_started(trace.snapshot())
+    for step in (
+        Step("greeting", "play", "played", at=T0 + dt.timedelta(seconds=1)),
+        Step("main-menu", "menu", "pressed", input="4", at=T0 + dt.timedelta(seconds=2)),
+        Step("main-menu", "menu", "timeout", at=T0 + dt.timedelta(seconds=5)),
+    ):
+        trace.add(step)
+        observer.call_step(channel, step)
+    return call_key(node, channel)
+
+
+async def _crash(writer: StoreWriter) -> None:
+    """The process dies: nothing more is written, the lease is neither renewed nor released."""
+    await writer.drain()
+    for task in (writer._task, writer._lease_task):
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _disposition(engine: AsyncEngine, key: str) -> str:
+    call = await get_call(engine, key)
+    assert call is not None
+    return call.disposition
+
+
+async def test_two_controllers_one_restarted_the_others_calls_untouched_until_its_lease_ends(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    engine = make_engine(db_url)
+    a = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    b = StoreWriter(engine, tmp_path / "b", owner=_owner("ctl-b"), clock=clock)
+    await a.start()
+    await b.start()
+    # the same channel id on two Asterisk nodes: two calls, two rows
+    a_call = _call_in_progress(a, "ast-1", "1764043200.7")
+    b_call = _call_in_progress(b, "ast-2", "1764043200.7")
+    assert await a.sync()
+    assert await b.sync()
+
+    await _crash(a)  # A dies and comes back at once, under the same instance id
+    clock.advance(1)
+    a2 = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    await a2.start()
+    assert await _disposition(engine, a_call) == "interrupted"  # its own previous life
+    assert await _disposition(engine, b_call) == "in_progress"  # B is alive: untouched
+    interrupted = await get_call(engine, a_call)
+    assert interrupted is not None
+    assert (interrupted.path, interrupted.digits) == ("greeting>main-menu", "4")
+    assert interrupted.ended_at == T0 + dt.timedelta(seconds=5)  # the last step written
+    assert (interrupted.node, interrupted.controller) == ("ast-1", "ctl-a")
+
+    a2_call = _call_in_progress(a2, "ast-1", "1764043300.9")  # A's new live call
+    assert await a2.sync()
+    await _crash(b)  # B dies for good
+    clock.advance(LEASE_SECONDS - 2)  # B's lease still runs
+    assert await a2.lease.tick() == 0
+    assert await _disposition(engine, b_call) == "in_progress"
+    clock.advance(3)  # now it has ended: the survivor sweeps B's call, never its own
+    assert await a2.lease.tick() == 1
+    assert await _disposition(engine, b_call) == "interrupted"
+    swept = await get_call(engine, b_call)
+    assert swept is not None
+    assert swept.path == "greeting>main-menu"
+    assert await _disposition(engine, a2_call) == "in_progress"
+    await a2.stop()  # a clean stop closes what it leaves behind
+    assert await _disposition(engine, a2_call) == "interrupted"
+    await engine.dispose()
+
+
+async def test_a_live_controller_id_held_elsewhere_is_refused_until_its_lease_ends(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    engine = make_engine(db_url)
+    first = StoreWriter(engine, tmp_path / "1", owner=_owner("ctl", "may-1"), clock=clock)
+    await first.start()
+    second = StoreWriter(engine, tmp_path / "2", owner=_owner("ctl", "may-2"), clock=clock)
+    with pytest.raises(LeaseConflict, match="may-1"):
+        await second.start()
+    await _crash(first)
+    clock.advance(LEASE_SECONDS + 1)
+    await second.start()  # the first is gone: its id may be taken over
+    await second.stop()
+    await engine.dispose()
+
+
+async def test_a_finished_record_replaces_an_interrupted_one(db_url: str, tmp_path: Path) -> None:
+    """An owner swept while the database was away still writes its calls' real end."""
+    clock = Clock()
+    engine = make_engine(db_url)
+    a = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    await a.start()
+    observer = Identified(a, "ast-1")
+    trace = CallTrace(CallInfo("1764043200.8", "0912345678"), "v1", T0)
+    observer.call_started(trace.snapshot())
+    assert await a.sync()
+    clock.advance(LEASE_SECONDS + 1)  # A's lease lapsed (it could not renew): swept
+    survivor = StoreWriter(engine, tmp_path / "s", owner=_owner("ctl-s"), clock=clock)
+    await survivor.start()
+    assert await _disposition(engine, "ast-1/1764043200.8") == "interrupted"
+    observer.call_ended(trace.snapshot(T0 + dt.timedelta(seconds=30)))
+    assert await a.sync()
+    assert await _disposition(engine, "ast-1/1764043200.8") == "abandoned"
+    await a.stop()
+    await survivor.stop()
+    await engine.dispose()

@@ -64,19 +64,32 @@ class AriEvent(TypedDict, total=False):
 
 
 _REFS = {"channel": "id", "peer": "id", "playback": "id", "recording": "name"}
+_TEXT_FIELDS = ("target_uri",)  # read by event_target: a string when present
+_OBJECT_FIELDS = ("caller", "dialplan")  # read with .get() when a call starts: an object
 
 
 def parse_event(raw: Any) -> AriEvent | None:
     """``raw`` (decoded JSON) as an event, or None when it lacks what the app relies on: a
-    string ``type``, and a string id (name, for recordings) in every object it refers to."""
+    string ``type``, a string id (name, for recordings) in every object it refers to, a string
+    ``target_uri`` and object ``caller``/``dialplan`` where present, and a list ``args``."""
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        return None
+    if "args" in raw and not isinstance(raw["args"], list):
         return None
     for key, ident in _REFS.items():
         obj = raw.get(key)
-        if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get(ident), str)):
+        if obj is not None and not _is_ref(obj, ident):
             return None
     event: AriEvent = raw  # type: ignore[assignment]  # checked above: the wire boundary
     return event
+
+
+def _is_ref(obj: Any, ident: str) -> bool:
+    if not isinstance(obj, dict) or not isinstance(obj.get(ident), str):
+        return False
+    if any(k in obj and not isinstance(obj[k], str) for k in _TEXT_FIELDS):
+        return False
+    return not any(obj.get(k) is not None and not isinstance(obj[k], dict) for k in _OBJECT_FIELDS)
 
 
 def event_target(event: AriEvent) -> str | None:

@@ -57,6 +57,8 @@ class Scenario:
     heard: tuple[str, ...] = ()  # prompts the caller must have heard
     not_heard: tuple[str, ...] = ()
     sim_log: tuple[str, ...] = ()  # what the simulated caller saw happen
+    after_talk: dict[str, str] = field(default_factory=dict)  # dial node → its on.answered
+    recordings_fail: bool = False  # the PBX cannot write recordings (a full or read-only spool)
 
     def script(self, number: str = "0912345678") -> CallerScript:
         return CallerScript(tuple(self.caller), number=number)  # type: ignore[arg-type]
@@ -345,10 +347,30 @@ SCENARIOS = [
         Expect(Disposition.ABANDONED, MENU, hangup_by="caller"),
     ),
     Scenario(
-        "the caller hangs up while the phone rings: the dialled leg is dropped",
-        (on_menu("2"), Hangup(on="ringing", after=1)),
-        Expect(Disposition.ABANDONED, (*MENU, "branch-2"), "2", branch="2", hangup_by="caller"),
+        "the caller hangs up while the phone rings: the dialled leg is dropped, the wait counted",
+        (on_menu("2"), Hangup(on="ringing", after=4)),
+        Expect(
+            Disposition.ABANDONED,
+            (*MENU, "branch-2"),
+            "2",
+            branch="2",
+            hangup_by="caller",
+            wait_seconds=4,
+        ),
         clerks={"PJSIP/cchc-2": NO_ANSWER},
+    ),
+    Scenario(
+        "in turn: the caller hangs up while the second phone rings, both waits counted",
+        (on_menu("9"), Wait(on="ringing"), Hangup(on="ringing", after=3)),
+        Expect(
+            Disposition.ABANDONED,
+            (*MENU, "branch-9"),
+            "9",
+            branch="9",
+            hangup_by="caller",
+            wait_seconds=15 + 3,
+        ),
+        clerks={"PJSIP/cchc-9a": NO_ANSWER, "PJSIP/cchc-9b": NO_ANSWER},
     ),
     Scenario(
         "the caller hangs up during the conversation: the clerk's leg is hung up",
@@ -363,5 +385,95 @@ SCENARIOS = [
             talk_seconds=3,
         ),
         clerks={"PJSIP/cchc-7": WAITS_FOR_CALLER},
+    ),
+    # --- a recording is a message only with speech in it -----------------------------------
+    Scenario(
+        "the caller hangs up at the beep: no message, the call stays 'busy'",
+        (on_menu("1"), Hangup(on="record", after=0.3)),
+        Expect(
+            Disposition.BUSY,
+            (*MENU, "branch-1", "vm-1"),
+            "1",
+            branch="1",
+            hangup_by="caller",
+            outcomes=(("branch-1", "busy"), ("vm-1", "no_message")),
+        ),
+        clerks={"PJSIP/cchc-1": BUSY},
+        not_heard=("voicemail-thanks",),
+    ),
+    Scenario(
+        "the caller says nothing for 4 s, then hangs up: line noise is no message",
+        (on_menu("3"), Hangup(on="record", after=4)),
+        Expect(
+            Disposition.UNREACHABLE,
+            (*MENU, "branch-3", "vm-3"),
+            "3",
+            branch="3",
+            hangup_by="caller",
+            outcomes=(("branch-3", "unreachable"), ("vm-3", "no_message")),
+        ),
+        clerks={"PJSIP/cchc-3": UNREACHABLE},
+    ),
+    Scenario(
+        "the caller stays silent until the recording stops on silence: no message, goodbye",
+        (on_menu("6"),),
+        Expect(
+            Disposition.NO_ANSWER,
+            (*MENU, "branch-6", "vm-6", "goodbye"),
+            "6",
+            branch="6",
+            hangup_by="system",
+            outcomes=(("branch-6", "no_answer"), ("vm-6", "no_message"), ("goodbye", "hung_up")),
+        ),
+        clerks={"PJSIP/cchc-6": NO_ANSWER},
+        heard=("goodbye",),
+        not_heard=("voicemail-thanks",),
+    ),
+    Scenario(
+        "a recording the PBX cannot write is an error: handed to the operators' fallback",
+        (on_menu("1"), Speak(2)),
+        Expect(
+            Disposition.ERRORED,
+            (*MENU, "branch-1", "vm-1"),
+            "1",
+            branch="1",
+            outcomes=(("branch-1", "busy"),),
+        ),
+        clerks={"PJSIP/cchc-1": BUSY},
+        recordings_fail=True,
+        sim_log=("record-failed", "dialplan:hotline-fallback"),
+    ),
+    # --- after a conversation: one rule, in the flow ---------------------------------------
+    Scenario(
+        "the clerk hangs up and the routing says what follows: the call goes on",
+        (on_menu("4"),),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-4", "goodbye"),
+            "4",
+            branch="4",
+            endpoint="PJSIP/cchc-4a",
+            hangup_by="system",
+            talk_seconds=5,
+            outcomes=(("branch-4", "answered"), ("goodbye", "hung_up")),
+        ),
+        clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
+        after_talk={"branch-4": "goodbye"},
+        sim_log=("talking:PJSIP/cchc-4a", "clerk-hung-up", "prompt:goodbye", "hangup:app"),
+    ),
+    Scenario(
+        "the caller hangs up during the conversation: what follows is not played",
+        (on_menu("7"), Wait(on="bridged"), Hangup(after=3)),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-7"),
+            "7",
+            branch="7",
+            hangup_by="caller",
+            talk_seconds=3,
+        ),
+        clerks={"PJSIP/cchc-7": WAITS_FOR_CALLER},
+        after_talk={"branch-7": "goodbye"},
+        not_heard=("goodbye",),
     ),
 ]

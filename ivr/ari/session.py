@@ -27,6 +27,7 @@ from ivr.session import (
     DialRequest,
     DialResult,
     DialStatus,
+    HangupWhileRinging,
     RecordRequest,
     RecordResult,
     SessionError,
@@ -262,6 +263,10 @@ class AriCallSession:
             for endpoint in request.endpoints:
                 await self._originate(endpoint, request, statuses)
             answered = await self._await_answer(request, statuses) if self._legs else None
+        except CallerHangup as e:
+            await self._drop_legs()
+            waited = (time.monotonic() - started) / self.timer_scale
+            raise HangupWhileRinging(waited, e.cause) from e
         except BaseException:
             await self._drop_legs()
             raise
@@ -347,7 +352,10 @@ class AriCallSession:
         return None
 
     async def _converse(self, leg: str) -> str:
-        """Bridge the caller with the answered leg; return who hung up first."""
+        """Bridge the caller with the answered leg; return who hung up first.
+
+        The caller is not hung up here: when the desk ends, the flow decides what follows.
+        """
         bridge_id = self._new_id("br")
         try:
             await self.client.create_bridge(bridge_id, f"call-{self.id}")
@@ -365,8 +373,6 @@ class AriCallSession:
         finally:
             await self._drop_legs()
             await self._quietly(self.client.destroy_bridge(bridge_id))
-            if not self._gone:
-                await self.hangup("normal")
 
     async def _drop_legs(self, keep: str | None = None) -> None:
         for leg in [leg for leg in self._legs if leg != keep]:
@@ -401,7 +407,9 @@ class AriCallSession:
                 rec = ev.get("recording")
                 if rec is not None and rec["name"] == name:
                     if kind == "RecordingFailed":
-                        raise SessionError(f"recording {name} failed: {rec.get('cause', '?')}")
+                        cause = rec.get("cause", "?")
+                        log.error("recording failed", call=self.id, recording=name, cause=cause)
+                        raise SessionError(f"recording {name} failed: {cause}")
                     if kind == "RecordingFinished":
                         d = rec.get("duration")
                         duration = float(d) if d is not None else None
@@ -421,6 +429,7 @@ class AriCallSession:
             sha256=hashlib.sha256(data).hexdigest(),
             location=f"{self.recordings_dir}/{name}.wav",
             caller_hung_up=hung_up,
+            audio=data or None,
         )
 
     async def _start_recording(self, request: RecordRequest, name: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from ivr.flow.context import CallContext
 from ivr.flow.hours import OfficeState, office_state
 from ivr.flow.record import Voicemail
+from ivr.flow.speech import judge
 from ivr.routing.dated import Reach, Resolution, local_date, moved_prompt, resolve, unit_prompt
 from ivr.routing.model import (
     DialNode,
@@ -20,7 +21,15 @@ from ivr.routing.model import (
     PromptNode,
     VoicemailNode,
 )
-from ivr.session import DialRequest, DialResult, DialStatus, RecordRequest, overall_status
+from ivr.session import (
+    CallerHangup,
+    DialRequest,
+    DialResult,
+    DialStatus,
+    HangupWhileRinging,
+    RecordRequest,
+    overall_status,
+)
 
 Handler = Callable[[CallContext, str, Any], Awaitable[str | None]]
 
@@ -103,7 +112,11 @@ async def _dial_once(
         caller_id_number=info.caller_number,
         music=music,
     )
-    return await ctx.session.dial(request)
+    try:
+        return await ctx.session.dial(request)
+    except HangupWhileRinging as e:
+        ctx.trace.wait_seconds += e.waited  # the caller waited until they gave up
+        raise
 
 
 async def _dial_in_turn(
@@ -113,7 +126,11 @@ async def _dial_in_turn(
     waited = 0.0
     result = DialResult(DialStatus.UNREACHABLE)
     for endpoint in endpoints:
-        result = await _dial_once(ctx, [endpoint], ring, label, music)
+        try:
+            result = await _dial_once(ctx, [endpoint], ring, label, music)
+        except HangupWhileRinging:
+            ctx.trace.wait_seconds += waited  # and the desks rung before this one
+            raise
         waited += result.wait_seconds
         statuses.update(result.per_endpoint)
         if result.status is DialStatus.ANSWERED:
@@ -140,12 +157,20 @@ def _after_dial(
         t.endpoint = result.endpoint
         t.talk_seconds += result.talk_seconds
         t.hangup_by = result.ended_by
-        return on.answered
+        return _after_conversation(result, on)
     return {
         DialStatus.BUSY: on.busy,
         DialStatus.NO_ANSWER: on.no_answer,
         DialStatus.UNREACHABLE: on.unreachable,
     }[result.status]
+
+
+def _after_conversation(result: DialResult, on: DialOutcomes) -> str | None:
+    """The one rule, whatever the adapter: a caller who hung up is gone; when the desk hung up,
+    the call goes on to ``on.answered`` if the routing gives it, else it ends."""
+    if result.ended_by == "caller":
+        raise CallerHangup()
+    return on.answered
 
 
 def _branch_label(ctx: CallContext, branch: str | None) -> str:
@@ -167,6 +192,15 @@ async def voicemail(ctx: CallContext, name: str, node: VoicemailNode) -> str | N
             max_silence_seconds=node.max_silence_seconds,
         )
     )
+    verdict = judge(result.duration_seconds, result.audio)
+    if not verdict.speech:
+        # No message (a hang-up at the beep, silence): the step says so, no voicemail row is
+        # made, so the inbox never lists it; the file stays where the PBX put it.
+        detail = f"{result.location} {result.duration_seconds:g}s: {verdict.reason}"
+        ctx.step(name, "voicemail", "no_message", detail=detail)
+        if result.caller_hung_up:
+            raise CallerHangup()
+        return node.next
     ctx.trace.voicemail = Voicemail(
         name=result.name,
         location=result.location,

@@ -14,7 +14,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ivr.sim.media import recording_wav
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, Hangup, Press, Speak
 
 _ids = itertools.count(1)
@@ -41,6 +43,7 @@ class AgiCall:
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     speech: list[tuple[float, float]] = field(default_factory=list)
+    recorded: tuple[float, float] = (0.0, 0.0)  # the latest recording's (start, end), nominal
 
     def mark(self, trigger: str) -> None:
         self.marks.append(trigger)
@@ -57,7 +60,9 @@ class AgiSim:
         clerks: Clerks | None = None,
         prompt_seconds: Callable[[str], float] | None = None,
         host: str = "127.0.0.1",
+        recordings_fail: bool = False,
     ) -> None:
+        self.recordings_fail = recordings_fail  # like a spool Asterisk cannot write
         self.host, self.port, self.speed = host, port, speed
         self.clerks = clerks or Clerks()
         self.prompt_seconds = prompt_seconds or (lambda _p: 2.0)
@@ -251,10 +256,27 @@ class AgiSim:
         return ["200 result=-1"]  # the called party hung up; the caller is still there
 
     async def _record(self, call: AgiCall, args: list[str]) -> list[str]:
+        lines = await self._record_until(call, args)
+        if not self.recordings_fail:
+            self._write(call, args[0], args[1])
+        return lines
+
+    def _write(self, call: AgiCall, path: str, fmt: str) -> None:
+        """Asterisk writes the file; on our disk only when its folder exists here (shared)."""
+        file = Path(f"{path}.{fmt}")
+        start, end = call.recorded
+        if file.parent.is_dir():
+            file.write_bytes(recording_wav(start, end, call.speech))
+
+    async def _record_until(self, call: AgiCall, args: list[str]) -> list[str]:
         escape, max_ms = args[2], int(args[3])
         silence = next((float(a[2:]) for a in args if a.startswith("s=")), 0.0)
         call.mark("record")
         start = self.nominal()
+        call.recorded = (start, start)
+        if self.recordings_fail:  # res_agi: the file could not be opened
+            call.log.append("record-failed")
+            return ["200 result=-1 (writefile)"]
 
         def talked() -> float:
             now = self.nominal()
@@ -266,6 +288,7 @@ class AgiSim:
             call.changed.clear()
             got = await self._wait(call, deadline - self.nominal(), digits=True)
             endpos = int(talked() * 8000)
+            call.recorded = (start, self.nominal())
             if got == "-":
                 call.log.append(f"recorded:{int(talked())}s")
                 return [f"200 result=-1 endpos={endpos}", "HANGUP"]
@@ -274,6 +297,8 @@ class AgiSim:
                 if new_quiet != quiet_from and self.nominal() < start + max_ms / 1000:
                     continue  # the caller spoke meanwhile: the silence starts again
                 call.log.append(f"recorded:{int(talked())}s")
+                if silence and self.nominal() >= quiet_from + silence:  # ended on silence:
+                    call.recorded = (start, max(start, self.nominal() - silence))  # cut it
                 return [f"200 result=0 (timeout) endpos={endpos}"]
             if got in escape:
                 call.log.append(f"recorded:{int(talked())}s")

@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import math
+import random
 import uuid
+import wave
+from array import array
 
-from ivr.sim import wire
 from ivr.sim.base import PbxBase
 from ivr.sim.objects import Channel, Playback, Recording, fail
 
+NOISE_AMPLITUDE = 30  # a quiet line: about -60 dBFS
+VOICE_AMPLITUDE = 8000  # the caller's voice: a 440 Hz tone at about -12 dBFS
+
+
+def recording_wav(
+    start: float, end: float, speech: list[tuple[float, float]], rate: int = 8000
+) -> bytes:
+    """The file Asterisk writes for a recording from ``start`` to ``end`` (nominal seconds):
+    line noise throughout, the caller's voice where they spoke. A mono 16-bit WAV."""
+    noise = random.Random(int(start * 1000))  # the same recording always gives the same file
+    frames = max(0, int((end - start) * rate))
+    span = 2 * NOISE_AMPLITUDE + 1
+    samples = array("h", (noise.randrange(span) - NOISE_AMPLITUDE for _ in range(frames)))
+    for a, b in speech:
+        first, last = max(0, int((a - start) * rate)), min(frames, int((b - start) * rate))
+        for i in range(first, last):
+            samples[i] = int(VOICE_AMPLITUDE * math.sin(2 * math.pi * 440 * i / rate))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return buf.getvalue()
+
 
 class Media(PbxBase):
+    # Like a spool Asterisk cannot write: every recording fails (RecordingFailed)
+    recordings_fail = False
+
     # --- playback -------------------------------------------------------------------------------
 
     def play(
@@ -124,6 +156,9 @@ class Media(PbxBase):
         rec.started = self.nominal()
         self.emit("RecordingStarted", recording=rec.json())
         self.mark(rec.channel, "record")
+        if self.recordings_fail:
+            self._fail_recording(rec, "Error recording to file")
+            return
         if rec.max_seconds > 0:
             self.later(rec.max_seconds, lambda: self._finish_recording(rec), rec.channel)
         self._speech_changed(rec.channel)
@@ -137,7 +172,8 @@ class Media(PbxBase):
             rec.timer.cancel()
         quiet_from = max([rec.started, *(end for _, end in ch.speech)])
         wait = quiet_from + rec.max_silence - self.nominal()
-        rec.timer = self.later(wait, lambda: self._finish_recording(rec), ch)
+        silence = rec.max_silence
+        rec.timer = self.later(wait, lambda: self._finish_recording(rec, trim=silence), ch)
 
     def _talked(self, rec: Recording) -> float:
         now = self.nominal()
@@ -145,12 +181,23 @@ class Media(PbxBase):
             max(0.0, min(end, now) - max(start, rec.started)) for start, end in rec.channel.speech
         )
 
-    def _finish_recording(self, rec: Recording) -> None:
+    def _fail_recording(self, rec: Recording, cause: str) -> None:
+        rec.state = "failed"
+        self.live_recordings.pop(rec.name, None)
+        rec.channel.recording = None
+        self.emit("RecordingFailed", recording={**rec.json(), "cause": cause})
+        call = self.calls.get(rec.channel.id)
+        if call is not None:
+            call.log.append("record-failed")
+
+    def _finish_recording(self, rec: Recording, trim: float = 0.0) -> None:
+        """``trim``: the silence that ended it, which Asterisk cuts from the end of the file."""
         if rec.state in {"done", "failed"}:
             return
         if rec.timer:
             rec.timer.cancel()
         talked = self._talked(rec) if rec.state == "recording" else 0.0
+        recorded = rec.state == "recording"
         rec.state = "done"
         seconds = int(talked)
         body = {
@@ -159,7 +206,8 @@ class Media(PbxBase):
             "talking_duration": seconds,
             "silence_duration": 0,
         }
-        self.stored[rec.name] = wire.wav_bytes(talked)
+        end = max(rec.started, self.nominal() - trim) if recorded else rec.started
+        self.stored[rec.name] = recording_wav(rec.started, end, rec.channel.speech)
         self.live_recordings.pop(rec.name, None)
         rec.channel.recording = None
         self.emit("RecordingFinished", recording=body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,17 +228,38 @@ def test_run_refuses_a_config_without_password(
     assert "khoá không được biết đến: ari_pasword" in err
 
 
-def test_the_readme_demo_command_shows_every_call_as_expected() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "demo", "--speed", "20", "--root", str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        check=False,
-    )
+def test_the_readme_demo_command_shows_every_call_as_expected(tmp_path: Path) -> None:
+    # from another folder, with the data folder set: the demo keeps its calls there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env["IVR_DATA_DIR"] = str(tmp_path / "data")
+
+    def ivr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ivr.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+            check=False,
+        )
+
+    proc = ivr("demo", "--speed", "20")
     assert proc.returncode == 0, proc.stderr
     assert "Tất cả cuộc gọi cho kết quả như mong đợi." in proc.stdout
     assert proc.stdout.count("✓") == 6
     # an old code dialled after the 2025 merger: the record shows both units
     assert "mã 3104: 3104 UBND Phường IV → 3002 UBND phường Vị Tân" in proc.stdout
+    # it ends with the commands that list its calls, and they do
+    listed = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("  ivr ")]
+    assert [cmd[0] for cmd in listed] == ["calls", "voicemails"]
+    calls = ivr(*listed[0], "--json")
+    assert calls.returncode == 0, calls.stderr
+    rows = json.loads(calls.stdout)
+    assert len(rows) == 6
+    assert {"answered", "voicemail", "closed"} <= {r["disposition"] for r in rows}
+    voicemails = ivr(*listed[1], "--json")
+    assert voicemails.returncode == 0, voicemails.stderr
+    assert {v["call_id"] for v in json.loads(voicemails.stdout)} <= {r["id"] for r in rows}
+    assert json.loads(voicemails.stdout)
+    assert (tmp_path / "data" / "ivr.db").is_file()

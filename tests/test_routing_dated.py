@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shlex
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -281,3 +282,21 @@ def test_routing_check_names_a_broken_chain_in_the_shipped_file(
     assert code == 1
     assert f"{bad}:{line}:{col}: đơn vị thay thế '3999' (của UBND Phường IV) không có" in err
     assert main(["routing", "check", str(ROUTING_FILE), "--prompts", manifest]) == 0
+
+
+def test_the_readme_routing_commands_run(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [
+        shlex.split(line)[1:]
+        for line in readme.splitlines()
+        if line.startswith(".venv/bin/ivr routing ")
+    ]
+    assert len(commands) >= 5
+    outputs = []
+    for args in commands:
+        args = [str(ROOT / a) if a == "routing/hotline.yaml" else a for a in args]
+        assert main(args) == 0, args
+        outputs.append(capsys.readouterr().out)
+    # the old code of Phường IV, before and after the merger the README describes
+    assert "found [3104] — UBND Phường IV" in "".join(outputs)
+    assert "replaced [3104] — 3104 UBND Phường IV → 3002 UBND phường Vị Tân" in "".join(outputs)

@@ -24,7 +24,8 @@ import structlog
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, NotFound
 from ivr.ari.event_types import AriEvent, event_target
-from ivr.ari.events import EventStream
+from ivr.ari.events import Backoff, EventStream
+from ivr.ari.models import Application
 from ivr.ari.session import AriCallSession
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
@@ -66,6 +67,7 @@ class StasisApp:
         self.routes: dict[str, AriCallSession] = {}
         self.calls: dict[str, asyncio.Task[None]] = {}
         self.stream = EventStream(client, self.on_event, self.on_connected, heartbeat=heartbeat)
+        self.recover_backoff = Backoff(first=0.5, cap=30.0)  # listing channels after a connect
         self._background: set[asyncio.Task[None]] = set()
         self.latency = DtmfLatency()
         client.on_request = self.latency.request
@@ -149,10 +151,8 @@ class StasisApp:
         self._spawn(self._recover(reconnect))
 
     async def _recover(self, reconnect: bool) -> None:
-        try:
-            app = await self.client.application()
-        except (AriError, AriUnavailable) as e:
-            log.error("could not list the app's channels", error=str(e))
+        app = await self._list_channels(self.stream.connections)
+        if app is None:
             return
         resynced: set[int] = set()
         unowned = []
@@ -175,6 +175,22 @@ class StasisApp:
                 if channel_id not in self.routes:
                     await self._hand_back(channel_id, "orphan")
 
+    async def _list_channels(self, connection: int) -> Application | None:
+        """GET /applications/{app}, retried with backoff while this connection lives (a new
+        connection starts its own recovery); None when it is gone first."""
+        backoff = Backoff(self.recover_backoff.first, self.recover_backoff.cap)
+        while True:
+            try:
+                return await self.client.application()
+            except (AriError, AriUnavailable) as e:  # MalformedResponse included
+                delay = backoff.next_delay()
+                log.error("could not list the app's channels", error=str(e), retry_in=delay)
+            await asyncio.sleep(delay)
+            if self.stream.stopping or self.stream.connections != connection:
+                return None
+            if not self.stream.connected.is_set():
+                return None
+
     async def _hand_back(self, channel_id: str, why: str | None) -> None:
         bound = log.bind(call=channel_id)
         channel = _UnownedChannel(self.client, channel_id, why, bound)
@@ -188,7 +204,12 @@ class StasisApp:
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", task=task.get_name(), exc_info=task.exception())
 
     # --- life cycle ---------------------------------------------------------------------------
 

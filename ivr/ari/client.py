@@ -7,14 +7,18 @@ Asterisk's own HTTP log would keep). Parameters go in the query string, as Aster
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
-from ivr.ari.errors import AriUnavailable, error_for
+from ivr.ari.errors import AriUnavailable, MalformedResponse, error_for
 from ivr.ari.models import Application, Bridge, Channel, LiveRecording, Playback
+from ivr.redact import redact
+
+T = TypeVar("T")
 
 Params = Mapping[str, str | int | float | bool | None]
 
@@ -22,6 +26,27 @@ Params = Mapping[str, str | int | float | bool | None]
 def basic_auth(user: str, password: str) -> str:
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
+
+
+def describe(error: BaseException) -> str:
+    """An error for the log: its type and message, never a request's headers (an aiohttp
+    error's repr holds them, with the password) nor a URL's password."""
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{type(error).__name__}: HTTP {error.status}"
+    return redact(f"{type(error).__name__}: {error}")
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``http://user:pass@host/ari`` as (``http://host/ari``, user, pass); the credentials go in
+    the Authorization header, never in a URL that could be logged."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return bare, user, password
 
 
 def _q(value: str | int | float | bool) -> str:
@@ -42,8 +67,11 @@ class AriClient:
         *,
         request_timeout: float = 10.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        bare, url_user, url_password = split_credentials(base_url)
+        self.base_url = bare.rstrip("/")
         self.app = app
+        if url_password is not None and not password:  # ari_url's own password, if it has one
+            user, password = url_user or user, url_password
         self._auth = basic_auth(user, password)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._http: aiohttp.ClientSession | None = None
@@ -82,24 +110,35 @@ class AriClient:
             async with self.http().request(method, url, params=query) as resp:
                 if raw and resp.status == 200:
                     return await resp.read()
-                body: Any = None
-                if resp.content_type == "application/json":
-                    body = await resp.json()
-                else:
-                    await resp.read()
+                data = await resp.read()
+                body = _json(data) if resp.content_type == "application/json" else None
                 if resp.status >= 400:
                     raise error_for(resp.status, method, path, body)
+                if body is _NOT_JSON or (data.strip() and body is None):
+                    raise MalformedResponse(f"{method} {path}: ARI trả về nội dung không phải JSON")
                 return body
-        except (aiohttp.ClientConnectionError, TimeoutError) as e:
-            raise AriUnavailable(f"{method} {path}: {e!r}") from e
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
+            raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
+
+    async def parsed(
+        self, parse: Callable[[Any], T], method: str, path: str, params: Params | None = None
+    ) -> T:
+        """The body of ``method path`` read by ``parse``; a body of the wrong shape is a
+        :class:`MalformedResponse`, never a KeyError deep in the caller."""
+        body = await self.request(method, path, params)
+        try:
+            return parse(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            what = f"{type(e).__name__}: {e}"[:200]
+            raise MalformedResponse(f"{method} {path}: ARI trả về dữ liệu sai dạng ({what})") from e
 
     # --- channels ---------------------------------------------------------------------------
 
     async def channels(self) -> list[Channel]:
-        return [Channel.parse(c) for c in await self.request("GET", "/channels")]
+        return await self.parsed(_list_of(Channel.parse), "GET", "/channels")
 
     async def channel(self, channel_id: str) -> Channel:
-        return Channel.parse(await self.request("GET", f"/channels/{_p(channel_id)}"))
+        return await self.parsed(Channel.parse, "GET", f"/channels/{_p(channel_id)}")
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_p(channel_id)}/answer")
@@ -120,11 +159,11 @@ class AriClient:
         self, channel_id: str, playback_id: str, media: Iterable[str], lang: str | None = None
     ) -> Playback:
         path = f"/channels/{_p(channel_id)}/play/{_p(playback_id)}"
-        body = await self.request("POST", path, {"media": ",".join(media), "lang": lang})
-        return Playback.parse(body)
+        params: Params = {"media": ",".join(media), "lang": lang}
+        return await self.parsed(Playback.parse, "POST", path, params)
 
     async def playback(self, playback_id: str) -> Playback:
-        return Playback.parse(await self.request("GET", f"/playbacks/{_p(playback_id)}"))
+        return await self.parsed(Playback.parse, "GET", f"/playbacks/{_p(playback_id)}")
 
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_p(playback_id)}")
@@ -150,15 +189,14 @@ class AriClient:
             "beep": beep,
             "terminateOn": terminate_on,
         }
-        body = await self.request("POST", f"/channels/{_p(channel_id)}/record", params)
-        return LiveRecording.parse(body)
+        path = f"/channels/{_p(channel_id)}/record"
+        return await self.parsed(LiveRecording.parse, "POST", path, params)
 
     async def live_recording(self, name: str) -> LiveRecording:
-        return LiveRecording.parse(await self.request("GET", f"/recordings/live/{_p(name)}"))
+        return await self.parsed(LiveRecording.parse, "GET", f"/recordings/live/{_p(name)}")
 
     async def stored_recording(self, name: str) -> dict[str, Any]:
-        body: dict[str, Any] = await self.request("GET", f"/recordings/stored/{_p(name)}")
-        return body
+        return await self.parsed(_object, "GET", f"/recordings/stored/{_p(name)}")
 
     async def stored_recording_file(self, name: str) -> bytes:
         data: bytes = await self.request("GET", f"/recordings/stored/{_p(name)}/file", raw=True)
@@ -183,7 +221,7 @@ class AriClient:
             "channelId": channel_id,
             "originator": originator,
         }
-        return Channel.parse(await self.request("POST", "/channels", params))
+        return await self.parsed(Channel.parse, "POST", "/channels", params)
 
     async def hangup(self, channel_id: str, reason: str | None = None) -> None:
         await self.request("DELETE", f"/channels/{_p(channel_id)}", {"reason": reason})
@@ -203,14 +241,15 @@ class AriClient:
         await self.request("POST", f"/channels/{_p(channel_id)}/variable", params)
 
     async def get_variable(self, channel_id: str, name: str) -> str:
-        body = await self.request("GET", f"/channels/{_p(channel_id)}/variable", {"variable": name})
+        path = f"/channels/{_p(channel_id)}/variable"
+        body = await self.parsed(_object, "GET", path, {"variable": name})
         return str(body.get("value", ""))
 
     # --- bridges ----------------------------------------------------------------------------
 
     async def create_bridge(self, bridge_id: str, name: str) -> Bridge:
         params: Params = {"type": "mixing", "bridgeId": bridge_id, "name": name}
-        return Bridge.parse(await self.request("POST", "/bridges", params))
+        return await self.parsed(Bridge.parse, "POST", "/bridges", params)
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None:
         params: Params = {"channel": ",".join(channel_ids)}
@@ -226,7 +265,35 @@ class AriClient:
     # --- applications -----------------------------------------------------------------------
 
     async def application(self, name: str | None = None) -> Application:
-        return Application.parse(await self.request("GET", f"/applications/{_p(name or self.app)}"))
+        return await self.parsed(Application.parse, "GET", f"/applications/{_p(name or self.app)}")
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise TypeError(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _list_of(parse: Callable[[Any], T]) -> Callable[[Any], list[T]]:
+    def parse_all(body: Any) -> list[T]:
+        if not isinstance(body, list):
+            raise TypeError(f"expected a JSON list, got {type(body).__name__}")
+        return [parse(item) for item in body]
+
+    return parse_all
+
+
+_NOT_JSON = object()
+
+
+def _json(data: bytes) -> Any:
+    """``data`` decoded, or ``_NOT_JSON``; an empty body is None."""
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:  # UnicodeDecodeError is one
+        return _NOT_JSON
 
 
 def _p(segment: str) -> str:

@@ -67,3 +67,9 @@ def error_for(status: int, method: str, path: str, body: Any) -> AriError:
     err = cls(status, method, path, body)
     err.status = status
     return err
+
+
+class MalformedResponse(AriUnavailable):
+    """Asterisk answered, but not with what ARI's schema promises (not JSON, wrong shape).
+
+    Treated like an outage: the caller retries or falls back; the body is never trusted."""

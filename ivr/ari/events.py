@@ -17,13 +17,25 @@ from urllib.parse import urlencode
 import aiohttp
 import structlog
 
-from ivr.ari.client import AriClient
+from ivr.ari.client import AriClient, describe
 from ivr.ari.event_types import AriEvent, parse_event
 
 log = structlog.get_logger("ivr.ari.events")
 
 EventHandler = Callable[[AriEvent], None]
 ConnectHandler = Callable[[bool], Awaitable[None]]
+
+
+_REFUSALS = {
+    401: "sai mật khẩu ARI (ari_user / ari_password)",
+    403: "tài khoản ARI không được phép dùng ứng dụng này",
+    404: "không có ARI ở địa chỉ này (ari_url), hoặc ARI chưa được bật",
+}
+
+
+def refusal(status: int) -> str:
+    """Why Asterisk refused us, in words for the admin."""
+    return _REFUSALS.get(status, f"Asterisk từ chối kết nối (mã HTTP {status})")
 
 
 class Backoff:
@@ -75,8 +87,10 @@ class EventStream:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except aiohttp.ClientResponseError as e:  # its repr holds our request's headers
+                log.error("ARI refused the websocket", status=e.status, reason=refusal(e.status))
             except Exception as e:
-                log.warning("ARI websocket failed", error=repr(e))
+                log.warning("ARI websocket failed", error=describe(e))
             self.connected.clear()
             if self.stopping:
                 break

@@ -1,9 +1,38 @@
-"""Typed views of the ARI objects the controller reads (a subset of the Asterisk 22 schema)."""
+"""Typed views of the ARI objects the controller reads (a subset of the Asterisk 22 schema).
+
+Each ``parse`` checks the shape of what it reads: a body of the wrong shape raises TypeError or
+KeyError, which the client turns into :class:`ivr.ari.errors.MalformedResponse`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+
+def _ident(d: Any, key: str) -> str:
+    """A required string field (an id or a name)."""
+    if not isinstance(d, dict):
+        raise TypeError(f"expected a JSON object, got {type(d).__name__}")
+    value = d[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _part(d: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional nested object ({} when absent)."""
+    value = d.get(key) or {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{key}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _strings(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = d.get(key, ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{key}: expected a list of strings")
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +49,11 @@ class Channel:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Channel:
-        caller = d.get("caller") or {}
-        plan = d.get("dialplan") or {}
+        ident = _ident(d, "id")
+        caller = _part(d, "caller")
+        plan = _part(d, "dialplan")
         return cls(
-            id=str(d["id"]),
+            id=ident,
             name=str(d.get("name", "")),
             state=str(d.get("state", "")),
             caller_number=str(caller.get("number", "")),
@@ -45,7 +75,7 @@ class Playback:
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Playback:
         return cls(
-            str(d["id"]),
+            _ident(d, "id"),
             str(d.get("state", "")),
             str(d.get("media_uri", "")),
             str(d.get("target_uri", "")),
@@ -62,9 +92,10 @@ class LiveRecording:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> LiveRecording:
+        name = _ident(d, "name")
         dur = d.get("duration")
         return cls(
-            str(d["name"]),
+            name,
             str(d.get("state", "")),
             str(d.get("format", "")),
             str(d.get("target_uri", "")),
@@ -79,7 +110,7 @@ class Bridge:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Bridge:
-        return cls(str(d["id"]), tuple(str(c) for c in d.get("channels", ())))
+        return cls(_ident(d, "id"), _strings(d, "channels"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +120,4 @@ class Application:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Application:
-        return cls(str(d["name"]), tuple(str(c) for c in d.get("channel_ids", ())))
+        return cls(_ident(d, "name"), _strings(d, "channel_ids"))

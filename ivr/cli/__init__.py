@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ivr import logs
-from ivr.cli import asterisk, demo, prompts, routing, serve, store
+from ivr.cli import asterisk, demo, prompts, report, routing, serve, store
 from ivr.cli.codes import EPILOG, INTERRUPTED, USAGE
 from ivr.cli.settings import MissingDatabase, add_config_everywhere
 from ivr.config import ConfigError
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = p.add_subparsers(title="lệnh")
-    for group in (serve, demo, routing, asterisk, store, prompts):
+    for group in (serve, demo, routing, asterisk, store, prompts, report):
         group.add_commands(sub)
     add_config_everywhere(p)
     return p

@@ -1,0 +1,49 @@
+"""The thin layer between the store and the report: read a period's call facts, build the
+report. Any face (the CLI, a web console, the Ministry DOCX) calls :func:`report_from_store`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.flow.hours import office_state
+from ivr.reports.facts import Classify, read_facts
+from ivr.reports.grouping import Grouper
+from ivr.reports.measures import Options
+from ivr.reports.periods import Period
+from ivr.reports.report import Report, build_report
+from ivr.routing.model import HoursNode, Routing
+
+
+def classifier(routing: Routing | None) -> Classify | None:
+    """Office hours for calls with no recorded `hours` step (fallback rows): the schedule of the
+    routing's entry node when it is an hours node, else the "office" schedule."""
+    if routing is None:
+        return None
+    entry = routing.nodes.get(routing.hotline.entry)
+    if isinstance(entry, HoursNode):
+        schedule = routing.schedule_for(entry)
+    elif "office" in routing.schedules:
+        schedule = routing.schedules["office"]
+    else:
+        return None
+    tz = routing.hotline.timezone
+
+    def classify(at: dt.datetime) -> str:
+        return office_state(schedule, at, tz).state.value
+
+    return classify
+
+
+async def report_from_store(
+    engine: AsyncEngine,
+    period: Period,
+    by: Sequence[str],
+    routing: Routing | None,
+    options: Options | None = None,
+    as_of: dt.date | None = None,
+) -> Report:
+    facts = read_facts(engine, period.start, period.end, classifier(routing))
+    return await build_report(facts, period, by, Grouper(routing, period.tz, as_of), options)

@@ -2,5 +2,18 @@
 
 from models.base import Base, UTCDateTime
 from models.calls import Call, CallStep, Controller, Voicemail
+from models.reconcile import CelEvent, ReconcileState
+from models.users import AuditEntry, User
 
-__all__ = ["Base", "Call", "CallStep", "Controller", "UTCDateTime", "Voicemail"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Call",
+    "CallStep",
+    "CelEvent",
+    "Controller",
+    "ReconcileState",
+    "UTCDateTime",
+    "User",
+    "Voicemail",
+]

@@ -97,7 +97,7 @@ async def test_ivr_endpoints_shows_the_routing_phones(tmp_path: Path, routing: R
     assert "PJSIP/cchc-6       không liên lạc được" in text
     assert "PJSIP/dv-3004      chưa đăng ký" in text
     assert "PJSIP/cchc-4a      sẵn sàng" in text
-    assert "27 máy, 2 không sẵn sàng" in text
+    assert "79 máy, 2 không sẵn sàng" in text  # 11 branch phones, 68 units (old and new)
 
 
 async def test_a_phone_ami_knows_unreachable_is_not_dialled(routing: Routing) -> None:

@@ -22,6 +22,7 @@ class Agency:
     place: str
     parent_agency: str
     agency: str
+    agency_name: str  # as written in a sentence: "Sở Nội vụ"
     agency_short: str
     report_number: str
     subject: str

@@ -35,7 +35,7 @@ def figures(report: Report, routing: Routing | None, agency: Agency) -> dict[str
     d = report.period
     return {
         "province": agency.province,
-        "agency_title": agency.agency[:1] + agency.agency[1:].lower(),
+        "agency_title": agency.agency_name,
         "period_from": f"{d.first:%d/%m/%Y}",
         "period_to": f"{d.last:%d/%m/%Y}",
         "hotline_number": routing.hotline.number if routing else "...",
@@ -126,8 +126,12 @@ class _Missing(dict[str, str]):
 def _heading(doc: DocumentObject, a: Agency, today: dt.date) -> None:
     table = doc.add_table(rows=2, cols=2)
     no_borders(table)
+    table.autofit = False
+    for row in table.rows:  # Word reads each cell's width, LibreOffice the grid's
+        row.cells[0].width, row.cells[1].width = Cm(6.5), Cm(10)
+    for col, width in zip(table.columns, (Cm(6.5), Cm(10)), strict=True):
+        col.width = width
     left, right = table.rows[0].cells
-    left.width, right.width = Cm(6.5), Cm(9.5)
     cell_lines(
         left,
         [

@@ -27,8 +27,8 @@ from ivr.agi.protocol import (
     command_line,
     parse_reply,
     read_line,
-    without_controls,
 )
+from ivr.flow.callerid import clerk_caller_id
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -195,8 +195,9 @@ class AgiCallSession:
         self._digits = ""
 
     async def dial(self, request: DialRequest) -> DialResult:
-        name = without_controls(request.caller_id_name)
-        await self._live("SET VARIABLE", "CALLERID(name)", name)
+        caller_id = clerk_caller_id(request.caller_id_name, request.caller_id_number)
+        for variable, value in caller_id.variables:
+            await self._live("SET VARIABLE", variable, value)
         options = "U(hotline-answered)"  # dialplan/hotline.conf: notes the moment of answer
         if request.music != "ringback":
             options += f"m({request.music.removeprefix('moh:')})"

@@ -21,6 +21,7 @@ import structlog
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
 from ivr.ari.event_types import AriEvent, PlaybackRef, RecordingRef, event_target
+from ivr.flow.callerid import clerk_caller_id
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -307,7 +308,7 @@ class AriCallSession:
         leg = self._new_id("leg")
         self.registry.claim(leg, self)
         self._legs[leg] = endpoint
-        caller_id = f'"{_cid(request.caller_id_name)}" <{request.caller_id_number}>'
+        caller_id = clerk_caller_id(request.caller_id_name, request.caller_id_number).text
         try:
             await self.client.originate(
                 endpoint,

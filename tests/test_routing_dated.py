@@ -226,6 +226,7 @@ def test_a_branch_owner_and_phones_change_on_their_dates() -> None:
         ("Sở Khoa học và Công nghệ", ("PJSIP/cchc-1",)),
         ("Sở Khoa học và Công nghệ", ("PJSIP/cchc-1-khcn",)),
     ]
+    assert branch.all_endpoints == ["PJSIP/cchc-1", "PJSIP/cchc-1-khcn"]
 
 
 def test_branch_changes_out_of_order_or_empty() -> None:

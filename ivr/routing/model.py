@@ -195,6 +195,12 @@ class Branch(Strict):
     schedule: Text = "office"
     changes: list[BranchChange] = Field(default_factory=list)
 
+    @property
+    def all_endpoints(self) -> list[str]:
+        """Every phone the branch has at any date, once each (the PBX must know them all)."""
+        phones = [*self.endpoints, *(e for c in self.changes for e in c.endpoints or ())]
+        return list(dict.fromkeys(phones))
+
     def on(self, day: dt.date) -> BranchState:
         """Owner and phones on ``day``: the first ones, then every change dated on or before it."""
         owner, endpoints = self.owner, tuple(self.endpoints)

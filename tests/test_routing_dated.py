@@ -283,6 +283,10 @@ def test_routing_check_names_a_broken_chain_in_the_shipped_file(
     assert code == 1
     assert f"{bad}:{line}:{col}: đơn vị thay thế '3999' (của UBND Phường IV) không có" in err
     assert main(["routing", "check", str(ROUTING_FILE), "--prompts", manifest]) == 0
+    out, _ = capsys.readouterr()
+    # 7 departments merged, 8 district-level units and 30 communes ended; branch 7's new owner
+    assert "thay đổi theo ngày: 45 đơn vị có ngày thôi hoạt động (37 có đơn vị thay thế)" in out
+    assert "1 thay đổi của nhánh" in out
 
 
 def test_the_readme_routing_commands_run(capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,6 +79,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"{args.file}: hợp lệ — {len(routing.nodes)} nút, {len(routing.branches)} nhánh, "
         f"{len(routing.units)} đơn vị; phiên bản {routing.version}"
     )
+    ended = sum(1 for u in routing.units if u.valid_until is not None)
+    replaced = sum(1 for u in routing.units if u.replaced_by is not None)
+    changes = sum(len(b.changes) for b in routing.branches.values())
+    if ended or changes:
+        print(
+            f"  thay đổi theo ngày: {ended} đơn vị có ngày thôi hoạt động ({replaced} có đơn vị "
+            f"thay thế), {changes} thay đổi của nhánh"
+        )
     return DONE
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ivr.asterisk.files import write_file
 from ivr.asterisk.pjsip import render
 from ivr.routing.model import Routing
 
@@ -36,12 +37,52 @@ def write_config(
     files = split_example(example.read_text(encoding="utf-8"))
     files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts, qualify=qualify)
     files["hotline.conf"] = dialplan.read_text(encoding="utf-8")
+    files.update(cel_files(files.get("modules.conf", "")))
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name, body in files.items():
         path = target / name
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} đã có; thêm --overwrite để ghi đè")
-        path.write_text(body, encoding="utf-8")
+        write_file(path, body)
         written.append(path)
     return written
+
+
+CEL_EVENTS = (
+    "CHAN_START,CHAN_END,ANSWER,HANGUP,APP_START,APP_END,BRIDGE_ENTER,BRIDGE_EXIT,LINKEDID_END"
+)
+
+
+def cel_files(modules: str) -> dict[str, str]:
+    """Asterisk's own record of every call (CEL), which `ivr` reconciles into the store: cel.conf,
+    cel_custom.conf (a CSV file `ivr` reads: SQLite sites), cel_pgsql.conf (straight into the
+    store's ``cel`` table: PostgreSQL sites, off until its password is set and the module loaded),
+    and modules.conf loading cel_custom."""
+    from ivr.store.reconcile.cel import MAPPING
+
+    out = {
+        "cel.conf": (
+            "; Channel events, reconciled by `ivr` into call rows (calls no controller saw).\n"
+            f"[general]\nenable=yes\napps=stasis,agi,dial\nevents={CEL_EVENTS}\n"
+        ),
+        "cel_custom.conf": (
+            "; The file `ivr run` / `ivr db reconcile` read: /var/log/asterisk/cel-custom/hotline.csv\n"
+            "; (IVR_CEL_FILE when `ivr` sees it elsewhere). The fields are the ones ivr parses.\n"
+            f"[mappings]\nhotline.csv => {MAPPING}\n"
+        ),
+        "cel_pgsql.conf": (
+            "; PostgreSQL sites: Asterisk writes its events into the store's own table `cel`\n"
+            "; (created by `ivr db upgrade`). Set the store's database and password, then in\n"
+            "; modules.conf load cel_pgsql.so and noload cel_custom.so, and set IVR_CEL_FILE=none.\n"
+            "[global]\nhostname=127.0.0.1\nport=5432\ndbname=ivr\nuser=ivr\npassword=\n"
+            "table=cel\nappname=asterisk-cel\n"
+        ),
+    }
+    if modules:
+        kept = [line for line in modules.splitlines() if line.strip() != "noload=cel_custom.so"]
+        out["modules.conf"] = (
+            "\n".join(kept).rstrip("\n")
+            + "\n; CEL, for `ivr`'s reconciliation\nload=cel_custom.so\n"
+        )
+    return out

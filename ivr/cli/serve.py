@@ -27,6 +27,7 @@ from ivr.routing.load import RoutingError
 from ivr.store.db import make_engine, require_current, sqlite_url
 from ivr.store.errors import NotReady
 from ivr.store.lease import Owner, default_instance
+from ivr.store.reconcile.task import Reconciler, cel_file
 from ivr.store.writer import StoreWriter
 
 log = structlog.get_logger("ivr")
@@ -214,7 +215,10 @@ async def _run(settings: Settings) -> int:
         unreachable=watch.unreachable if watch else None,
     )
     task = asyncio.create_task(app.run())
+    # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
+    reconciling = asyncio.create_task(Reconciler(engine, cel_file()).run())
     await _serve_until_signal(live)
+    reconciling.cancel()
     log.info("stopping: letting calls in progress finish", calls=len(app.calls))
     await app.stop(drain_seconds=30)
     task.cancel()

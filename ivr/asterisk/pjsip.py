@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ivr.flow.callerid import clean_name
 from ivr.routing.model import Routing
 
 TEMPLATES = """\
@@ -85,11 +86,16 @@ def render(
         if not qualify:
             contact += "qualify_frequency=0\n"
         parts.append(
-            f"; {phone.comment}\n"
+            f"; {_one_line(phone.comment)}\n"
             f"[{phone.name}](hotline-phone)\nauth={phone.name}\naors={phone.name}\n"
-            f'callerid="{phone.comment[:40]}" <{phone.name}>\n\n'
+            f'callerid="{clean_name(phone.comment)[:40].rstrip()}" <{phone.name}>\n\n'
             f"[{phone.name}](hotline-auth)\nusername={phone.name}\n"
             f"password={make_password(phone.name)}\n\n"
             f"[{phone.name}](hotline-aor)\n{contact}"
         )
     return "\n".join(parts)
+
+
+def _one_line(text: str) -> str:
+    """A comment stays one line, whatever the routing's names hold."""
+    return "".join(c if c.isprintable() else " " for c in text)

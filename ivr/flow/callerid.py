@@ -17,7 +17,7 @@ MAX_NUMBER = 20  # E.164 is at most 15 digits; room for a trunk's prefix
 MAX_NAME = 64
 _SEPARATORS = re.compile(r"[\s\-.()/]")
 _NUMBER = re.compile(r"\+?[0-9]+")
-_NAME_PUNCTUATION = frozenset(" -.,:;()/&'_#+*!?%")
+_NAME_PUNCTUATION = frozenset(" -.,:()/&'_#+*!?%")  # no ';': a comment in Asterisk's files
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,3 +22,21 @@ from ivr.redact import redact
 )  # fmt: skip
 def test_every_urls_password_is_masked(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="for ivr/config.py's owner: Settings.redacted() (logged by `ivr run` at start) masks "
+    "database_url's password but not ari_url's; use ivr.redact.redact for both, then drop this "
+    "marker",
+)
+def test_the_settings_logged_at_start_hold_no_url_password() -> None:
+    from ivr.config import Settings
+
+    settings = Settings(
+        ari_url="http://ivr:pw-ari@127.0.0.1:8088/ari",
+        database_url="postgresql+psycopg://ivr:pw-db@127.0.0.1/ivr",
+    )
+    shown = repr(settings.redacted())
+    assert "pw-ari" not in shown
+    assert "pw-db" not in shown

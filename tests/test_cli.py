@@ -185,7 +185,11 @@ def test_asterisk_config_writes_every_file_and_keeps_existing(
         "logger.conf",
         "pjsip_hotline.conf",
         "hotline.conf",
+        "cel.conf",
+        "cel_custom.conf",
+        "cel_pgsql.conf",
     }
+    assert "load=cel_custom.so" in (target / "modules.conf").read_text()
     assert "contact=sip:cchc-1@127.0.0.1:5070" in (target / "pjsip_hotline.conf").read_text()
     code, _, err = run(capsys, *args)
     assert code == 1

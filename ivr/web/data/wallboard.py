@@ -1,0 +1,134 @@
+"""The wallboard's snapshot: calls in progress (state, branch, since when), today's figures.
+
+What the store knows of a call in progress is its steps so far. A dial step is written when the
+ringing (and any conversation) is over, so from the store alone "ringing" and "talking" are one
+state, ``connecting``: the caller chose a branch or a unit and a desk is being rung or talks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import selectinload
+
+from ivr.routing.model import DialNode, MenuNode, Routing
+from models import Call, CallStep
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+SERVICE_SECONDS = 20  # answered within this many seconds of waiting counts for the service level
+MISSED = ("no_answer", "busy", "unreachable", "abandoned")
+STATES = ("menu", "connecting", "voicemail")
+
+
+@dataclass(frozen=True)
+class Live:
+    key: str
+    caller: str
+    branch: str | None
+    unit: str | None
+    state: str
+    started: dt.datetime
+    since: dt.datetime  # when it entered this state
+
+
+def state_of(
+    steps: Sequence[CallStep], routing: Routing | None
+) -> tuple[str, str | None, str | None, int]:
+    """(state, branch, unit, index of the step it entered that state at; -1: the start)."""
+    if not steps:
+        return "menu", None, None, -1
+    last, at = steps[-1], len(steps) - 1
+    if last.kind == "directory" and last.outcome in ("found", "replaced"):
+        return "connecting", None, last.input or None, at
+    if last.kind in ("dial", "directory"):
+        return "voicemail", _node_branch(routing, last.node), None, at
+    if last.kind == "menu" and last.outcome == "chosen" and routing is not None:
+        node = routing.nodes.get(last.node)
+        target = (
+            routing.nodes.get(node.choices.get(last.input, ""))
+            if isinstance(node, MenuNode)
+            else None
+        )
+        if isinstance(target, DialNode):
+            return "connecting", target.branch, None, at
+    return "menu", None, None, -1
+
+
+def _node_branch(routing: Routing | None, name: str) -> str | None:
+    node = routing.nodes.get(name) if routing is not None else None
+    return node.branch if node is not None else None
+
+
+async def in_progress(
+    engine: AsyncEngine, routing: Routing | None, limit: int = 5000
+) -> list[Live]:
+    q = (
+        select(Call)
+        .where(Call.disposition == "in_progress")
+        .options(selectinload(Call.steps))
+        .order_by(Call.started_at)
+        .limit(limit)
+    )
+    async with AsyncSession(engine) as s:
+        calls = list((await s.scalars(q)).all())
+    out = []
+    for c in calls:
+        state, branch, unit, at = state_of(c.steps, routing)
+        since = c.steps[at].at if at >= 0 else c.started_at
+        out.append(
+            Live(
+                c.id,
+                c.caller_number,
+                c.branch or branch,
+                c.unit or unit,
+                state,
+                c.started_at,
+                since,
+            )
+        )
+    return out
+
+
+async def today(engine: AsyncEngine, now: dt.datetime) -> dict[str, Any]:
+    midnight = now.astimezone(VN).replace(hour=0, minute=0, second=0, microsecond=0)
+    q = (
+        select(
+            Call.disposition,
+            func.count(),
+            func.sum(case((Call.wait_seconds <= SERVICE_SECONDS, 1), else_=0)),
+        )
+        .where(Call.started_at >= midnight.astimezone(dt.UTC))
+        .group_by(Call.disposition)
+    )
+    async with AsyncSession(engine) as s:
+        rows = (await s.execute(q)).all()
+    counts = {d: int(n) for d, n, _ in rows}
+    quick = sum(int(k or 0) for d, _, k in rows if d == "answered")
+    answered = counts.get("answered", 0)
+    missed = sum(counts.get(d, 0) for d in MISSED)
+    offered = answered + missed + counts.get("voicemail", 0)
+    return {
+        "received": sum(counts.values()),
+        "answered": answered,
+        "missed": missed,
+        "voicemail": counts.get("voicemail", 0),
+        "in_progress": counts.get("in_progress", 0),
+        "service_level": round(100 * quick / offered) if offered else None,
+    }
+
+
+def per_branch(calls: Sequence[Live]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for c in calls:
+        row = table.setdefault(c.branch or "—", dict.fromkeys(STATES, 0))
+        row[c.state] = row.get(c.state, 0) + 1
+    return dict(sorted(table.items()))
+
+
+RoutingSource = Callable[[], Routing | None]

@@ -1,0 +1,23 @@
+"""The console's settings, as the application holds them (built by `ivr web` or a test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ivr.web.roles import Viewer
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    recordings_dir: Path
+    secret_key: bytes  # 32 bytes: the session cookie's encryption key
+    routing: Path | None = None
+    prompts: Path | None = None
+    poll_seconds: float = 1.0
+
+
+CONFIG: web.AppKey[WebConfig] = web.AppKey("config", WebConfig)
+VIEWER: web.RequestKey[Viewer] = web.RequestKey("viewer", Viewer)  # who is asking, per request

@@ -1,0 +1,140 @@
+"""Tổng quan (the wallboard): the page, and its server-sent events.
+
+One :class:`Board` per console polls the store once a second (calls in progress and today's
+figures: a few indexed queries, whatever the number of open browsers) and pushes the snapshot
+to every open page when it changed. Several controllers writing to the same database are seen
+alike: the board reads the database, not any controller's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.routing.model import Routing
+from ivr.web.auth import allow, viewer
+from ivr.web.data import wallboard as data
+from ivr.web.roles import ALL, Viewer
+from ivr.web.security import stream_headers
+
+log = structlog.get_logger("ivr.web")
+KEEPALIVE_SECONDS = 15.0
+
+
+class Board:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        poll_seconds: float = 1.0,
+        routing: Callable[[], Routing | None] = lambda: None,
+    ) -> None:
+        self.engine, self.poll_seconds, self.routing = engine, poll_seconds, routing
+        self.snapshot: dict[str, Any] | None = None
+        self.version = 0
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wallboard-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as e:  # the database is away: keep the last picture, try again
+                log.warning("wallboard_poll_failed", error=str(e).splitlines()[0][:200])
+            await asyncio.sleep(self.poll_seconds)
+
+    async def refresh(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        calls = await data.in_progress(self.engine, self.routing())
+        snap = {"calls": calls, "today": await data.today(self.engine, now)}
+        if snap != self.snapshot:
+            async with self._changed:
+                self.snapshot, self.version = snap, self.version + 1
+                self._changed.notify_all()
+
+    async def wait_newer(self, version: int, timeout: float) -> bool:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.version > version), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+
+BOARD: web.AppKey[Board] = web.AppKey("board", Board)
+
+
+def view(board: Board, who: Viewer) -> dict[str, Any]:
+    """The snapshot as this person may see it (other units' callers masked)."""
+    snap = board.snapshot or {"calls": [], "today": {}}
+    calls: list[data.Live] = snap["calls"]
+    return {
+        "version": board.version,
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+        "today": snap["today"],
+        "branches": data.per_branch(calls),
+        "calls": [
+            {
+                "caller": who.number(c.caller, c.unit, c.branch),
+                "branch": c.branch,
+                "unit": c.unit,
+                "state": c.state,
+                "started": c.started.isoformat(),
+                "since": c.since.isoformat(),
+            }
+            for c in calls
+        ],
+        "phones": None,  # AMI is not read by the console: the store has no desk-phone states
+    }
+
+
+@allow(ALL)
+@aiohttp_jinja2.template("wallboard.html")
+async def page(request: web.Request) -> dict[str, Any]:
+    return {"snap": view(request.app[BOARD], viewer(request))}
+
+
+@allow(ALL)
+async def snapshot(request: web.Request) -> web.Response:
+    return web.json_response(view(request.app[BOARD], viewer(request)))
+
+
+@allow(ALL)
+async def events(request: web.Request) -> web.StreamResponse:
+    board, who = request.app[BOARD], viewer(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    stream_headers(response)
+    await response.prepare(request)
+    version = -1
+    while True:
+        if board.version > version:
+            version = board.version
+            body = json.dumps(view(board, who), ensure_ascii=False)
+            await response.write(f"event: board\ndata: {body}\n\n".encode())
+        elif not await board.wait_newer(version, KEEPALIVE_SECONDS):
+            await response.write(b": keepalive\n\n")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/wallboard", page)
+    app.router.add_get("/wallboard/state", snapshot)
+    app.router.add_get("/wallboard/events", events)

@@ -2,7 +2,9 @@
 
 from models.base import Base, UTCDateTime
 from models.calls import Call, CallStep, Controller, Voicemail
+from models.cases import Case, CaseCounter, CaseEvent
 from models.reconcile import CelEvent, ReconcileState
+from models.survey import SurveyAnswer
 from models.users import AuditEntry, User
 
 __all__ = [
@@ -10,9 +12,13 @@ __all__ = [
     "Base",
     "Call",
     "CallStep",
+    "Case",
+    "CaseCounter",
+    "CaseEvent",
     "CelEvent",
     "Controller",
     "ReconcileState",
+    "SurveyAnswer",
     "UTCDateTime",
     "User",
     "Voicemail",

@@ -49,6 +49,53 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("prompts build", ["--manifest", MISSING, "--out", "{tmp}/out"], USAGE, "missing.yaml"),
     ("prompts check", ["--manifest", MISSING], USAGE, "missing.yaml"),
     ("prompts check", ["--out", "{tmp}/out"], FAILED, "lời nhắc còn thiếu"),
+    (
+        "cases open",
+        ["--subject", "x", "--category", "khác", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    ("cases list", ["--rules", "{tmp}/missing.toml"], USAGE, "không đọc được tệp quy định"),
+    ("cases list", ["--today", "mai", "--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    ("cases show", ["PAKN-2026-0001", "--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    (
+        "cases assign",
+        ["PAKN-2026-0001", "lan", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    (
+        "cases forward",
+        ["PAKN-2026-0001", "--by", "an", "--rules", "{tmp}/missing.toml"],
+        USAGE,
+        "không đọc được tệp quy định",
+    ),
+    (
+        "cases verify",
+        ["PAKN-2026-0001", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    (
+        "cases reply",
+        ["PAKN-2026-0001", "--answer", "x", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    (
+        "cases close",
+        ["PAKN-2026-0001", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    (
+        "cases reject",
+        ["PAKN-2026-0001", "--reason", "x", "--by", "an", "--db", "{empty_db}"],
+        USAGE,
+        "ivr db upgrade",
+    ),
+    ("cases digest", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    ("survey import", ["{tmp}/zalo.csv", "--db", "{empty_db}"], USAGE, "ivr db upgrade"),
 ]
 
 

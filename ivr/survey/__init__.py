@@ -1,0 +1,6 @@
+"""Satisfaction survey (1–5): answers stored with the call, its branch, unit and answering phone.
+
+Here: storing an answer (:func:`ivr.survey.store.record_answer`, what an IVR survey node calls
+after the desk hangs up) and importing Zalo results (:func:`ivr.survey.store.import_rows`).
+Figures for the reports: ivr.cases.figures. Not here: the call flow, the Zalo client.
+"""

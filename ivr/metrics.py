@@ -32,6 +32,16 @@ DTMF_TO_REQUEST = Histogram(
     "From a DTMF event received to the call's next ARI request",
     buckets=_FAST,
 )
+CALLS_SHED = Counter(
+    "ivr_calls_shed_total",
+    "New calls sent straight to the dialplan's fallback because of overload, by the limit hit",
+    ["reason"],
+)
+CHANNELS_RECOVERED = Counter(
+    "ivr_channels_recovered_total",
+    "Channels in our app that no live call owned, handed back or hung up, by where found",
+    ["found_by"],
+)
 RECONCILE_LAG = Gauge(
     "ivr_reconcile_lag_seconds",
     "Age of the newest Asterisk record (CEL/CDR) not yet reconciled into the store",

@@ -10,34 +10,42 @@ Recovery rule, on every (re)connection (Asterisk re-sends nothing after a drop):
 - a channel nobody here owns (the controller restarted mid-call) is *handed back* to the
   dialplan's fallback context, where the static menu or the operator takes it; a leg we dialled
   earlier and no longer own is hung up. Nobody is left in dead air.
+
+The same rule runs as a watchdog every few seconds: a channel listed in our app twice in a row
+that no live call owns is handed back. A call that ends without releasing its channel (the
+hand-back could not be confirmed) leaves it to the app, which hands it back at once. Past the
+configured limits (:mod:`ivr.ari.overload`) a new call is *shed*: sent straight to the fallback,
+counted on /metrics. On shutdown, calls still running after the drain are handed back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from ivr.ari.client import AriClient
-from ivr.ari.errors import AriError, AriUnavailable, NotFound
+from ivr.ari.errors import AriError, AriUnavailable, Conflict, NotFound
 from ivr.ari.event_types import AriEvent, event_target
 from ivr.ari.events import Backoff, EventStream
 from ivr.ari.models import Application
-from ivr.ari.session import AriCallSession
+from ivr.ari.overload import Limits, LoopLag, Smoothed, overloaded
+from ivr.ari.session import GIVE_UP_RETRY_DELAYS, AriCallSession, retrying
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
 from ivr.flow.hand_back import hand_back
 from ivr.flow.record import CallObserver, Identified
-from ivr.metrics import DtmfLatency
+from ivr.metrics import CALLS_SHED, CHANNELS_RECOVERED, DtmfLatency
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 
 log = structlog.get_logger("ivr.ari.app")
 
 ORPHAN_GRACE_SECONDS = 1.0
+SHUTDOWN_HAND_BACK_SECONDS = 10.0  # after the drain: how long hand-backs may take at most
 
 
 class StasisApp:
@@ -54,8 +62,13 @@ class StasisApp:
         timer_scale: float = 1.0,
         clock_for: Callable[[CallInfo], Clock] | None = None,
         unreachable: Callable[[str], bool] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.unreachable = unreachable
+        self.limits = limits or Limits()
+        self.loop_lag = LoopLag()
+        self.ari_latency = Smoothed()
+        self.retry_delays: tuple[float, ...] = GIVE_UP_RETRY_DELAYS
         self.client = client
         self.clock = clock
         self.timer_scale = timer_scale
@@ -93,12 +106,23 @@ class StasisApp:
             elif event.get("args", [])[:1] == ["dialed"]:
                 self._spawn(self._drop_orphan_leg(channel_id))
             else:
-                self._start_call(event)
+                self._arrived(event)
             return
         target = event_target(event)
         session = self.routes.get(target) if target is not None else None
         if session is not None:
             session.queue.put_nowait(event)
+
+    def _arrived(self, event: AriEvent) -> None:
+        """A new call: taken, or shed to the fallback when past a limit."""
+        why = overloaded(self.limits, len(self.calls), self.loop_lag.lag, self.ari_latency.value)
+        if why is None:
+            self._start_call(event)
+            return
+        channel_id = event["channel"]["id"]
+        CALLS_SHED.labels(why).inc()
+        log.warning("overloaded: new call sent to the fallback", call=channel_id, limit=why)
+        self._spawn(self._hand_back(channel_id, f"overload:{why}", leg_check=False))
 
     def _start_call(self, event: AriEvent) -> None:
         ch = event["channel"]
@@ -123,6 +147,7 @@ class StasisApp:
                 timer_scale=self.timer_scale,
                 unreachable=self.unreachable,
             )
+            session.retry_delays = self.retry_delays
         except Exception:
             log.exception("could not start a call; handing it back", call=info.channel_id)
             self._spawn(self._hand_back(info.channel_id, None))
@@ -143,6 +168,9 @@ class StasisApp:
             self.routes.pop(session.id, None)
             self.calls.pop(session.id, None)
             self.latency.forget(session.id)
+            if not session.released:  # the call could not give its channel up: do it here
+                CHANNELS_RECOVERED.labels("call_end").inc()
+                self._spawn(self._hand_back(session.id, "call ended without releasing it"))
 
     # --- (re)connection -----------------------------------------------------------------------
 
@@ -191,15 +219,48 @@ class StasisApp:
             if not self.stream.connected.is_set():
                 return None
 
-    async def _hand_back(self, channel_id: str, why: str | None) -> None:
+    async def _hand_back(self, channel_id: str, why: str | None, *, leg_check: bool = True) -> None:
         bound = log.bind(call=channel_id)
-        channel = _UnownedChannel(self.client, channel_id, why, bound)
-        await hand_back(channel, lambda: self.routing().hotline.fallback, bound, gone=(NotFound,))
+        channel = _UnownedChannel(self.client, channel_id, why, bound, self.retry_delays)
+        channel.leg_check = leg_check
+        fallback = lambda: self.routing().hotline.fallback  # noqa: E731
+        if not await hand_back(channel, fallback, bound, gone=(NotFound, Conflict)):
+            bound.error("channel left to the watchdog", why=why)
 
     async def _drop_orphan_leg(self, channel_id: str) -> None:
         log.warning("a dialled leg nobody owns answered; hanging it up", channel=channel_id)
-        with contextlib.suppress(AriError):
-            await self.client.hangup(channel_id)
+        try:
+            await retrying(lambda: self.client.hangup(channel_id), self.retry_delays)
+        except (AriError, AriUnavailable) as e:
+            log.error("could not hang up a leg nobody owns", channel=channel_id, error=str(e))
+
+    # --- watchdog -----------------------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Every few seconds: hand back what is in our app, unowned, two listings in a row."""
+        suspects: set[str] = set()
+        while True:
+            await asyncio.sleep(self.limits.watchdog_every)
+            if not self.stream.connected.is_set():
+                suspects.clear()
+                continue
+            unowned = await self._unowned_channels()
+            if unowned is None:
+                continue
+            for channel_id in unowned & suspects:
+                CHANNELS_RECOVERED.labels("watchdog").inc()
+                self._spawn(self._hand_back(channel_id, "watchdog"))
+            suspects = unowned - suspects
+
+    async def _unowned_channels(self) -> set[str] | None:
+        started = time.perf_counter()
+        try:
+            app = await self.client.application()
+        except (AriError, AriUnavailable) as e:
+            log.warning("watchdog could not list the app's channels", error=str(e))
+            return None
+        self.ari_latency.add(time.perf_counter() - started)
+        return {c for c in app.channel_ids if c not in self.routes}
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -214,32 +275,61 @@ class StasisApp:
     # --- life cycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.stream.run()
+        monitors = [
+            asyncio.create_task(self.loop_lag.run(), name="loop-lag"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        try:
+            await self.stream.run()
+        finally:
+            for task in monitors:
+                task.cancel()
+            await asyncio.gather(*monitors, return_exceptions=True)
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
-        """Let calls in progress finish (up to ``drain_seconds``), then disconnect."""
+        """Let calls in progress finish (up to ``drain_seconds``), hand the others back to the
+        fallback (each call does so when cancelled), then disconnect."""
         if drain_seconds and self.calls:
             await asyncio.wait(list(self.calls.values()), timeout=drain_seconds)
-        await self.stream.stop()
-        for task in list(self.calls.values()):
+        remaining = list(self.calls.values())
+        for task in remaining:
             task.cancel()
+        if remaining:
+            log.warning("stopping: handing calls in progress back", calls=len(remaining))
+            await asyncio.wait(remaining, timeout=SHUTDOWN_HAND_BACK_SECONDS)
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=SHUTDOWN_HAND_BACK_SECONDS)
+        await self.stream.stop()
 
 
 class _UnownedChannel:
     """A channel in our app that no call here owns, as :func:`hand_back` sees it."""
 
-    def __init__(self, client: AriClient, channel_id: str, why: str | None, log: Any) -> None:
+    def __init__(
+        self,
+        client: AriClient,
+        channel_id: str,
+        why: str | None,
+        log: Any,
+        delays: tuple[float, ...],
+    ) -> None:
         self.client, self.id, self.why, self.log = client, channel_id, why, log
+        self.delays = delays
+        self.leg_check = True  # False for a caller just arrived (shed): no GET first
 
     async def continue_in_dialplan(
         self, context: str | None = None, extension: str | None = None, priority: int | None = None
     ) -> None:
-        ch = await self.client.channel(self.id)
-        if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
-            await self.client.hangup(self.id)
-            return
+        if self.leg_check:
+            ch = await retrying(lambda: self.client.channel(self.id), self.delays)
+            if ",dialed," in f",{ch.app_data},":  # a leg an earlier run of ours dialled
+                await self.hangup()
+                return
         self.log.warning("handing an unowned channel back to the dialplan", why=self.why)
-        await self.client.continue_in_dialplan(self.id, context, extension, priority)
+        await retrying(
+            lambda: self.client.continue_in_dialplan(self.id, context, extension, priority),
+            self.delays,
+        )
 
     async def hangup(self) -> None:
-        await self.client.hangup(self.id)
+        await retrying(lambda: self.client.hangup(self.id), self.delays)

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 import structlog
 
 from ivr.ari.client import AriClient
-from ivr.ari.errors import AriError, BadRequest, Conflict, NotFound, ServerError
+from ivr.ari.errors import AriError, AriUnavailable, BadRequest, Conflict, NotFound, ServerError
 from ivr.ari.event_types import AriEvent, PlaybackRef, RecordingRef, event_target
 from ivr.flow.callerid import clerk_caller_id
 from ivr.session import (
@@ -47,6 +47,11 @@ _NO_ANSWER_CAUSES = {0, 16, 18, 19, 31}  # ...no user responding, user alerting 
 PLAYBACK_GUARD_SECONDS = 600.0  # a playback that never finishes (unknown scheme) is stopped
 RECORD_GRACE_SECONDS = 5.0  # after a hang-up, how long to wait for RecordingFinished
 _GONE = (NotFound, Conflict)  # what ARI answers about a channel that has hung up
+# A request whose outcome we do not know (a timeout, a dropped connection, a 5xx): try again.
+_UNSURE = (AriUnavailable, ServerError)
+# Between the attempts of a request that gives a call up (hand-back, hang-up, dropping a leg).
+GIVE_UP_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+LEAVE_CONFIRM_SECONDS = 2.0  # after a hand-back, how long to wait for StasisEnd before a GET
 
 T = TypeVar("T")
 
@@ -92,10 +97,17 @@ class AriCallSession:
         self._playing: str | None = None
         self._recording: str | None = None
         self._legs: dict[str, str] = {}  # leg channel id → endpoint
+        self.retry_delays: Sequence[float] = GIVE_UP_RETRY_DELAYS
 
     @property
     def info(self) -> CallInfo:
         return self._info
+
+    @property
+    def released(self) -> bool:
+        """The caller's channel is no longer ours: it hung up, was hung up, or went back to the
+        dialplan (confirmed). A call that ends without this leaves the channel to the app."""
+        return self._gone or self._ended
 
     def request_resync(self) -> None:
         """After a websocket reconnect: events may have been lost; check what still stands."""
@@ -180,13 +192,17 @@ class AriCallSession:
         self._pending.append({**event, "synthetic": True})
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
-        """Run a clean-up request; a channel or object already gone is fine."""
+        """Run a clean-up request; a channel or object already gone is fine, and a failure
+        (an error status, a timeout, Asterisk unreachable) is logged, never raised."""
         try:
             await coro
         except _GONE:
             pass
-        except AriError as e:
+        except (AriError, AriUnavailable) as e:
             log.warning("clean-up request failed", call=self.id, error=str(e))
+
+    async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(request, self.retry_delays, call=self.id)
 
     async def _caller_request(self, coro: Awaitable[T]) -> T:
         """A request on the caller's channel; the channel gone means the caller hung up."""
@@ -322,6 +338,10 @@ class AriCallSession:
             log.info("endpoint unreachable", call=self.id, endpoint=endpoint, status=e.status)
             statuses[endpoint] = DialStatus.UNREACHABLE
             self._forget_leg(leg)
+        except AriUnavailable as e:  # the leg may exist all the same: make sure it does not
+            log.warning("originate failed", call=self.id, endpoint=endpoint, error=str(e))
+            statuses[endpoint] = DialStatus.UNREACHABLE
+            await self._drop_leg(leg)
 
     async def _await_answer(
         self, request: DialRequest, statuses: dict[str, DialStatus]
@@ -359,12 +379,11 @@ class AriCallSession:
         """
         bridge_id = self._new_id("br")
         try:
-            await self.client.create_bridge(bridge_id, f"call-{self.id}")
-            await self.client.add_to_bridge(bridge_id, [self.id, leg])
-        except AriError as e:
-            await self._drop_legs()
-            raise SessionError(f"could not bridge the call: {e}") from e
-        try:
+            try:
+                await self.client.create_bridge(bridge_id, f"call-{self.id}")
+                await self.client.add_to_bridge(bridge_id, [self.id, leg])
+            except (AriError, AriUnavailable) as e:  # the bridge may exist: destroyed below
+                raise SessionError(f"could not bridge the call: {e}") from e
             while True:
                 ev = await self._next(raise_on_hangup=False)
                 if self._gone:
@@ -377,8 +396,12 @@ class AriCallSession:
 
     async def _drop_legs(self, keep: str | None = None) -> None:
         for leg in [leg for leg in self._legs if leg != keep]:
-            await self._quietly(self.client.hangup(leg))
-            self._forget_leg(leg)
+            await self._drop_leg(leg)
+
+    async def _drop_leg(self, leg: str) -> None:
+        """Hang a leg up (again while unsure), then forget it: a leg is never left ringing."""
+        await self._quietly(self._retrying(lambda: self.client.hangup(leg)))
+        self._forget_leg(leg)
 
     def _forget_leg(self, leg: str) -> None:
         self._legs.pop(leg, None)
@@ -459,19 +482,78 @@ class AriCallSession:
         await self._caller_request(self.client.set_variable(self.id, name, value))
 
     async def hangup(self, cause: str = "normal") -> None:
+        """Hang the caller up; raises (after retries) when Asterisk could not be told, so that
+        the safety net and the app's watchdog still take care of the channel."""
         if self._gone or self._ended:
             return
+        try:
+            await self._retrying(lambda: self.client.hangup(self.id, cause))
+        except _GONE:
+            self._gone = True
+            return
         self._ended = True
-        await self._quietly(self.client.hangup(self.id, cause))
 
     async def continue_in_dialplan(
         self, context: str | None = None, extension: str | None = None, priority: int | None = None
     ) -> None:
+        """Send the caller to the dialplan; marked ended only once Asterisk took it (StasisEnd
+        seen, or the channel gone or out of Stasis), sent again while unsure."""
         self._check()
-        self._ended = True
-        await self._caller_request(
-            self.client.continue_in_dialplan(self.id, context, extension, priority)
-        )
+        unsure = False
+        for delay in (*self.retry_delays, None):
+            try:
+                await self.client.continue_in_dialplan(self.id, context, extension, priority)
+            except _GONE as e:
+                if not unsure:  # never sent before: the caller is gone
+                    self._gone = True
+                    raise CallerHangup() from e
+            except _UNSURE as e:
+                if delay is None:
+                    raise
+                log.warning("hand-back failed; trying again", call=self.id, error=str(e))
+                unsure = True
+                await asyncio.sleep(delay)
+                continue
+            if await self._left_stasis():
+                self._ended = True
+                return
+            if delay is None:
+                break
+            unsure = True
+        raise SessionError("the channel did not leave Stasis after continue")
+
+    async def _left_stasis(self) -> bool:
+        """After a continue: StasisEnd for the caller, else a GET saying it left or is gone."""
+        deadline = time.monotonic() + LEAVE_CONFIRM_SECONDS
+        while not self._gone:
+            ev = await self._next(deadline - time.monotonic(), raise_on_hangup=False)
+            if ev is None:
+                break
+        if self._gone:
+            return True
+        try:
+            ch = await self.client.channel(self.id)
+        except NotFound:
+            return True
+        except (AriError, AriUnavailable):
+            return False
+        return ch.app_name != "Stasis"
+
+
+async def retrying(
+    request: Callable[[], Awaitable[T]], delays: Sequence[float], **context: str
+) -> T:
+    """A request that gives something up, sent again while its outcome is unsure (a timeout,
+    Asterisk unreachable, a 5xx); the last failure is raised."""
+    for delay in (*delays, None):
+        try:
+            return await request()
+        except _UNSURE as e:
+            if delay is None:
+                raise
+            log.warning("request failed; trying again", error=str(e), **context)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _status_for_cause(cause: int) -> DialStatus:

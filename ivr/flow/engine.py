@@ -7,6 +7,8 @@ dialplan's fallback so the caller is never left in dead air.
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars
 
@@ -50,6 +52,7 @@ async def _walk(
     bound = log.bind(caller=info.caller_number, routing=routing.version)
     observer.call_started(trace.snapshot())
     node_name: str | None = routing.hotline.entry
+    cancelled: asyncio.CancelledError | None = None
     try:
         await session.answer()
         trace.answered_at = clock()
@@ -68,7 +71,14 @@ async def _walk(
         trace.error = f"{type(exc).__name__}: {exc}"
         bound.exception("call failed, handing back to the dialplan", node=node_name)
         await hand_back(session, lambda: routing.hotline.fallback, bound, gone=(CallerHangup,))
+    except asyncio.CancelledError as exc:  # shutting down: the caller goes to the fallback too
+        cancelled = exc
+        trace.error = "shutdown: the controller stopped during the call"
+        bound.warning("controller stopping, handing the call back", node=node_name)
+        await hand_back(session, lambda: routing.hotline.fallback, bound, gone=(CallerHangup,))
     record = trace.snapshot(clock())
     observer.call_ended(record)
     bound.info("call ended", disposition=record.disposition.value, path=">".join(record.path))
+    if cancelled is not None:
+        raise cancelled
     return record

@@ -2,7 +2,9 @@
 
 Used by the flow when a call fails (over its :class:`CallSession`) and by the ARI app for a
 channel nobody in this process owns. If the dialplan cannot take the channel, it is hung up, so
-a caller is never left in dead air.
+a caller is never left in dead air. The channel's own methods retry what is unsure (a timeout)
+and confirm the result; when both fail, the answer is False and the caller of this function
+leaves the channel to a later pass (the ARI app's watchdog).
 """
 
 from __future__ import annotations
@@ -29,16 +31,23 @@ async def hand_back(
     log: Any,
     *,
     gone: tuple[type[Exception], ...],
-) -> None:
-    """Continue ``channel`` at the fallback; ``gone`` are the errors of a channel already gone."""
+) -> bool:
+    """Continue ``channel`` at the fallback; ``gone`` are the errors of a channel already gone.
+
+    True when the channel is no longer ours (handed back, hung up, or already gone)."""
     try:
         fb = fallback()
         await channel.continue_in_dialplan(fb.context, fb.extension, fb.priority)
+        return True
     except gone:
-        return
+        return True
     except Exception:
         log.exception("could not hand the channel back; hanging up")
-        try:
-            await channel.hangup()
-        except Exception:
-            log.exception("could not hang up either")
+    try:
+        await channel.hangup()
+        return True
+    except gone:
+        return True
+    except Exception:
+        log.exception("could not hang up either")
+        return False

@@ -124,6 +124,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     stream_headers(response)
     await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):  # the browser went away
+        await _push(response, board, who)
+    return response
+
+
+async def _push(response: web.StreamResponse, board: Board, who: Viewer) -> None:
     version = -1
     while True:
         if board.version > version:

@@ -1,19 +1,26 @@
 """SIPp as the caller and as the desk phones, for the scenarios run against a real Asterisk.
 
-A caller is a list of timed steps after the answer (keys as RFC 4733 DTMF, speech as G.711
-audio, hang-up); desk phones answer, refuse (486) or ring for ever. Scenario XML is written
-from these templates into a temporary folder; SIPp runs as a subprocess on loopback.
+A caller is a list of timed steps after the answer (keys as RFC 4733 telephone-events or SIP
+INFO, speech as G.711 audio, hang-up); desk phones answer, refuse (486) or ring for ever.
+Scenario XML and the RTP captures SIPp replays are written into a temporary folder; SIPp runs as
+a subprocess on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 PCAPS = Path("/usr/share/sip-tester")
-_DTMF_FILE = {"#": "pound", "*": "star"}
+SPEECH = PCAPS / "g711a.pcap"
+EVENT_CODE = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+KEY_MS = 200  # how long a key is held
+KEY_GAP_MS = 300  # between two keys
+_timestamps = itertools.count(1)
 
 _HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -64,8 +71,9 @@ _CALLER_INVITE = """
   </send>
 """
 
-# SIP INFO (application/dtmf-relay): the pcap DTMF files all carry the same RTP timestamps, so
-# Asterisk takes a second key from them for a repeat of the first and drops it.
+# SIP INFO (application/dtmf-relay), the other way to send keys. (sip-tester's own DTMF
+# captures all carry the same RTP timestamp, so Asterisk took a second key for a repeat of the
+# first; the captures below are made per step, each event with its own timestamp.)
 _INFO = """
   <send retrans="500">
     <![CDATA[
@@ -122,7 +130,12 @@ _AWAIT_BYE = """
 </scenario>
 """
 
+# SIPp refuses to start when a variable is set and never used, so only the desk that answers
+# (and later sends BYE) keeps the caller's From and Contact.
 _DESK_INVITE = """
+  <recv request="INVITE" crlf="true"/>
+"""
+_DESK_INVITE_KEEP = """
   <recv request="INVITE" crlf="true">
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
@@ -224,25 +237,91 @@ class Bye:
 Step = Keys | Talk | Bye
 
 
-def caller_xml(steps: list[Step], number: str = "0912345678", timeout_ms: int = 120_000) -> str:
+def _pcap_packet(at_us: int, rtp: bytes) -> bytes:
+    """One Ethernet/IPv4/UDP frame from 127.0.0.1 to 127.0.0.1 (SIPp rewrites the ports)."""
+    udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x7f\0\0\1", b"\x7f\0\0\1"
+    )
+    frame = b"\0" * 12 + b"\x08\x00" + ip + udp
+    return (
+        struct.pack("<IIII", at_us // 1_000_000, at_us % 1_000_000, len(frame), len(frame)) + frame
+    )
+
+
+def rfc4733_pcap(path: Path, digits: str) -> int:
+    """Writes the RTP telephone-events (RFC 4733, payload type 101) of ``digits``; each key has
+    its own timestamp, so none looks like a repeat of the one before. Returns its length in ms."""
+    base = next(_timestamps)
+    ts, seq, at_ms = base * 800_000, base * 1000, 0
+    frames = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for d in digits:
+        steps = KEY_MS // 20
+        for k in range(1, steps + 4):  # the last three are the end of the event, repeated
+            end = k > steps
+            duration = min(k, steps) * 160
+            payload = struct.pack("!BBH", EVENT_CODE[d], (0x80 if end else 0) | 10, duration)
+            header = struct.pack("!BBHII", 0x80, (0x80 if k == 1 else 0) | 101, seq, ts, 0x1C0FFEE)
+            frames.append(_pcap_packet((at_ms + min(k, steps) * 20) * 1000 + k, header + payload))
+            seq += 1
+        at_ms += KEY_MS + KEY_GAP_MS
+        ts += (KEY_MS + KEY_GAP_MS) * 8
+    path.write_bytes(b"".join(frames))
+    return at_ms
+
+
+def pcap_ms(path: Path) -> int:
+    """How long replaying a capture takes."""
+    data = path.read_bytes()
+    first = last = None
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, size, _ = struct.unpack("<IIII", data[offset : offset + 16])
+        at = sec * 1_000_000 + usec
+        first = at if first is None else first
+        last = at
+        offset += 16 + size
+    return 0 if first is None or last is None else (last - first) // 1000 + 20
+
+
+def _play(pcap: Path) -> str:
+    return f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+
+
+def caller_xml(
+    steps: list[Step],
+    number: str = "0912345678",
+    timeout_ms: int = 120_000,
+    folder: Path | None = None,
+) -> str:
+    """The caller's scenario. With ``folder``, keys go as RFC 4733 events (captures written
+    there); without, as SIP INFO."""
     out = [_HEAD.format(name="hotline caller"), _CALLER_INVITE.format(number=number)]
     now = 0
-    for step in sorted(steps, key=lambda s: s.at_ms):
+    for n, step in enumerate(sorted(steps, key=lambda s: s.at_ms)):
         if step.at_ms > now:
             out.append(f'  <pause milliseconds="{step.at_ms - now}"/>\n')
             now = step.at_ms
         match step:
+            case Keys(digits=digits) if folder is not None:
+                pcap = folder / f"keys-{number}-{n}.pcap"
+                ms = rfc4733_pcap(pcap, digits)
+                out.append(_play(pcap))
+                out.append(f'  <pause milliseconds="{ms}"/>\n')
+                now += ms
             case Keys(digits=digits):
                 for i, d in enumerate(digits):
                     if i:
-                        out.append('  <pause milliseconds="400"/>\n')
-                        now += 400
+                        out.append(f'  <pause milliseconds="{KEY_MS + KEY_GAP_MS}"/>\n')
+                        now += KEY_MS + KEY_GAP_MS
                     out.append(_INFO.format(number=number, digit=d, cseq=10 + len(out)))
             case Talk(seconds=seconds):
-                pcap = PCAPS / "g711a.pcap"
-                out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
-                out.append(f'  <pause milliseconds="{int(seconds * 1000)}"/>\n')
-                now += int(seconds * 1000)
+                left, clip = int(seconds * 1000), pcap_ms(SPEECH)
+                while left > 0:  # the recorded speech, again and again
+                    out.append(_play(SPEECH))
+                    out.append(f'  <pause milliseconds="{min(left, clip)}"/>\n')
+                    now += min(left, clip)
+                    left -= clip
             case Bye():
                 out.append(_CALLER_BYE.format(number=number))
                 return "".join(out)
@@ -251,7 +330,8 @@ def caller_xml(steps: list[Step], number: str = "0912345678", timeout_ms: int = 
 
 
 def desk_xml(kind: str, ring_ms: int = 2000, talk_ms: int = 4000) -> str:
-    out = [_HEAD.format(name=f"desk phone: {kind}"), _DESK_INVITE]
+    invite = _DESK_INVITE_KEEP if kind == "answer" else _DESK_INVITE
+    out = [_HEAD.format(name=f"desk phone: {kind}"), invite]
     if kind == "busy":
         out.append(
             _RESPONSE.format(retrans="", status="486 Busy Here", body="      Content-Length: 0\n")
@@ -276,7 +356,7 @@ class Sipp:
     def __init__(self, folder: Path, asterisk: str, media_port: int = 16000) -> None:
         self.folder = folder
         self.asterisk = asterisk
-        self.procs: list[asyncio.subprocess.Process] = []
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
         self._media = media_port
 
     @staticmethod
@@ -310,7 +390,7 @@ class Sipp:
             stderr=asyncio.subprocess.DEVNULL,
             cwd=self.folder,
         )
-        self.procs.append(proc)
+        self.procs[name] = proc
         return proc
 
     async def desk(
@@ -319,11 +399,17 @@ class Sipp:
         return await self._start(f"desk-{name}", desk_xml(kind, ring_ms, talk_ms), "-p", str(port))
 
     async def caller(
-        self, steps: list[Step], number: str, port: int, service: str = "18001022"
+        self,
+        steps: list[Step],
+        number: str,
+        port: int,
+        service: str = "18001022",
+        rfc4733: bool = True,
     ) -> asyncio.subprocess.Process:
+        xml = caller_xml(steps, number, folder=self.folder if rfc4733 else None)
         return await self._start(
             f"caller-{number}",
-            caller_xml(steps, number),
+            xml,
             self.asterisk,
             "-s",
             service,
@@ -331,8 +417,17 @@ class Sipp:
             str(port),
         )
 
-    async def close(self) -> None:
-        for proc in self.procs:
+    async def close(self) -> dict[str, str]:
+        """Stops every SIPp still running; returns those that had already failed, with why."""
+        failed = {
+            name: (self.folder / f"{name}.err").read_text(errors="replace")[-500:]
+            if (self.folder / f"{name}.err").exists()
+            else f"exit status {proc.returncode}"
+            for name, proc in self.procs.items()
+            if proc.returncode not in (None, 0)
+        }
+        for proc in self.procs.values():
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+        return failed

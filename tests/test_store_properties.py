@@ -107,9 +107,18 @@ _example = itertools.count()
 
 
 async def run_script(url: str, specs: list[CallSpec], data: st.DataObject, spool: Path) -> None:
+    engine = make_engine(url)
+    try:
+        await script(engine, specs, data, spool)
+    finally:
+        await engine.dispose()
+
+
+async def script(
+    engine: AsyncEngine, specs: list[CallSpec], data: st.DataObject, spool: Path
+) -> None:
     n = next(_example)
     ids = [f"p{n}.{i}" for i in range(len(specs))]
-    engine = make_engine(url)
     outage = Outage(engine)
     writer = StoreWriter(engine, spool, batch_size=7, retry_seconds=0.01)
     await writer.start()
@@ -143,7 +152,6 @@ async def run_script(url: str, specs: list[CallSpec], data: st.DataObject, spool
     await check_stored(engine, ids, specs)
     event(f"spooled: {writer_module.BATCHES_SPOOLED._value.get() > spooled_before}")
     event(f"damaged files: {writer_module.DAMAGED_FILES._value.get() > damaged_before}")
-    await engine.dispose()
 
 
 def advance(writer: StoreWriter, cid: str, spec: CallSpec, phase: int) -> None:
@@ -183,7 +191,7 @@ async def check_stored(engine: AsyncEngine, ids: list[str], specs: list[CallSpec
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

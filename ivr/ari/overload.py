@@ -27,6 +27,7 @@ class LoopLag:
     def __init__(self, every: float = 0.1) -> None:
         self.every = every
         self.lag = 0.0
+        self.ticked = asyncio.Event()  # set at each measure (for whoever waits for one)
 
     async def run(self) -> None:
         while True:
@@ -35,6 +36,7 @@ class LoopLag:
             late = max(0.0, time.perf_counter() - started - self.every)
             # quick to rise (a burst shows at once), slow to fall (no flapping)
             self.lag = late if late > self.lag else 0.8 * self.lag + 0.2 * late
+            self.ticked.set()
 
 
 class Smoothed:

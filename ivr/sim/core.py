@@ -140,6 +140,9 @@ class Pbx(Media, Dialing):
 
     def continue_(self, channel_id: str, context: str | None) -> None:
         ch = self.in_stasis(channel_id)
+        self._end_media(ch)  # leaving Stasis stops what plays and takes it out of its bridge
+        if ch.bridge is not None:
+            self._leave_bridge(ch)
         ch.in_stasis = False
         self.emit_ch("StasisEnd", ch)
         ch.variables["STASISSTATUS"] = "SUCCESS"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
+from ivr.ari.overload import Limits
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.record import CallObserver
 from ivr.routing.model import Routing
@@ -34,8 +35,12 @@ class Harness:
         heartbeat: float = 5.0,
         missing_sounds: set[str] | None = None,
         unreachable: Callable[[str], bool] | None = None,
+        limits: Limits | None = None,
+        request_timeout: float = 10.0,
     ) -> None:
         self.unreachable = unreachable
+        self.limits = limits
+        self.request_timeout = request_timeout
         self.sim = AsteriskSim(
             speed=speed, clerks=clerks, prompt_seconds=prompt_seconds, missing_sounds=missing_sounds
         )
@@ -51,7 +56,13 @@ class Harness:
 
     async def __aenter__(self) -> Harness:
         url = await self.sim.start()
-        self.client = AriClient(url, self.sim.user, self.sim.password, self.sim.app)
+        self.client = AriClient(
+            url,
+            self.sim.user,
+            self.sim.password,
+            self.sim.app,
+            request_timeout=self.request_timeout,
+        )
         self.app = StasisApp(
             self.client,
             self.routing,
@@ -61,6 +72,7 @@ class Harness:
             timer_scale=1 / self.speed,
             heartbeat=self.heartbeat,
             unreachable=self.unreachable,
+            limits=self.limits,
         )
         self._task = asyncio.create_task(self.app.run())
         await self.app.stream.connected.wait()
@@ -77,7 +89,8 @@ class Harness:
         await self.sim.stop()
 
     async def idle(self) -> None:
-        """Wait until the controller has finished every call it holds."""
+        """Wait until the controller has finished every call it holds and every hand-back."""
         assert self.app is not None
-        while self.app.calls:
-            await asyncio.gather(*list(self.app.calls.values()), return_exceptions=True)
+        while self.app.calls or self.app._background:
+            tasks = [*self.app.calls.values(), *self.app._background]
+            await asyncio.gather(*tasks, return_exceptions=True)

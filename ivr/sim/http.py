@@ -28,6 +28,30 @@ class SeenRequest:
 
 
 @dataclass
+class Fault:
+    """A request the simulator answers wrongly, to test our handling of it.
+
+    ``stall`` seconds before answering (longer than the client's timeout: a timeout);
+    ``perform``: do what was asked all the same (the reply is lost, not the effect);
+    ``times``: how many requests it spoils (None: every one).
+    """
+
+    status: int = 500
+    body: dict[str, Any] = field(default_factory=lambda: wire.error("Internal Server Error"))
+    stall: float = 0.0
+    perform: bool = False
+    times: int | None = None
+    hits: int = 0
+
+    def take(self) -> bool:
+        """Whether this request is spoilt (and count it)."""
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
+
+
+@dataclass
 class _Conn:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
@@ -62,8 +86,8 @@ class AsteriskSim:
         self.pbx.app_connected = lambda: bool(self._conns)
         self.requests: list[SeenRequest] = []
         self.events: list[dict[str, Any]] = []
-        # (method, route template) → (status, body): answer this instead, to test our handling
-        self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        # (method, route template) → (status, body) or a Fault: answer this instead
+        self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]] | Fault] = {}
         self._conns: list[_Conn] = []
         self._event_waiters: list[
             tuple[Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]
@@ -120,6 +144,11 @@ class AsteriskSim:
         """A silent drop: keep the socket open but send nothing and answer no ping."""
         for conn in self._conns:
             conn.frozen = True
+
+    def thaw_websockets(self) -> None:
+        """After a freeze: send events again (those emitted meanwhile are lost)."""
+        for conn in self._conns:
+            conn.frozen = False
 
     @property
     def connected(self) -> bool:
@@ -217,8 +246,14 @@ class AsteriskSim:
             query = {k: v for k, v in request.query.items() if k != "api_key"}
             self.requests.append(SeenRequest(request.method, request.path, route, query))
             fault = self.faults.get((request.method, route))
-            if fault is not None:
+            if isinstance(fault, tuple):
                 return web.json_response(fault[1], status=fault[0])
+            if fault is not None and fault.take():
+                if fault.perform:
+                    handler(request)
+                if fault.stall:
+                    await asyncio.sleep(fault.stall)
+                return web.json_response(fault.body, status=fault.status)
             result = handler(request)
             if isinstance(result, web.StreamResponse):
                 return result

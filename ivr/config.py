@@ -10,6 +10,7 @@ line and repr.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -50,6 +51,8 @@ class Settings:
     ami_secret: str = field(default="", repr=False)
     metrics_address: str = "127.0.0.1:9108"  # /metrics and /healthz; empty: not served
     web_address: str = "127.0.0.1:8080"  # the web console (`ivr web`)
+    agi_max_connections: int = 200  # FastAGI connections at once; more are refused
+    agi_reply_timeout: float = 30.0  # seconds a FastAGI peer may take to answer one command
 
     @property
     def ami_endpoint(self) -> tuple[str, int]:
@@ -95,17 +98,12 @@ def load_settings(
     base = path.resolve().parent if path is not None else Path.cwd()
     values: dict[str, Any] = _read_file(path) if path is not None else {}
     for name, value in values.items():
-        expected = bool if name == "log_json" else str
-        if not isinstance(value, expected):
-            kind = "true/false" if expected is bool else "chuỗi"
-            raise ConfigError(f"{path}: '{name}' phải là {kind}")
+        values[name] = _typed(name, value, f"{path}: '{name}'")
     from_env: set[str] = set()
     for name, var in ENV.items():
         if var in env:
             from_env.add(name)
-            values[name] = (
-                env[var].lower() in {"1", "true", "yes"} if name == "log_json" else env[var]
-            )
+            values[name] = _from_text(name, env[var], var)
     for name in PATH_KEYS:
         value = values.get(name, getattr(Settings, name))
         if value:
@@ -116,6 +114,43 @@ def load_settings(
     settings = Settings(**values)
     _check(settings, require_ari)
     return settings
+
+
+_TYPES = {f.name: f.type for f in fields(Settings)}  # "str", "bool", "int", "float"
+_KINDS = {"str": "chuỗi", "bool": "true/false", "int": "số nguyên dương", "float": "số giây dương"}
+
+
+def _typed(name: str, value: Any, where: str) -> Any:
+    """A value from the TOML file, checked against the setting's type."""
+    kind = _TYPES[name]
+    if kind not in _KINDS:
+        return value
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        "float": isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0,
+    }[kind]
+    if not ok:
+        raise ConfigError(f"{where} phải là {_KINDS[kind]}, không phải {value!r}")
+    return float(value) if kind == "float" else value
+
+
+def _from_text(name: str, text: str, var: str) -> Any:
+    """A value from an IVR_* variable (always text), turned into the setting's type."""
+    kind = _TYPES[name]
+    if kind not in {"int", "float", "bool"}:
+        return text
+    if kind == "bool":
+        return text.strip().lower() in {"1", "true", "yes"}
+    try:
+        value: Any = int(text) if kind == "int" else float(text)
+    except ValueError:
+        raise ConfigError(f"{var} phải là {_KINDS[kind]}, không phải {text!r}") from None
+    return _typed(name, value, var)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -157,12 +192,29 @@ def _absolute(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _absolute_sqlite(url: str, base: Path) -> str:
-    """A relative SQLite file in a URL resolves like any other path; other URLs are kept."""
+SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def check_database_url(url: str, where: str = "database_url") -> None:
+    """ConfigError unless the URL names a backend and driver this program runs on."""
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
-        raise ConfigError(f"database_url không hợp lệ: {e}") from e
+    except ArgumentError:
+        raise ConfigError(
+            f"{where}: không phải URL cơ sở dữ liệu; cần "
+            f"sqlite+aiosqlite:///ĐƯỜNG/DẪN/ivr.db hoặc postgresql+asyncpg://NGƯỜI:MK@MÁY/TÊN"
+        ) from None
+    if parsed.drivername not in SUPPORTED_DATABASES:
+        raise ConfigError(
+            f"{where}: không hỗ trợ '{parsed.drivername}'; dùng "
+            f"{' hoặc '.join(SUPPORTED_DATABASES)} (vd. postgresql+asyncpg://NGƯỜI:MK@MÁY/TÊN)"
+        )
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    """A relative SQLite file in a URL resolves like any other path; other URLs are kept."""
+    check_database_url(url)
+    parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return url
     if parsed.database == ":memory:" or parsed.database.startswith("file:"):

@@ -3,6 +3,9 @@
 On every login it lists the endpoints (PJSIPShowEndpoints: static contacts appear there, not in
 PJSIPShowContacts) and then follows PeerStatus / ContactStatus / DeviceStateChange events, which
 Asterisk sends together when a phone comes or goes (shared/ami/traces).
+
+A refused login (wrong ami_user / ami_secret) is not retried by panoramisk: :meth:`start`
+raises :class:`AmiLoginRefused` at once, saying so, instead of waiting for a timeout.
 """
 
 from __future__ import annotations
@@ -51,13 +54,32 @@ def _state(device_state: str, contacts: str) -> PhoneState:
     return PhoneState.REACHABLE
 
 
+class AmiLoginRefused(Exception):
+    """Asterisk refused the AMI user name or secret."""
+
+
+class _Manager(Manager):  # type: ignore[misc]  # panoramisk has no type hints
+    """panoramisk's manager, telling its owner when a login is refused."""
+
+    on_refused: Callable[[], None] = staticmethod(lambda: None)
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        ok = bool(super().login(future))
+        if not ok:
+            self.on_refused()
+        return ok
+
+
 class EndpointWatch:
     def __init__(self, host: str, port: int, user: str, secret: str) -> None:
         self.phones: dict[str, Phone] = {}
         self.ready = asyncio.Event()
+        self.refused = asyncio.Event()  # the last login was refused (wrong user or secret)
         self.logins = 0
+        self.where = f"{user}@{host}:{port}"
+        self.starting: asyncio.Task[None] | None = None  # the background start, if any
         self._refreshing: asyncio.Future[None] | None = None
-        self.manager = Manager(
+        self.manager = _Manager(
             host=host,
             port=port,
             username=user,
@@ -69,16 +91,35 @@ class EndpointWatch:
             on_disconnect=self._on_disconnect,
             log=logging.getLogger("ivr.ami.panoramisk"),
         )
+        self.manager.on_refused = self.refused.set
         self.manager.register_event("PeerStatus", self._peer)
         self.manager.register_event("ContactStatus", self._contact)
         self.manager.register_event("Hangup", self._hangup)
         self.on_hangup: Callable[[str, int, str], None] | None = None  # (uniqueid, cause, text)
 
     async def start(self, timeout: float = 10.0) -> None:
+        """Connect and list the phones; AmiLoginRefused, or TimeoutError if AMI is silent."""
         self.manager.connect()
-        await asyncio.wait_for(self.ready.wait(), timeout)
+        ready = asyncio.ensure_future(self.ready.wait())
+        refused = asyncio.ensure_future(self.refused.wait())
+        try:
+            await asyncio.wait({ready, refused}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            ready.cancel()
+            refused.cancel()
+        if self.ready.is_set():
+            return
+        if self.refused.is_set():
+            raise AmiLoginRefused(
+                f"sai mật khẩu AMI: Asterisk từ chối đăng nhập {self.where}; kiểm tra ami_user "
+                "và ami_secret (IVR_AMI_SECRET) so với manager.conf. Cuộc gọi vẫn chạy, "
+                "không biết trạng thái máy"
+            )
+        raise TimeoutError(f"AMI {self.where} không trả lời sau {timeout:g} s")
 
     def close(self) -> None:
+        if self.starting is not None:
+            self.starting.cancel()
         self.manager.close()
 
     def state(self, endpoint: str) -> PhoneState:
@@ -90,6 +131,7 @@ class EndpointWatch:
 
     def _on_login(self, manager: Manager) -> None:
         self.logins += 1
+        self.refused.clear()
         self._refreshing = asyncio.ensure_future(self.refresh())
 
     def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ivr import logs
 from ivr.cli import asterisk, demo, prompts, report, routing, serve, store, users, web
 from ivr.cli.codes import EPILOG, INTERRUPTED, USAGE
-from ivr.cli.settings import MissingDatabase, add_config_everywhere
+from ivr.cli.settings import MissingDatabase, add_config_everywhere, log_level
 from ivr.config import ConfigError
 
 
@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument(
+        "--log-level", default="INFO", type=log_level, help="DEBUG, INFO, WARNING, ERROR"
+    )
     sub = p.add_subparsers(title="lệnh")
     for group in (serve, demo, routing, asterisk, store, prompts, report, web, users):
         group.add_commands(sub)

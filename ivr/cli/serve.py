@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
 from ivr.cli.asterisk import new_watch
 from ivr.cli.codes import DONE, FAILED, USAGE
-from ivr.cli.settings import settings_of
+from ivr.cli.settings import database_problem, port, settings_of
 from ivr.config import Settings
 from ivr.metrics import CallMetrics
 from ivr.ops import health
@@ -33,8 +34,23 @@ from ivr.store.writer import StoreWriter
 log = structlog.get_logger("ivr")
 
 
+RUN_HELP = """\
+Cơ sở dữ liệu khi khởi động: không kết nối được (máy chủ tắt, sai địa chỉ) thì dừng với mã 1
+và một dòng lý do; hỏng, chỉ đọc, sai mật khẩu hoặc chưa `ivr db upgrade` thì dừng với mã 2.
+Bộ điều khiển không chạy khi chưa có cơ sở dữ liệu, vì nó cần giữ quyền (lease) của mình trong
+đó; trong lúc ấy Asterisk chuyển cuộc gọi sang nhánh dự phòng của dialplan. Hãy để trình quản
+lý dịch vụ khởi động lại (systemd: Restart=on-failure). Khi đã chạy, cơ sở dữ liệu mất kết nối
+thì bản ghi được giữ trong thư mục spool và ghi lại khi kết nối trở lại.
+"""
+
+
 def add_commands(sub: Any) -> None:
-    run = sub.add_parser("run", help="điều khiển một Asterisk thật qua ARI")
+    run = sub.add_parser(
+        "run",
+        help="điều khiển một Asterisk thật qua ARI",
+        epilog=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--log-json", action="store_true", help="ghi nhật ký dạng JSON")
     run.set_defaults(func=_cmd_run)
 
@@ -42,7 +58,7 @@ def add_commands(sub: Any) -> None:
         "agi", help="máy chủ FastAGI cho dialplan gọi AGI(agi://host:4573/hotline)"
     )
     agi.add_argument("--host", default="127.0.0.1")
-    agi.add_argument("--port", type=int, default=4573)
+    agi.add_argument("--port", type=port, default=4573, help="cổng 0–65535 (0: cổng trống bất kỳ)")
     agi.add_argument("--log-json", action="store_true")
     agi.set_defaults(func=_cmd_agi)
 
@@ -55,6 +71,9 @@ def _cmd_agi(args: argparse.Namespace) -> int:
     except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE
+    except StoreProblem as e:
+        print(e, file=sys.stderr)
+        return e.code
     except MetricsPortError as e:
         print(e, file=sys.stderr)
         return FAILED
@@ -76,13 +95,21 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
         writer,
         engine,
     )
-    server = AgiServer(
-        live,
-        CallMetrics(writer),
-        sound_prefix=settings.sound_prefix,
-        recordings_dir=settings.recordings_dir,
-    )
-    bound = await server.start(host, port)
+    try:
+        server = AgiServer(
+            live,
+            CallMetrics(writer),
+            sound_prefix=settings.sound_prefix,
+            recordings_dir=settings.recordings_dir,
+            max_connections=settings.agi_max_connections,
+            reply_timeout=settings.agi_reply_timeout,
+        )
+        bound = await server.start(host, port)
+    except BaseException:
+        await _stop_ops(ops)
+        await writer.stop()
+        await engine.dispose()
+        raise
     listening = True
     log.info("FastAGI listening", host=host, port=bound, routing=live.current.version)
     await _serve_until_signal(live)
@@ -93,6 +120,14 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     await writer.stop()
     await engine.dispose()
     return DONE
+
+
+class StoreProblem(Exception):
+    """The database could not be opened at start: one line, and the exit code it deserves."""
+
+    def __init__(self, code: int, line: str) -> None:
+        super().__init__(line)
+        self.code = code
 
 
 class MetricsPortError(Exception):
@@ -131,15 +166,28 @@ async def _stop_ops(ops: OpsServer | None) -> None:
 
 
 async def _watch_phones(settings: Settings) -> Any:
-    """AMI's view of the phones when configured; the call flow goes on without it."""
+    """AMI's view of the phones when configured, logging in in the background: ARI never waits
+    for it, and the call flow goes on without it (unknown phones are dialled)."""
     if not settings.ami_address:
         return None
     watch = new_watch(settings)
+    watch.starting = asyncio.create_task(_start_watch(watch, settings), name="ami-start")
+    return watch
+
+
+async def _start_watch(watch: Any, settings: Settings) -> None:
+    from ivr.ami.watch import AmiLoginRefused
+
     try:
         await watch.start()
+    except AmiLoginRefused as e:
+        log.error(str(e))
     except (OSError, TimeoutError) as e:
-        log.warning("AMI not available yet; it will keep trying", error=repr(e))
-    return watch
+        log.warning(
+            "AMI chưa trả lời; vẫn thử lại",
+            address=settings.ami_address,
+            error=str(e) or type(e).__name__,
+        )
 
 
 async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngine, StoreWriter]:
@@ -151,6 +199,9 @@ async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngin
         await require_current(engine)
         writer = StoreWriter(engine, settings.spool_path, owner=Owner.here(default_instance(role)))
         await writer.start()
+    except (SQLAlchemyError, OSError) as e:  # down, corrupt, read-only: one line (RUN_HELP)
+        await engine.dispose()
+        raise StoreProblem(*database_problem(e, url)) from e
     except BaseException:
         await engine.dispose()
         raise
@@ -176,6 +227,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE
+    except StoreProblem as e:
+        print(e, file=sys.stderr)
+        return e.code
     except MetricsPortError as e:
         print(e, file=sys.stderr)
         return FAILED
@@ -224,6 +278,8 @@ async def _run(settings: Settings) -> int:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await client.close()
+    if watch is not None:
+        watch.close()
     await _stop_ops(ops)
     await writer.stop()
     await engine.dispose()

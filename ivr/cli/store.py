@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.reconcile import add_reconcile
-from ivr.cli.settings import database_url, require_database, settings_of
+from ivr.cli.settings import database_problem, database_url, require_database, settings_of
+from ivr.cli.terminal import escape, json_text
 from ivr.store.db import make_engine, require_current, upgrade
 from ivr.store.errors import NotReady
 from ivr.store.queries import (
@@ -108,10 +108,10 @@ def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitabl
     except NotReady as e:
         print(e, file=sys.stderr)
         return USAGE
-    except SQLAlchemyError as e:
-        print(f"lỗi cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
-        print("(đã chạy `ivr db upgrade` chưa?)", file=sys.stderr)
-        return FAILED
+    except (SQLAlchemyError, OSError) as e:  # down, refused, corrupt, read-only: one line
+        code, line = database_problem(e, url)
+        print(line, file=sys.stderr)
+        return code
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:
@@ -187,20 +187,18 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     async def job(engine: AsyncEngine) -> int:
         rows = await list_calls(engine, f)
         if args.json:
-            print(
-                json.dumps([_call_json(c, args.mask) for c in rows], ensure_ascii=False, indent=2)
-            )
+            print(json_text([_call_json(c, args.mask) for c in rows]))
             return DONE
         print(
             f"{'Bắt đầu':<19}  {'Người gọi':<12}  {'Kết quả':<11}  {'Nhánh':<5}  "
             f"{'Đơn vị':<6}  {'Chờ':>4}  {'Nói':>4}  Mã cuộc gọi"
         )
         for c in rows:
-            who = mask_number(c.caller_number) if args.mask else c.caller_number
+            who = escape(mask_number(c.caller_number) if args.mask else c.caller_number)
             print(
-                f"{_local(c.started_at):<19}  {who:<12}  {c.disposition:<11}  "
-                f"{c.branch or '':<5}  {c.unit or '':<6}  {c.wait_seconds:>4.0f}  "
-                f"{c.talk_seconds:>4.0f}  {c.id}"
+                f"{_local(c.started_at):<19}  {who:<12}  {escape(c.disposition):<11}  "
+                f"{escape(c.branch or ''):<5}  {escape(c.unit or ''):<6}  {c.wait_seconds:>4.0f}  "
+                f"{c.talk_seconds:>4.0f}  {escape(c.id)}"
             )
         print(f"({len(rows)} cuộc gọi)")
         return DONE
@@ -233,25 +231,26 @@ async def _show_call(engine: AsyncEngine, args: argparse.Namespace) -> int:
     if c.voicemail is not None:
         data["voicemail"] = _vm_json(c.voicemail)
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print(json_text(data))
         return DONE
-    print(f"Cuộc gọi {c.id} từ {data['caller_number']} — {c.disposition}")
+    print(f"Cuộc gọi {escape(c.id)} từ {escape(data['caller_number'])} — {escape(c.disposition)}")
     print(
         f"  bắt đầu {_local(c.started_at)}, kết thúc {_local(c.ended_at)}; "
         f"chờ {c.wait_seconds:.0f} s, đàm thoại {c.talk_seconds:.0f} s"
     )
-    print(f"  đường đi: {c.path.replace('>', ' → ')}   phím: {c.digits or '—'}")
+    print(f"  đường đi: {escape(c.path).replace('>', ' → ')}   phím: {escape(c.digits) or '—'}")
     if c.endpoint:
-        print(f"  máy trả lời: {c.endpoint}")
+        print(f"  máy trả lời: {escape(c.endpoint)}")
     if c.hangup_cause is not None:
-        print(f"  mã kết thúc (Q.850): {c.hangup_cause} {c.hangup_cause_text or ''}")
+        print(f"  mã kết thúc (Q.850): {c.hangup_cause} {escape(c.hangup_cause_text or '')}")
     for s in c.steps:
-        extra = f" [{s.input}]" if s.input else ""
-        detail = f" — {s.detail}" if s.detail else ""
-        print(f"  {_local(s.at)}  {s.node:<14} {s.outcome}{extra}{detail}")
+        extra = f" [{escape(s.input)}]" if s.input else ""
+        detail = f" — {escape(s.detail)}" if s.detail else ""
+        print(f"  {_local(s.at)}  {escape(s.node):<14} {escape(s.outcome)}{extra}{detail}")
     if c.voicemail is not None:
         v = c.voicemail
-        print(f"  lời nhắn #{v.id}: {v.location} ({v.duration_seconds:g} s, {v.status})")
+        where = escape(v.location)
+        print(f"  lời nhắn #{v.id}: {where} ({v.duration_seconds:g} s, {escape(v.status)})")
     return DONE
 
 
@@ -323,14 +322,14 @@ def _cmd_voicemails(args: argparse.Namespace) -> int:
                 n = v.call.caller_number
                 d["caller_number"] = mask_number(n) if args.mask else n
                 out.append(d)
-            print(json.dumps(out, ensure_ascii=False, indent=2))
+            print(json_text(out))
             return DONE
         for v in rows:
-            n = mask_number(v.call.caller_number) if args.mask else v.call.caller_number
+            n = escape(mask_number(v.call.caller_number) if args.mask else v.call.caller_number)
             where = f"nhánh {v.branch}" if v.branch else (f"đơn vị {v.unit}" if v.unit else "chung")
             print(
-                f"#{v.id:<5} {v.status:<8} {_local(v.recorded_at)}  {n:<12} {where:<12} "
-                f"{v.duration_seconds:>4.0f} s  {v.location}"
+                f"#{v.id:<5} {escape(v.status):<8} {_local(v.recorded_at)}  {n:<12} "
+                f"{escape(where):<12} {v.duration_seconds:>4.0f} s  {escape(v.location)}"
             )
         print(f"({len(rows)} lời nhắn)")
         return DONE

@@ -17,6 +17,7 @@ class WebConfig:
     routing: Path | None = None
     prompts: Path | None = None
     poll_seconds: float = 1.0
+    agency: Path | None = None  # the Ministry report's agency TOML (None: the example file)
 
 
 CONFIG: web.AppKey[WebConfig] = web.AppKey("config", WebConfig)

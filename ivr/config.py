@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ivr.redact import redact
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the dialplan and Asterisk templates
 CONFIG_VAR = "IVR_CONFIG"
 PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir")
@@ -75,7 +77,8 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ari_password"] = "***" if self.ari_password else ""
         out["ami_secret"] = "***" if self.ami_secret else ""
-        out["database_url"] = re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", self.database_url)
+        out["ari_url"] = redact(self.ari_url)
+        out["database_url"] = redact(self.database_url)
         return out
 
 

@@ -24,12 +24,6 @@ def test_every_urls_password_is_masked(url: str, shown: str) -> None:
     assert redact(url) == shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="for ivr/config.py's owner: Settings.redacted() (logged by `ivr run` at start) masks "
-    "database_url's password but not ari_url's; use ivr.redact.redact for both, then drop this "
-    "marker",
-)
 def test_the_settings_logged_at_start_hold_no_url_password() -> None:
     from ivr.config import Settings
 

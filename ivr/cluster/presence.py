@@ -1,0 +1,158 @@
+"""Who is alive: each controller holds a PostgreSQL advisory lock named after its id.
+
+A controller takes its own lock (session level, on a connection it keeps) before it serves
+calls. When the process dies, even by SIGKILL, its connection closes and PostgreSQL frees the
+lock at once; the survivors probe their peers' locks a few times a second with
+``pg_try_advisory_lock``. A probe that gets the lock both detects the death and elects the prober
+as the one survivor that takes the peer's calls over: it holds the lock while it does.
+
+A peer is *armed* once a probe found its lock held (it is alive and in cluster mode); only an
+armed peer whose lock comes free is dead. Controllers that never hold a lock (another node,
+FastAGI, a single controller) are never taken for dead. The 15 s lease (ivr.store.lease) stays
+the slow path: a process that hangs without dying keeps its lock and is found by the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from models import Controller
+
+log = structlog.get_logger("ivr.cluster")
+
+PROBE_SECONDS = 0.2
+
+OnDead = Callable[[str], Awaitable[None]]
+
+
+def lock_key(controller: str) -> int:
+    """The advisory lock of a controller id: a signed 64-bit number, the same in every process."""
+    digest = hashlib.sha256(f"ivr-controller:{controller}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class NotPostgres(RuntimeError):
+    """Cluster mode needs PostgreSQL (advisory locks)."""
+
+
+class Presence:
+    """This controller's own lock, held on a connection kept open while it runs."""
+
+    def __init__(self, engine: AsyncEngine, controller: str) -> None:
+        self.engine, self.controller = engine, controller
+        self._conn: AsyncConnection | None = None
+
+    async def hold(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            raise NotPostgres(
+                "chạy nhiều bộ điều khiển cần cơ sở dữ liệu PostgreSQL (database_url)"
+            )
+        conn = await self.engine.connect()
+        # waits while a survivor still holds it (taking our previous life's calls over)
+        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.controller)})
+        await conn.commit()
+        self._conn = conn
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()  # the session ends: PostgreSQL frees the lock
+            self._conn = None
+
+
+class PeerWatch:
+    """Probes the live controllers' locks; calls ``on_dead(peer)`` holding a dead peer's lock."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        me: str,
+        on_dead: OnDead,
+        *,
+        every: float = PROBE_SECONDS,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.engine, self.me, self.on_dead, self.every, self.clock = (
+            engine,
+            me,
+            on_dead,
+            every,
+            clock,
+        )
+        self.armed: set[str] = set()
+        self._conn: AsyncConnection | None = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.probe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the database is away: nobody can be judged dead now
+                log.warning("không dò được bộ điều khiển khác", error=str(e)[:200])
+                await self._drop()
+            await asyncio.sleep(self.every)
+
+    async def probe(self) -> list[str]:
+        """One round: the peers found dead (each already taken over)."""
+        conn = await self._connection()
+        peers = await self._peers(conn)
+        dead = []
+        for peer in peers:
+            if await self._try(conn, peer):
+                if peer in self.armed:
+                    dead.append(peer)
+                    await self._take(conn, peer)
+                await self._unlock(conn, peer)
+            elif peer not in self.armed:
+                self.armed.add(peer)
+                log.info("peer alive", peer=peer)
+        self.armed &= set(peers)
+        return dead
+
+    async def _take(self, conn: AsyncConnection, peer: str) -> None:
+        self.armed.discard(peer)
+        log.warning("bộ điều khiển khác đã ngừng: nhận các cuộc gọi của nó", peer=peer)
+        try:
+            await self.on_dead(peer)
+        except Exception:
+            log.exception("takeover failed", peer=peer)
+
+    async def _peers(self, conn: AsyncConnection) -> list[str]:
+        rows = await conn.scalars(
+            select(Controller.id).where(
+                Controller.lease_until > self.clock(), Controller.id != self.me
+            )
+        )
+        await conn.commit()
+        return list(rows)
+
+    async def _try(self, conn: AsyncConnection, peer: str) -> bool:
+        got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(peer)})
+        await conn.commit()
+        return bool(got)
+
+    async def _unlock(self, conn: AsyncConnection, peer: str) -> None:
+        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(peer)})
+        await conn.commit()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await self.engine.connect()
+        return self._conn
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._drop()

@@ -1,0 +1,169 @@
+"""Where a call taken over from a dead controller goes on.
+
+The dead controller's steps (in the store) say where the call was: the node after its last step
+is the one it was in. A menu, a prompt or an office-hours check can simply be run again (the
+caller hears the menu again); anything else (ringing desks, a message being recorded, the
+directory) is handed to the dialplan's fallback, the operators. The record goes on in the same
+row: same key, the old steps kept, the new ones after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.contextvars import bound_contextvars
+
+from ivr.flow.context import CallContext, Clock
+from ivr.flow.engine import MAX_NODES_PER_CALL
+from ivr.flow.hand_back import hand_back
+from ivr.flow.nodes import run_node
+from ivr.flow.record import CallObserver, CallRecord, CallTrace, Disposition, Step
+from ivr.routing.model import HoursNode, MenuNode, PromptNode, Routing
+from ivr.session import CallerHangup, CallSession
+from models import Call, CallStep
+
+log = structlog.get_logger("ivr.cluster")
+
+REPLAYABLE = (MenuNode, PromptNode, HoursNode)
+_MENU_STAYS = {"repeat", "no_input", "invalid"}
+
+
+def next_node(routing: Routing, step: Step) -> str | None:
+    """The node a call went to after ``step``; None when that cannot be known from the step."""
+    node = routing.nodes.get(step.node)
+    if isinstance(node, MenuNode):
+        if step.outcome == "chosen":
+            return node.choices.get(step.input)
+        if step.outcome in _MENU_STAYS:
+            return step.node
+        return node.default if step.outcome == "exhausted" else None
+    if isinstance(node, HoursNode):
+        if step.outcome == "open":
+            return node.open
+        if step.outcome == "holiday" and node.holiday:
+            return node.holiday
+        return node.closed
+    if isinstance(node, PromptNode):
+        return node.next
+    return None
+
+
+def resume_at(routing: Routing, steps: Sequence[Step]) -> str | None:
+    """The node to run again for a call whose steps are ``steps``, or None: the fallback."""
+    node: str | None = routing.hotline.entry
+    for step in steps:
+        if node is None:
+            return None
+        node = next_node(routing, step)
+    if node is None or not isinstance(routing.nodes.get(node), REPLAYABLE):
+        return None
+    return node
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the store knows of a call in progress."""
+
+    record: CallRecord | None
+    steps: tuple[Step, ...]
+
+
+async def load(engine: AsyncEngine, key: str) -> Stored:
+    async with engine.connect() as conn:
+        call = (await conn.execute(select(Call).where(Call.id == key))).one_or_none()
+        rows = await conn.execute(
+            select(CallStep.node, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
+            .where(CallStep.call_id == key)
+            .order_by(CallStep.seq)
+        )
+        steps = tuple(Step(r.node, r.kind, r.outcome, r.input, at=r.at) for r in rows)
+    if call is None:
+        return Stored(None, steps)
+    return Stored(_record(call), steps)
+
+
+def _record(row: object) -> CallRecord:
+    get = row._mapping  # type: ignore[attr-defined]
+    return CallRecord(
+        channel_id=get["channel_id"],
+        linked_id=get["linked_id"],
+        caller_number=get["caller_number"],
+        caller_name=get["caller_name"] or "",
+        dialed=get["dialed"] or "",
+        routing_version=get["routing_version"],
+        started_at=get["started_at"],
+        answered_at=get["answered_at"],
+        ended_at=None,
+        disposition=Disposition.IN_PROGRESS,
+        path=(),
+        digits="",
+        branch=get["branch"],
+        unit=get["unit"],
+        endpoint=None,
+        wait_seconds=0.0,
+        talk_seconds=0.0,
+        steps=(),
+        voicemail=None,
+        error=None,
+        hangup_by=None,
+        node=get["node"],
+    )
+
+
+async def continue_call(
+    session: CallSession,
+    routing: Routing,
+    observer: CallObserver,
+    clock: Clock,
+    trace: CallTrace,
+    node: str | None,
+) -> CallRecord:
+    """Go on with a taken-over call from ``node`` (None: hand it to the fallback), writing the
+    same record: the old steps are given to the observer again (a keyed no-op in the store)."""
+    info = session.info
+    with bound_contextvars(call=info.channel_id, linkedid=info.linked_id, node=node):
+        observer.call_started(trace.snapshot())
+        for step in trace.steps:
+            observer.call_step(info.channel_id, step)
+        ctx = CallContext(session, routing, trace, clock, observer)
+        ctx.step("takeover", "takeover", "resumed" if node else "fallback", detail=node or "")
+        return await _go_on(ctx, node)
+
+
+async def _go_on(ctx: CallContext, node: str | None) -> CallRecord:
+    session, routing, trace = ctx.session, ctx.routing, ctx.trace
+    cancelled: asyncio.CancelledError | None = None
+    try:
+        if node is None:
+            trace.handed_back = True
+            fb = routing.hotline.fallback
+            await session.continue_in_dialplan(fb.context, fb.extension, fb.priority)
+        else:
+            if trace.answered_at is None:
+                await session.answer()
+                trace.answered_at = ctx.clock()
+            for _ in range(MAX_NODES_PER_CALL):
+                if node is None:
+                    break
+                node = await run_node(ctx, node)
+            await session.hangup("normal")
+    except CallerHangup:
+        trace.hangup_by = trace.hangup_by or "caller"
+    except Exception as exc:  # the safety net, as for any call
+        trace.error = f"{type(exc).__name__}: {exc}"
+        log.exception("taken-over call failed, handing back to the dialplan")
+        await hand_back(session, lambda: routing.hotline.fallback, log, gone=(CallerHangup,))
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+        trace.error = "shutdown: the controller stopped during the call"
+        await hand_back(session, lambda: routing.hotline.fallback, log, gone=(CallerHangup,))
+    record = trace.snapshot(ctx.clock())
+    ctx.observer.call_ended(record)
+    if cancelled is not None:
+        raise cancelled
+    return record

@@ -1,0 +1,382 @@
+"""Load on a real Asterisk: the project (`ivr run`) side by side with a pure-dialplan menu that
+plays the same prompts, on the same Asterisk (`scripts/asterisk up`, Debian's Asterisk 22).
+
+    .venv/bin/python -m benchmarks.real_load --rate 2 --seconds 10 [--json]
+
+SIPp callers arrive at ``--rate`` calls/s for ``--seconds``; each is answered, hears the greeting,
+presses 4 during the menu (RFC 4733, or SIP INFO with --info) and hangs up a few seconds after
+the desk would have answered. Branch 4's two desks are SIPp phones: one answers after
+``--ring-ms``, the other rings until Asterisk cancels it (ring-all). Printed, for each side:
+calls attempted, completed at the caller and at the answering desk, callers stranded (left
+unanswered or in Stasis after SIPp finished), Asterisk's and the controller's CPU ms per call
+(/proc utime+stime), key → desk INVITE p50/p99 from a loopback capture, and the bridges and
+channels left over. Every load is bounded in calls and time; it runs on loopback only and ends
+every process it started. Figures on a shared machine are indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.capture import Capture, key_to_invite, percentile, read_pcap
+from benchmarks.controller import MANIFEST, ROUTING, Controller
+from benchmarks.pbx import IVR_SERVICE, MENU_SERVICE, Pbx
+from benchmarks.sipp_load import SippProcess, answering_desk_xml, caller_xml, ringing_desk_xml
+from ivr.asterisk.pjsip import phones
+from ivr.prompts.manifest import load_manifest
+from ivr.routing.load import load_routing
+
+KEY_SLACK_MS = 1500  # the key goes this long into the menu prompt
+TALK_SLACK_MS = 3000  # the caller stays this long past the moment the desk should answer
+SETTLE_S = 20.0  # after the callers: how long channels and bridges may take to go
+MEDIA_PORTS = {"callers": 17000, "desk-4a": 17100, "desk-4b": 17200}
+DESKS = ("cchc-4a", "cchc-4b")  # branch 4: the first answers, the second only rings
+
+
+@dataclass(frozen=True)
+class Options:
+    rate: float
+    seconds: float
+    rfc4733: bool
+    ami: bool
+    ring_ms: int
+    talk_ms: int
+    json: bool = False
+
+    @property
+    def calls(self) -> int:
+        return max(1, round(self.rate * self.seconds))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The caller's timing, from the installed prompts."""
+
+    key_at_ms: int
+    bye_at_ms: int
+
+    @classmethod
+    def of(cls, pbx: Pbx, opts: Options) -> Plan:
+        key_at = pbx.prompt_ms("greeting") + KEY_SLACK_MS
+        confirmation = pbx.prompt_ms("please-hold") + pbx.prompt_ms("branch-4")
+        bye_at = key_at + confirmation + opts.ring_ms + opts.talk_ms + TALK_SLACK_MS
+        return cls(key_at, bye_at)
+
+
+def desk_ports(pbx: Pbx) -> dict[str, int]:
+    """The SIPp port of each desk (`--static-contacts`: the phones in order from the first)."""
+    routing = load_routing(ROUTING, list(load_manifest(MANIFEST)))
+    first = int(pbx.env["IVR_TEST_PHONE_PORT"])
+    return {p.name: first + i for i, p in enumerate(phones(routing)) if p.name in DESKS}
+
+
+def _ours(channel: dict[str, Any], prefix: str) -> bool:
+    numbers = (
+        channel.get("caller", {}).get("number", ""),
+        channel.get("connected", {}).get("number", ""),
+    )
+    return any(n.startswith(prefix) for n in numbers) or any(
+        channel.get("name", "").startswith(f"PJSIP/{d}-") for d in DESKS
+    )
+
+
+def _stranded(channel: dict[str, Any], prefix: str) -> bool:
+    """A caller's channel left unanswered or in Stasis."""
+    caller = channel.get("caller", {}).get("number", "").startswith(prefix)
+    desk = any(channel.get("name", "").startswith(f"PJSIP/{d}-") for d in DESKS)
+    in_stasis = channel.get("dialplan", {}).get("app_name", "") == "Stasis"
+    return caller and not desk and (channel.get("state") != "Up" or in_stasis)
+
+
+def _udp_bound(port: int) -> bool:
+    wanted = f"{port:04X}"
+    with open("/proc/net/udp") as f:
+        next(f)  # the heading
+        return any(line.split()[1].rpartition(":")[2] == wanted for line in f)
+
+
+def _wait_udp(port: int, bound: bool, timeout: float) -> None:
+    """Until something listens on UDP ``port`` (``bound``) or nothing does."""
+    deadline = time.monotonic() + timeout
+    while _udp_bound(port) != bound:
+        if time.monotonic() > deadline:
+            state = "nothing listens on" if bound else "another process (a test?) holds"
+            raise RuntimeError(f"{state} UDP port {port}")
+        time.sleep(0.05)
+
+
+def _free_udp_port() -> int:
+    """A port for the callers (Asterisk knows them by address, any port will do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def run_step(
+    pbx: Pbx,
+    opts: Options,
+    name: str,
+    service: str,
+    prefix: str,
+    folder: Path,
+    controller: Controller | None,
+) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = Plan.of(pbx, opts)
+    ports = desk_ports(pbx)
+    capture = Capture(folder / "sip.pcap", pbx.sip_port)
+    procs: list[SippProcess] = []
+    try:
+        channels_before = {c["id"] for c in pbx.channels()}
+        bridges_before = {b["id"] for b in pbx.bridges()}
+        desk_a, desk_b = (f"desk-{d.removeprefix('cchc-')}" for d in DESKS)
+        desk_args = ["-recv_timeout", "60s"]
+        for port in ports.values():  # a real-Asterisk test may be using branch 4's desks
+            _wait_udp(port, bound=False, timeout=60)
+        procs.append(
+            SippProcess(
+                folder,
+                desk_a,
+                answering_desk_xml(opts.ring_ms),
+                ["-p", str(ports[DESKS[0]]), *desk_args],
+                MEDIA_PORTS[desk_a],
+            )
+        )
+        procs.append(
+            SippProcess(
+                folder,
+                desk_b,
+                ringing_desk_xml(),
+                ["-p", str(ports[DESKS[1]]), *desk_args],
+                MEDIA_PORTS[desk_b],
+            )
+        )
+        for port in ports.values():
+            _wait_udp(port, bound=True, timeout=10)
+        limit_s = opts.seconds + plan.bye_at_ms / 1000 + 30  # every call placed and ended
+        ast_cpu0 = pbx.cpu_ms()
+        ctl_cpu0 = controller.cpu_ms() if controller else 0.0
+        callers = SippProcess(
+            folder,
+            "callers",
+            caller_xml(prefix, plan.key_at_ms, plan.bye_at_ms, folder, opts.rfc4733),
+            [
+                pbx.sip,
+                "-s",
+                service,
+                "-p",
+                str(_free_udp_port()),
+                "-r",
+                f"{opts.rate:g}",
+                "-m",
+                str(opts.calls),
+                "-l",
+                str(opts.calls),
+                "-recv_timeout",
+                "30s",
+                "-timeout",
+                f"{int(limit_s)}s",
+            ],
+            MEDIA_PORTS["callers"],
+        )
+        procs.append(callers)
+        if not callers.wait(limit_s + 15):
+            callers.stop(grace=5)
+        settled = _settle(pbx, prefix, bridges_before)
+        if not pbx.alive():
+            raise RuntimeError(
+                "Asterisk stopped during the step (someone ran scripts/asterisk down)"
+            )
+        ast_cpu = pbx.cpu_ms() - ast_cpu0
+        ctl_cpu = controller.cpu_ms() - ctl_cpu0 if controller else None
+        left = [c for c in pbx.channels() if c["id"] not in channels_before and _ours(c, prefix)]
+        bridges = [b for b in pbx.bridges() if b["id"] not in bridges_before]
+        for proc in procs:
+            proc.stop()
+    finally:
+        for proc in procs:
+            proc.stop(grace=2)
+        capture.stop()
+    counts = callers.counts()
+    desk_counts = procs[0].counts()
+    latencies = key_to_invite(
+        read_pcap(capture.path), prefix, pbx.sip_port, set(ports.values())
+    ).latencies_ms()
+    attempted = counts.created
+    return {
+        "attempted": attempted,
+        "completed_caller": counts.successful,
+        "completed_desk": desk_counts.successful,
+        "stranded": sum(1 for c in left if _stranded(c, prefix)),
+        "asterisk_cpu_ms_per_call": _per_call(ast_cpu, attempted),
+        "controller_cpu_ms_per_call": _per_call(ctl_cpu, attempted),
+        "key_to_invite_ms": {
+            "p50": _round(percentile(latencies, 50)),
+            "p99": _round(percentile(latencies, 99)),
+        },
+        "leaked_bridges": len(bridges),
+        "leaked_channels": len(left),
+        "_notes": {"settled": settled, "measured_invites": len(latencies), "folder": str(folder)},
+    }
+
+
+def _settle(pbx: Pbx, prefix: str, bridges_before: set[str]) -> bool:
+    """Waits until our channels and new bridges are gone (True), or SETTLE_S passed."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        channels = [c for c in pbx.channels() if _ours(c, prefix)]
+        bridges = [b for b in pbx.bridges() if b["id"] not in bridges_before]
+        if not channels and not bridges:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _per_call(ms: float | None, calls: int) -> float | None:
+    return None if ms is None or calls == 0 else round(ms / calls, 2)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": model or platform.processor() or "?",
+        "python": platform.python_version(),
+    }
+
+
+ROWS = [  # (label, key, sub-key)
+    ("calls attempted", "attempted", ""),
+    ("completed at the caller", "completed_caller", ""),
+    ("completed at the desk", "completed_desk", ""),
+    ("callers stranded", "stranded", ""),
+    ("Asterisk CPU ms/call", "asterisk_cpu_ms_per_call", ""),
+    ("controller CPU ms/call", "controller_cpu_ms_per_call", ""),
+    ("key → desk INVITE p50 ms", "key_to_invite_ms", "p50"),
+    ("key → desk INVITE p99 ms", "key_to_invite_ms", "p99"),
+    ("leaked bridges", "leaked_bridges", ""),
+    ("leaked channels", "leaked_channels", ""),
+]
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    def cell(v: object) -> str:
+        return "—" if v is None else str(v)
+
+    lines = [
+        f"| {'':26} | {'dialplan menu':>14} | {'ivr':>14} |",
+        f"|{'-' * 28}|{'-' * 16}|{'-' * 16}|",
+    ]
+    for label, key, sub in ROWS:
+        d, i = (
+            cell(results[side][key][sub] if sub else results[side][key])
+            for side in ("dialplan", "ivr")
+        )
+        lines.append(f"| {label:26} | {d:>14} | {i:>14} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.real_load",
+        description="SIPp load on the real Asterisk: ivr vs a pure-dialplan menu",
+    )
+    p.add_argument("--rate", type=float, required=True, help="calls per second (> 0, ≤ 50)")
+    p.add_argument("--seconds", type=float, required=True, help="seconds of arrivals (> 0, ≤ 300)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--info", action="store_true", help="keys as SIP INFO, not RFC 4733")
+    p.add_argument("--no-ami", action="store_true", help="ivr run without AMI")
+    p.add_argument("--ring-ms", type=int, default=1000, help="the answering desk rings this long")
+    p.add_argument("--talk-ms", type=int, default=2000, help="talk before the caller hangs up")
+    a = p.parse_args(argv)
+    if not 0 < a.rate <= 50 or not 0 < a.seconds <= 300:
+        p.error("--rate must be in (0, 50] and --seconds in (0, 300]")
+    return Options(a.rate, a.seconds, not a.info, not a.no_ami, a.ring_ms, a.talk_ms, a.json)
+
+
+def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
+    pbx = Pbx.up()
+    try:
+        pbx.install_menu()
+        try:
+            version = pbx.version()
+            results = {
+                "dialplan": run_step(
+                    pbx, opts, "dialplan", MENU_SERVICE, "09901", folder / "dialplan", None
+                )
+            }
+            controller = Controller(pbx, folder / "ivr-run", opts.ami)
+            try:
+                results["ivr"] = run_step(
+                    pbx, opts, "ivr", IVR_SERVICE, "09902", folder / "ivr", controller
+                )
+            finally:
+                controller.stop()
+        finally:
+            pbx.remove_menu()
+    finally:
+        pbx.down()
+    return results, version
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    if os.geteuid() != 0:
+        print("real_load needs root (scripts/asterisk, tcpdump)", file=sys.stderr)
+        return 2
+    keep = os.environ.get("IVR_BENCH_KEEP")
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ivr-real-load-"))
+    try:
+        results, version = run(opts, folder)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    notes = {k: v.pop("_notes") for k, v in results.items()}
+    m = machine()
+    header = (
+        f"{m['cores']} cores, {m['cpu']}; Python {m['python']}; Asterisk {version}; "
+        f"{opts.calls} calls at {opts.rate:g}/s for {opts.seconds:g} s, keys as "
+        f"{'RFC 4733' if opts.rfc4733 else 'SIP INFO'}, AMI {'on' if opts.ami else 'off'}"
+    )
+    if opts.json:
+        print(header, notes, file=sys.stderr)
+        print(json.dumps(results))
+    else:
+        print(header)
+        print(table(results))
+        print(
+            f"(invites matched to a key: dialplan {notes['dialplan']['measured_invites']}, "
+            f"ivr {notes['ivr']['measured_invites']}; settled: "
+            f"dialplan {notes['dialplan']['settled']}, ivr {notes['ivr']['settled']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

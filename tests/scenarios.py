@@ -30,6 +30,7 @@ DAY = "2026-11-25 09:00"  # a Wednesday morning
 LAST_DAY_BEFORE_MERGERS = "2025-06-30 09:00"
 FIRST_DAY_AFTER_MERGERS = "2025-07-01 09:00"
 MENU = ("start", "greeting", "main-menu")
+SURVEYED = ("survey", "goodbye")  # after a conversation the desk ended: the survey, then goodbye
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Expect:
     wait_seconds: float | None = None
     talk_seconds: float | None = None
     outcomes: tuple[tuple[str, str], ...] = ()  # (node, outcome) steps that must appear, in order
+    survey: int | None = None  # the satisfaction score the caller keyed (None: no answer)
 
 
 @dataclass(frozen=True)
@@ -74,29 +76,43 @@ SCENARIOS = [
         (on_menu("4"),),
         Expect(
             Disposition.ANSWERED,
-            (*MENU, "branch-4"),
+            (*MENU, "branch-4", *SURVEYED),
             "4",
             branch="4",
             endpoint="PJSIP/cchc-4a",
-            hangup_by="callee",
+            hangup_by="system",
             wait_seconds=2,
             talk_seconds=5,
-            outcomes=(("main-menu", "chosen"), ("branch-4", "answered")),
+            outcomes=(
+                ("main-menu", "chosen"),
+                ("branch-4", "answered"),
+                ("survey", "no_input"),
+                ("survey", "no_input"),
+                ("survey", "no_answer"),
+                ("goodbye", "hung_up"),
+            ),
         ),
         clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
-        heard=("greeting", "main-menu", "please-hold", "branch-4"),
-        sim_log=("ringing", "talking:PJSIP/cchc-4a", "clerk-hung-up", "hangup:app"),
+        heard=("greeting", "main-menu", "please-hold", "branch-4", "survey-question", "goodbye"),
+        not_heard=("survey-thanks",),
+        sim_log=(
+            "ringing",
+            "talking:PJSIP/cchc-4a",
+            "clerk-hung-up",
+            "prompt:survey-question",
+            "hangup:app",
+        ),
     ),
     Scenario(
         "ring all: the first phone never answers, the second does",
         (on_menu("4"),),
         Expect(
             Disposition.ANSWERED,
-            (*MENU, "branch-4"),
+            (*MENU, "branch-4", *SURVEYED),
             "4",
             branch="4",
             endpoint="PJSIP/cchc-4b",
-            hangup_by="callee",
+            hangup_by="system",
             wait_seconds=3,
         ),
         clerks={
@@ -152,7 +168,7 @@ SCENARIOS = [
         (on_menu("9"),),
         Expect(
             Disposition.ANSWERED,
-            (*MENU, "branch-9"),
+            (*MENU, "branch-9", *SURVEYED),
             "9",
             branch="9",
             endpoint="PJSIP/cchc-9b",
@@ -219,7 +235,7 @@ SCENARIOS = [
         (on_menu("*"), on_menu("5", after=1.0)),
         Expect(
             Disposition.ANSWERED,
-            (*MENU, "branch-5"),
+            (*MENU, "branch-5", *SURVEYED),
             "*5",
             branch="5",
             endpoint="PJSIP/cchc-5",
@@ -230,7 +246,7 @@ SCENARIOS = [
     Scenario(
         "type-ahead: 4 pressed during the greeting skips the menu prompt",
         (Press("4", on="prompt:greeting", after=0.5),),
-        Expect(Disposition.ANSWERED, (*MENU, "branch-4"), "4", branch="4"),
+        Expect(Disposition.ANSWERED, (*MENU, "branch-4", *SURVEYED), "4", branch="4"),
         clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
         not_heard=("main-menu",),
     ),
@@ -475,5 +491,57 @@ SCENARIOS = [
         clerks={"PJSIP/cchc-7": WAITS_FOR_CALLER},
         after_talk={"branch-7": "goodbye"},
         not_heard=("goodbye",),
+    ),
+    # --- the satisfaction survey after a conversation the desk ended ---------------------
+    Scenario(
+        "survey: the clerk hangs up, the caller rates the call 4",
+        (on_menu("4"), Press("4", on="prompt:survey-question", after=0.5)),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-4", *SURVEYED),
+            "4",  # the survey's key is an answer, not a choice in the menus
+            branch="4",
+            endpoint="PJSIP/cchc-4a",
+            hangup_by="system",
+            talk_seconds=5,
+            outcomes=(("branch-4", "answered"), ("survey", "answered"), ("goodbye", "hung_up")),
+            survey=4,
+        ),
+        clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
+        heard=("survey-question", "survey-thanks", "goodbye"),
+        not_heard=("survey-invalid",),
+    ),
+    Scenario(
+        "survey: a key off the scale, then 1 (in turn, the second desk answered)",
+        (
+            on_menu("9"),
+            Press("7", on="prompt:survey-question", after=0.3),
+            Press("1", on="prompt:survey-question", after=0.3),
+        ),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-9", *SURVEYED),
+            "9",
+            branch="9",
+            endpoint="PJSIP/cchc-9b",
+            outcomes=(("survey", "invalid"), ("survey", "answered")),
+            survey=1,
+        ),
+        clerks={"PJSIP/cchc-9a": NO_ANSWER, "PJSIP/cchc-9b": ANSWER},
+        heard=("survey-invalid", "survey-thanks"),
+    ),
+    Scenario(
+        "survey: the caller hangs up during the question, no answer is kept",
+        (on_menu("2"), Hangup(on="prompt:survey-question", after=0.5)),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-2", "survey"),
+            "2",
+            branch="2",
+            endpoint="PJSIP/cchc-2",
+            hangup_by="callee",  # who ended the conversation; the path shows where the caller left
+        ),
+        clerks={"PJSIP/cchc-2": ANSWER},
+        not_heard=("survey-thanks", "goodbye"),
     ),
 ]

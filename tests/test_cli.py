@@ -27,7 +27,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_routing_check_good(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "routing", "check", str(ROUTING_FILE))
     assert code == 0
-    assert "hợp lệ — 27 nút, 9 nhánh, 68 đơn vị" in out
+    assert "hợp lệ — 28 nút, 9 nhánh, 68 đơn vị" in out
 
 
 def test_routing_check_bad_names_every_problem(

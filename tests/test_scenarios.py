@@ -7,14 +7,23 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.agi.server import AgiServer
-from ivr.flow.record import CallRecord, MemoryObserver
+from ivr.flow.record import CallObserver, CallRecord, FanOut, MemoryObserver
+from ivr.flow.survey import survey_answer
 from ivr.routing.model import DialNode, Routing
 from ivr.sim.agi import AgiCall, AgiSim
 from ivr.sim.core import SimCall
 from ivr.sim.harness import Harness
 from ivr.sim.scripts import Clerks
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.identity import keyed
+from ivr.store.rows import final_ops
+from ivr.store.sql import write_ops
+from ivr.store.writer import StoreWriter
+from models import SurveyAnswer
 
 from .conftest import vn_time
 from .scenarios import ANSWER, SCENARIOS, Scenario
@@ -34,8 +43,12 @@ def routing_for(routing: Routing, sc: Scenario) -> Routing:
     return routing.model_copy(update={"nodes": nodes}) if sc.after_talk else routing
 
 
-async def run_scenario(routing: Routing, sc: Scenario) -> tuple[CallRecord, SimCall, Harness]:
-    observer = MemoryObserver()
+async def run_scenario(
+    routing: Routing, sc: Scenario, store: CallObserver | None = None
+) -> tuple[CallRecord, SimCall, Harness]:
+    """``store``: an observer that also gets the call (a StoreWriter), beside the memory one."""
+    memory = MemoryObserver()
+    observer: CallObserver = FanOut(memory, store) if store else memory
     at = vn_time(sc.at)
     clerks = Clerks(by_endpoint=dict(sc.clerks), default=ANSWER)
     flow = routing_for(routing, sc)
@@ -47,7 +60,7 @@ async def run_scenario(routing: Routing, sc: Scenario) -> tuple[CallRecord, SimC
         leftovers = [c for c in h.sim.pbx.channels.values() if c.in_stasis]
         assert not leftovers, f"channels left in Stasis: {[c.name for c in leftovers]}"
         assert not h.sim.pbx.bridges, "a bridge was left behind"
-    (record,) = observer.done
+    (record,) = memory.done
     return record, call, h
 
 
@@ -58,10 +71,11 @@ async def test_scenario(routing: Routing, sc: Scenario) -> None:
 
 
 async def run_agi_scenario(
-    routing: Routing, sc: Scenario, spool: Path
+    routing: Routing, sc: Scenario, spool: Path, store: CallObserver | None = None
 ) -> tuple[CallRecord, AgiCall]:
     """``spool``: the recordings' folder, shared by the simulated PBX and the controller."""
-    observer = MemoryObserver()
+    memory = MemoryObserver()
+    observer: CallObserver = FanOut(memory, store) if store else memory
     at = vn_time(sc.at)
     flow = routing_for(routing, sc)
     server = AgiServer(
@@ -76,7 +90,7 @@ async def run_agi_scenario(
         await asyncio.wait_for(server.idle(), timeout=30)
     finally:
         await server.stop()
-    (record,) = observer.done
+    (record,) = memory.done
     return record, call
 
 
@@ -123,6 +137,8 @@ def check_record(
         assert record.wait_seconds == pytest.approx(e.wait_seconds, abs=TOLERANCE)
     if e.talk_seconds is not None:
         assert record.talk_seconds == pytest.approx(e.talk_seconds, abs=TOLERANCE)
+    answer = survey_answer(record.steps)
+    assert (int(answer.input) if answer else None) == e.survey, record.steps
     steps = [(s.node, s.outcome) for s in record.steps]
     it = iter(steps)
     assert all(o in it for o in e.outcomes), steps  # in this order, others may sit between
@@ -136,3 +152,41 @@ def check_record(
     assert record.caller_number == "0912345678"
     assert record.ended_at is not None
     assert record.ended_at >= record.started_at
+
+
+SURVEY_ROWS = [s for s in SCENARIOS if s.name.startswith("survey:")]
+
+
+@pytest.mark.parametrize("adapter", ["ari", "fastagi"])
+@pytest.mark.parametrize("sc", SURVEY_ROWS, ids=[s.name for s in SURVEY_ROWS])
+async def test_the_survey_answer_is_read_back_from_the_store(
+    routing: Routing, sc: Scenario, adapter: str, tmp_path: Path
+) -> None:
+    """The flow only records a step; the store writes the answer, linked to the call's key, its
+    branch and the desk that answered."""
+    await asyncio.to_thread(upgrade, sqlite_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
+    writer = StoreWriter(engine, tmp_path / "spool")
+    await writer.start()
+    try:
+        if adapter == "ari":
+            record, _, _ = await run_scenario(routing, sc, writer)
+        else:
+            record, _ = await run_agi_scenario(routing, sc, tmp_path / "rec", writer)
+        assert await writer.sync()
+        async with AsyncSession(engine) as s:
+            rows = (await s.scalars(select(SurveyAnswer))).all()
+        if sc.expect.survey is None:
+            assert rows == []
+            return
+        (row,) = rows
+        assert (row.call_id, row.source, row.score) == (record.key, "ivr", sc.expect.survey)
+        assert (row.branch, row.endpoint) == (sc.expect.branch, sc.expect.endpoint)
+        assert record.started_at <= row.answered_at <= (record.ended_at or record.started_at)
+        again = keyed(final_ops(record), record, writer.owner.id)
+        await write_ops(engine, again)  # the call's last batch written again: still one answer
+        async with AsyncSession(engine) as s:
+            assert len((await s.scalars(select(SurveyAnswer))).all()) == 1
+    finally:
+        await writer.stop()
+        await engine.dispose()

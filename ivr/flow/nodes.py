@@ -9,6 +9,7 @@ from ivr.flow.context import CallContext
 from ivr.flow.hours import OfficeState, office_state
 from ivr.flow.record import Voicemail
 from ivr.flow.speech import judge
+from ivr.flow.survey import survey
 from ivr.routing.dated import Reach, Resolution, local_date, moved_prompt, resolve, unit_prompt
 from ivr.routing.model import (
     DialNode,
@@ -298,4 +299,5 @@ _HANDLERS: dict[str, Handler] = {
     "directory": directory,
     "hangup": hangup,
     "dialplan": dialplan,
+    "survey": survey,
 }

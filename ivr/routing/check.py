@@ -10,6 +10,7 @@ from ivr.routing.model import (
     DialNode,
     HoursNode,
     Routing,
+    SurveyNode,
     node_prompts,
     node_targets,
 )
@@ -23,6 +24,7 @@ def check_graph(routing: Routing, prompt_ids: Iterable[str] | None) -> list[Find
     out += _targets(routing)
     out += _references(routing)
     out += _units(routing)
+    out += _surveys(routing)
     out += timeline_findings(routing)
     if prompt_ids is not None:
         out += _prompts(routing, set(prompt_ids))
@@ -70,6 +72,25 @@ def _references(r: Routing) -> list[Finding]:
             out.append(
                 (("nodes", name), f"nodes.{name}: nút quay số cần 'endpoints' hoặc 'branch'")
             )
+    return out
+
+
+def _surveys(r: Routing) -> list[Finding]:
+    """A survey asks about the conversation that just ended: it is reached only by a dial's or
+    directory's ``on.answered`` (the answer is kept with the desk that answered)."""
+    out: list[Finding] = []
+    for name, node in r.nodes.items():
+        for field, target in node_targets(node):
+            if field != "on.answered" and isinstance(r.nodes.get(target), SurveyNode):
+                out.append(
+                    (
+                        ("nodes", name, *_split(field)),
+                        f"nodes.{name}.{field}: nút khảo sát '{target}' chỉ được tới sau một "
+                        "cuộc nối máy (từ 'on.answered' của nút quay số hay danh bạ)",
+                    )
+                )
+    if r.hotline.entry in r.nodes and isinstance(r.nodes[r.hotline.entry], SurveyNode):
+        out.append((("hotline", "entry"), "nút bắt đầu không thể là nút khảo sát"))
     return out
 
 

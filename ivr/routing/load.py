@@ -148,6 +148,7 @@ _UNION_TAGS = {
     "dial",
     "voicemail",
     "directory",
+    "survey",
     "hangup",
     "dialplan",
 }

@@ -2,8 +2,9 @@
 
 An end is a node after which the call is over or leaves us: ``hangup``, ``dialplan``, and a
 ``dial`` or ``directory`` whose answered call ends the call (no ``on.answered``). A caller who
-presses nothing follows the *automatic* edges (a prompt's or voicemail's ``next``, every edge of
-``hours``, a menu's ``default``, a directory's ``fail``); a cycle of those alone plays forever.
+presses nothing follows the *automatic* edges (a prompt's, voicemail's or survey's ``next``, every
+edge of ``hours``, a menu's ``default``, a directory's ``fail``); a cycle of those alone plays
+forever. A ``survey`` is never an end: its ``next`` must lead to one (its answer is kept either way).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ivr.routing.model import (
     Node,
     PromptNode,
     Routing,
+    SurveyNode,
     VoicemailNode,
     node_targets,
 )
@@ -62,7 +64,7 @@ def _no_way_out(r: Routing) -> list[Finding]:
 def automatic_targets(node: Node) -> list[str]:
     """Where a caller who presses nothing goes next (and nobody answers nothing)."""
     match node:
-        case PromptNode() | VoicemailNode():
+        case PromptNode() | VoicemailNode() | SurveyNode():
             return [node.next]
         case HoursNode():
             return [t for t in (node.open, node.closed, node.holiday) if t]

@@ -352,6 +352,23 @@ class DirectoryNode(NodeBase):
     fail: NodeName
 
 
+SURVEY_KEYS = "12345"  # the scale: 1 (very dissatisfied) … 5 (very satisfied)
+
+
+class SurveyNode(NodeBase):
+    """After a conversation the desk ended: one question, one key 1–5, then ``next``. No key
+    (or another key) ``retries`` times: no answer is recorded and the call goes on to ``next``."""
+
+    type: Literal["survey"]
+    prompts: list[PromptId] = Field(min_length=1)
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=1, le=10)
+    invalid_prompts: list[PromptId] = Field(default_factory=list)
+    no_input_prompts: list[PromptId] = Field(default_factory=list)
+    thanks_prompts: list[PromptId] = Field(default_factory=list)
+    next: NodeName
+
+
 class HangupNode(NodeBase):
     type: Literal["hangup"]
     prompts: list[PromptId] = Field(default_factory=list)
@@ -372,6 +389,7 @@ Node = Annotated[
     | DialNode
     | VoicemailNode
     | DirectoryNode
+    | SurveyNode
     | HangupNode
     | DialplanNode,
     Field(discriminator="type"),
@@ -410,7 +428,7 @@ class Routing(Strict):
 def node_targets(node: Node) -> list[tuple[str, str]]:
     """(field path, target node name) for every edge leaving ``node``."""
     match node:
-        case PromptNode() | VoicemailNode():
+        case PromptNode() | VoicemailNode() | SurveyNode():
             return [("next", node.next)]
         case MenuNode():
             return [

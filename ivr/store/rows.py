@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import String, Table
 
 from ivr.flow.record import CallRecord, Step
-from models import Call, CallStep, Voicemail
+from ivr.flow.survey import survey_answer
+from models import Call, CallStep, SurveyAnswer, Voicemail
 
 Row = dict[str, Any]
-Op = tuple[str, Row]  # ("call" | "step" | "voicemail" | "cause", row)
+Op = tuple[str, Row]  # ("call" | "step" | "voicemail" | "cause" | "survey", row)
 
-KINDS = frozenset({"call", "step", "voicemail", "cause"})
+KINDS = frozenset({"call", "step", "voicemail", "cause", "survey"})
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
@@ -42,6 +43,7 @@ _LIMITS = {
     "step": _limits(CallStep.__table__),
     "voicemail": _limits(Voicemail.__table__),
     "cause": _limits(Call.__table__),
+    "survey": _limits(SurveyAnswer.__table__),
 }
 
 
@@ -105,7 +107,8 @@ def cause_row(call_id: str, cause: int, text: str) -> Row:
 
 
 def final_ops(r: CallRecord) -> list[Op]:
-    """Everything a finished call writes: its row, all its steps, its voicemail."""
+    """Everything a finished call writes: its row, all its steps, its voicemail, its survey
+    answer (the key pressed at a survey node, with the branch, unit and desk of the call)."""
     ops: list[Op] = [("call", call_row(r))]
     ops += [("step", step_row(r.channel_id, i, s)) for i, s in enumerate(r.steps)]
     if r.voicemail is not None:
@@ -130,7 +133,23 @@ def final_ops(r: CallRecord) -> list[Op]:
                 ),
             )
         )
+    answer = survey_answer(r.steps)
+    if answer is not None:
+        ops.append(("survey", survey_row(r, answer)))
     return ops
+
+
+def survey_row(r: CallRecord, answer: Step) -> Row:
+    row = {
+        "call_id": r.channel_id,
+        "source": "ivr",
+        "answered_at": answer.at,
+        "score": int(answer.input),
+        "branch": r.branch,
+        "unit": r.unit,
+        "endpoint": r.endpoint,
+    }
+    return bounded("survey", row)
 
 
 def _default(value: object) -> object:
@@ -187,4 +206,5 @@ _COLUMNS = {
     "step": {c.name for c in CallStep.__table__.columns},
     "voicemail": {c.name for c in Voicemail.__table__.columns} - {"id"},
     "cause": {"id", "hangup_cause", "hangup_cause_text"},
+    "survey": {c.name for c in SurveyAnswer.__table__.columns} - {"id"},
 }

@@ -12,13 +12,14 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Table, and_, func, or_, update
+from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ivr.store.rows import Op
-from models import Call, CallStep, Voicemail
+from models import Call, CallStep, SurveyAnswer, Voicemail
 
 log = structlog.get_logger("ivr.store")
 
@@ -41,6 +42,7 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
         "step": [],
         "voicemail": [],
         "cause": [],
+        "survey": [],
     }
     calls: dict[str, dict[str, Any]] = {}
     for kind, row in ops:
@@ -61,6 +63,8 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
                     hangup_cause=row["hangup_cause"], hangup_cause_text=row["hangup_cause_text"]
                 )
             )
+        for row in grouped["survey"]:
+            await _survey_once(conn, row)
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
 
 
@@ -75,6 +79,17 @@ def _caused(key: str, controller: str) -> Any:
     """The call AMI's cause is about: AMI names the channel, the key adds the node to it; the
     channel id alone is enough among this controller's own calls (one Asterisk per AMI)."""
     return or_(Call.id == key, and_(Call.channel_id == key, Call.controller == controller))
+
+
+async def _survey_once(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """A call's IVR survey answer, once: a batch written again finds it there."""
+    known = await conn.scalar(
+        select(SurveyAnswer.id).where(
+            SurveyAnswer.call_id == row["call_id"], SurveyAnswer.source == row["source"]
+        )
+    )
+    if known is None:
+        await conn.execute(plain_insert(SurveyAnswer), [row])
 
 
 async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:

@@ -1,15 +1,17 @@
-"""Who is alive: each controller holds a PostgreSQL advisory lock named after its id.
+"""Who is alive: each controller holds a PostgreSQL session named after it, with an advisory
+lock of its id.
 
-A controller takes its own lock (session level, on a connection it keeps) before it serves
-calls. When the process dies, even by SIGKILL, its connection closes and PostgreSQL frees the
-lock at once; the survivors probe their peers' locks a few times a second with
-``pg_try_advisory_lock``. A probe that gets the lock both detects the death and elects the prober
-as the one survivor that takes the peer's calls over: it holds the lock while it does.
+A controller opens its presence session (``application_name`` ``ivr-presence:<id>``, the lock
+taken) before it serves calls. When the process dies, even by SIGKILL, its connection closes and
+PostgreSQL ends the session at once. The survivors look a few times a second at which presence
+sessions exist: a peer seen alive is *armed*; an armed peer whose session is gone is dead. The
+survivor whose ``pg_try_advisory_lock`` on it succeeds is the one that takes its calls over: it
+ends the dead peer's lease (so the others stop judging it) before it lets the lock go, and a
+survivor that gets the lock after that finds the lease ended and does nothing.
 
-A peer is *armed* once a probe found its lock held (it is alive and in cluster mode); only an
-armed peer whose lock comes free is dead. Controllers that never hold a lock (another node,
-FastAGI, a single controller) are never taken for dead. The 15 s lease (ivr.store.lease) stays
-the slow path: a process that hangs without dying keeps its lock and is found by the lease.
+Controllers that never open a presence session (another node's FastAGI, a single controller)
+are never taken for dead. The 15 s lease (ivr.store.lease) stays the slow path: a process that
+hangs without dying keeps its session and is found by the lease.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ivr.store.lease import Owner, release
 from models import Controller
 
 log = structlog.get_logger("ivr.cluster")
 
 PROBE_SECONDS = 0.2
+PREFIX = "ivr-presence:"
 
 OnDead = Callable[[str], Awaitable[None]]
 
@@ -37,6 +41,12 @@ def lock_key(controller: str) -> int:
     """The advisory lock of a controller id: a signed 64-bit number, the same in every process."""
     digest = hashlib.sha256(f"ivr-controller:{controller}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def session_name(controller: str) -> str:
+    """The presence session's application_name (PostgreSQL keeps 63 bytes; ids are plain)."""
+    safe = "".join(ch for ch in controller if ch.isalnum() or ch in "-_.:")
+    return f"{PREFIX}{safe}"[:63]
 
 
 class NotPostgres(RuntimeError):
@@ -56,6 +66,7 @@ class Presence:
                 "chạy nhiều bộ điều khiển cần cơ sở dữ liệu PostgreSQL (database_url)"
             )
         conn = await self.engine.connect()
+        await conn.execute(text(f"SET application_name = '{session_name(self.controller)}'"))
         # waits while a survivor still holds it (taking our previous life's calls over)
         await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.controller)})
         await conn.commit()
@@ -101,24 +112,30 @@ class PeerWatch:
             await asyncio.sleep(self.every)
 
     async def probe(self) -> list[str]:
-        """One round: the peers found dead (each already taken over)."""
+        """One round: the peers found dead and taken over by this controller."""
         conn = await self._connection()
         peers = await self._peers(conn)
+        alive = await self._alive(conn)
         dead = []
         for peer in peers:
-            if await self._try(conn, peer):
-                if peer in self.armed:
-                    dead.append(peer)
-                    await self._take(conn, peer)
-                await self._unlock(conn, peer)
-            elif peer not in self.armed:
-                self.armed.add(peer)
-                log.info("peer alive", peer=peer)
+            if session_name(peer) in alive:
+                if peer not in self.armed:
+                    self.armed.add(peer)
+                    log.info("peer alive", peer=peer)
+            elif peer in self.armed:
+                self.armed.discard(peer)
+                if await self._try(conn, peer):
+                    try:
+                        if await self._still_leased(conn, peer):
+                            dead.append(peer)
+                            await self._take(peer)
+                            await release(self.engine, Owner(peer), self.clock())
+                    finally:
+                        await self._unlock(conn, peer)
         self.armed &= set(peers)
         return dead
 
-    async def _take(self, conn: AsyncConnection, peer: str) -> None:
-        self.armed.discard(peer)
+    async def _take(self, peer: str) -> None:
         log.warning("bộ điều khiển khác đã ngừng: nhận các cuộc gọi của nó", peer=peer)
         try:
             await self.on_dead(peer)
@@ -133,6 +150,19 @@ class PeerWatch:
         )
         await conn.commit()
         return list(rows)
+
+    async def _still_leased(self, conn: AsyncConnection, peer: str) -> bool:
+        until = await conn.scalar(select(Controller.lease_until).where(Controller.id == peer))
+        await conn.commit()
+        return until is not None and until > self.clock()
+
+    async def _alive(self, conn: AsyncConnection) -> set[str]:
+        rows = await conn.scalars(
+            text("SELECT application_name FROM pg_stat_activity WHERE application_name LIKE :p"),
+            {"p": PREFIX + "%"},
+        )
+        await conn.commit()
+        return set(rows)
 
     async def _try(self, conn: AsyncConnection, peer: str) -> bool:
         got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(peer)})

@@ -1,7 +1,7 @@
 """Where a call taken over from a dead controller goes on.
 
 The dead controller's steps (in the store) say where the call was: the node after its last step
-is the one it was in. A menu, a prompt or an office-hours check can simply be run again (the
+is the one it was in. A menu, a prompt, an office-hours check or a goodbye can simply be run again (the
 caller hears the menu again); anything else (ringing desks, a message being recorded, the
 directory) is handed to the dialplan's fallback, the operators. The record goes on in the same
 row: same key, the old steps kept, the new ones after them.
@@ -23,13 +23,13 @@ from ivr.flow.engine import MAX_NODES_PER_CALL
 from ivr.flow.hand_back import hand_back
 from ivr.flow.nodes import run_node
 from ivr.flow.record import CallObserver, CallRecord, CallTrace, Disposition, Step
-from ivr.routing.model import HoursNode, MenuNode, PromptNode, Routing
+from ivr.routing.model import HangupNode, HoursNode, MenuNode, PromptNode, Routing
 from ivr.session import CallerHangup, CallSession
 from models import Call, CallStep
 
 log = structlog.get_logger("ivr.cluster")
 
-REPLAYABLE = (MenuNode, PromptNode, HoursNode)
+REPLAYABLE = (MenuNode, PromptNode, HoursNode, HangupNode)  # run again: harmless
 _MENU_STAYS = {"repeat", "no_input", "invalid"}
 
 

@@ -54,7 +54,7 @@ def test_lock_key_is_stable_and_distinct() -> None:
 
 
 def _ev(kind: str, playback: str, channel: str) -> AriEvent:
-    return {"type": kind, "playback": {"id": playback, "target_uri": f"channel:{channel}"}}  # type: ignore[typeddict-item]
+    return {"type": kind, "playback": {"id": playback, "target_uri": f"channel:{channel}"}}
 
 
 class _Client:

@@ -5,11 +5,12 @@ of calls received and answered per group."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter  # type: ignore[import-untyped]  # no type hints shipped
 
 from ivr.reports.columns import COLUMNS
-from ivr.reports.formats import rows_of
+from ivr.reports.formats import FEEDBACK_HEADER, feedback_rows, rows_of
 from ivr.reports.report import Report
 
 SHEET_NAMES = {
@@ -56,8 +57,30 @@ def write_xlsx(report: Report, path: Path) -> None:
                         sheet.write_number(i, j, value, formats[c.kind])
             if rows and by != "total":
                 _chart(book, sheet, len(rows))
+        _feedback_sheet(book, report, formats)
     finally:
         book.close()
+
+
+def _feedback_sheet(book: xlsxwriter.Workbook, report: Report, formats: dict[str, Any]) -> None:
+    """Complaint cases and satisfaction answers: the same lines as the CSV's second table."""
+    rows = feedback_rows(report)
+    if not rows:
+        return
+    sheet = book.add_worksheet("Phản ánh, hài lòng")
+    sheet.write_row(0, 0, FEEDBACK_HEADER, formats["header"])
+    sheet.freeze_panes(1, 0)
+    sheet.set_column(0, 1, 14)
+    sheet.set_column(2, 2, 40)
+    sheet.set_column(3, len(FEEDBACK_HEADER) - 1, 12)
+    mean = book.add_format({"num_format": "0.00"})
+    kinds = {len(FEEDBACK_HEADER) - 2: mean, len(FEEDBACK_HEADER) - 1: formats["rate"]}
+    for i, cells in enumerate(rows, start=1):
+        for j, v in enumerate(cells):
+            if isinstance(v, str):
+                sheet.write_string(i, j, v) if v else sheet.write_blank(i, j, None)
+            else:
+                sheet.write_number(i, j, v, kinds.get(j, formats["count"]))
 
 
 def _chart(book: xlsxwriter.Workbook, sheet: object, n: int) -> None:

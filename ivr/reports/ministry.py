@@ -17,6 +17,7 @@ from docx.shared import Cm, Pt
 from ivr.reports.agency import Agency, load_template
 from ivr.reports.columns import shown
 from ivr.reports.docx_layout import body, cell_lines, centred, no_borders, setup
+from ivr.reports.feedback import Complaints, Satisfaction, complaints_text, satisfaction_text
 from ivr.reports.report import Report
 from ivr.routing.model import Routing
 
@@ -53,15 +54,35 @@ def figures(report: Report, routing: Routing | None, agency: Agency) -> dict[str
         "abandoned": str(t.abandoned_menu + t.abandoned_ringing),
         "service_seconds": f"{report.options.service_seconds:g}",
         "service_level": shown(t.service_level, "rate"),
-        "complaints": _pairs(report.complaints),
-        "satisfaction": _pairs(report.satisfaction),
+        **_complaint_figures(report.complaints),
+        **_satisfaction_figures(report.satisfaction),
     }
 
 
-def _pairs(data: dict[str, int] | dict[str, float] | None) -> str:
-    if data is None:
-        return NO_DATA
-    return "; ".join(f"{k}: {v}" for k, v in data.items())
+def _complaint_figures(c: Complaints | None) -> dict[str, str]:
+    if c is None:
+        return {"complaints": NO_DATA}
+    return {
+        "complaints": complaints_text(c),
+        "complaints_received": str(c.received),
+        "complaints_resolved": str(c.resolved),
+        "complaints_on_time": str(c.on_time),
+        "complaints_on_time_rate": shown(c.on_time_rate, "rate"),
+        "complaints_rejected": str(c.rejected),
+        "complaints_overdue": str(c.overdue),
+    }
+
+
+def _satisfaction_figures(s: Satisfaction | None) -> dict[str, str]:
+    if s is None:
+        return {"satisfaction": NO_DATA}
+    mean = "–" if s.mean is None else f"{s.mean:.2f}".replace(".", ",")
+    return {
+        "satisfaction": satisfaction_text(s),
+        "satisfaction_answers": str(s.answers),
+        "satisfaction_mean": mean,
+        "satisfaction_csat": shown(s.csat_rate, "rate"),
+    }
 
 
 def _directory(routing: Routing | None, day: dt.date) -> str:
@@ -108,6 +129,9 @@ def write_ministry(
     _branch_table(doc, report)
     body(doc, say("results_complaints"))
     body(doc, say("results_satisfaction"))
+    for code, sat in report.satisfaction_by_branch.items():
+        name = report.branch_names.get(code, "")
+        body(doc, f"- Nhánh {code}{f' ({name})' if name else ''}: {satisfaction_text(sat)};")
     body(doc, "4. Đánh giá chung", bold=True)
     for key in ("assessment_intro", "assessment_strengths", "assessment_limits", "assessment_next"):
         body(doc, say(key))

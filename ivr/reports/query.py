@@ -8,12 +8,14 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.cases.facts import figures_from_store
 from ivr.flow.hours import office_state
 from ivr.reports.facts import Classify, read_facts
+from ivr.reports.feedback import feedback
 from ivr.reports.grouping import Grouper
 from ivr.reports.measures import Options
 from ivr.reports.periods import Period
-from ivr.reports.report import Report, build_report
+from ivr.reports.report import Report, build_report, with_feedback
 from ivr.routing.model import HoursNode, Routing
 
 
@@ -46,4 +48,6 @@ async def report_from_store(
     as_of: dt.date | None = None,
 ) -> Report:
     facts = read_facts(engine, period.start, period.end, classifier(routing))
-    return await build_report(facts, period, by, Grouper(routing, period.tz, as_of), options)
+    report = await build_report(facts, period, by, Grouper(routing, period.tz, as_of), options)
+    cases = await figures_from_store(engine, period.start, period.end, period.tz)
+    return with_feedback(report, feedback(cases))

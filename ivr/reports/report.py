@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterable, Sequence
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ivr.reports.facts import CallFact
+from ivr.reports.feedback import Complaints, Feedback, Satisfaction
 from ivr.reports.grouping import Grouper
 from ivr.reports.measures import Figures, Options, Tally
 from ivr.reports.periods import Period
@@ -38,8 +40,14 @@ class Report:
     keys_per_branch: dict[str, dict[str, int]]  # branch → keys pressed (digits) → calls
     lookups_per_unit: dict[str, int]  # unit code keyed in the directory → lookups
     branch_names: dict[str, str] = field(default_factory=dict)
-    complaints: dict[str, int] | None = None  # later issue: complaint cases (None: no data yet)
-    satisfaction: dict[str, float] | None = None  # later issue: satisfaction scores
+    # complaint cases and survey answers (ivr.reports.feedback); None: not read (no store)
+    complaints: Complaints | None = None
+    complaints_by_owner: dict[str, Complaints] = field(default_factory=dict)  # unit / branch:N
+    owner_names: dict[str, str] = field(default_factory=dict)
+    complaints_by_category: dict[str, Complaints] = field(default_factory=dict)
+    satisfaction: Satisfaction | None = None
+    satisfaction_by_branch: dict[str, Satisfaction] = field(default_factory=dict)
+    satisfaction_by_phone: dict[str, Satisfaction] = field(default_factory=dict)
     measures_doc: str = MEASURES_DOC
 
 
@@ -119,6 +127,24 @@ def _finish(acc: _Acc, period: Period) -> Report:
         lookups_per_unit=dict(acc.lookups.most_common()),
         branch_names=names,
     )
+
+
+def with_feedback(report: Report, fb: Feedback) -> Report:
+    """The report with the period's complaint cases and survey answers."""
+    return dataclasses.replace(
+        report,
+        complaints=fb.complaints,
+        complaints_by_owner=fb.complaints_by_owner,
+        owner_names=fb.owner_names,
+        complaints_by_category=fb.complaints_by_category,
+        satisfaction=fb.satisfaction,
+        satisfaction_by_branch=dict(sorted(fb.satisfaction_by_branch.items(), key=_by_key)),
+        satisfaction_by_phone=fb.satisfaction_by_phone,
+    )
+
+
+def _by_key(kv: tuple[str, object]) -> tuple[int, int | str]:
+    return _order(kv[0])
 
 
 def _order(key: str) -> tuple[int, int | str]:

@@ -1,0 +1,180 @@
+"""Complaint cases and satisfaction answers in `ivr report` (table, JSON, CSV, XLSX) and the
+Ministry's DOCX; every figure computed by hand from the fixture cases and answers below.
+
+The week is Monday 23 – Sunday 29 November 2026, Vietnam time (its end: 30/11 00:00).
+
+Cases (owner, received, answer deadline, what happened):
+  K1 branch:4  Mon 23 09:00  due 27/11  answered Wed 25          received, resolved, on time
+  K2 1001      Tue 24 10:00  due 25/11  answered Fri 27          received, resolved, late
+  K3 branch:4  02/11         due 20/11  still open               overdue (not received this week)
+  K4 branch:9  Thu 26 08:00  due 10/12  rejected Fri 27          received, rejected
+  K5 1001      Sun 29 23:59  due 18/12  still open               received (the last minute counts)
+  K6 1001      Mon 30 00:00  due 21/12  still open               after the week: nothing
+  → received 4, resolved 2, on time 1 (50 %), rejected 1, overdue 1;
+    branch:4 1/1/1/0/1, 1001 2/1/0/0/0, branch:9 1/0/0/1/0.
+
+Answers (branch, phone, score): S1 4 cchc-4a 5 (Mon), S2 4 cchc-4b 3 (Tue), S3 1 cchc-1 4 (Zalo,
+Wed), S4 1 cchc-1 1 (Sun 23:59); outside: S5 Mon 30 00:00 (5), S6 Sun 22 23:59 (2).
+  → 4 answers, mean (5+3+4+1)/4 = 3.25, CSAT (4–5) 2/4 = 50 %;
+    branch 4: mean 4.0, CSAT 50 %; branch 1: mean 2.5, CSAT 50 %; cchc-4a: 5.0, 100 %.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+
+import docx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.cli import main
+from ivr.store.db import make_engine
+from models import Case, SurveyAnswer
+from tests.conftest import ROOT, vn_time
+from tests.test_report_measures import fixture_calls, store_with
+
+WEEK = ["--from", "2026-11-23", "--to", "2026-11-29"]
+
+
+def _case(n: int, owner: str, received: str, due: str, **kw: object) -> Case:
+    unit = None if owner.startswith("branch:") else owner
+    branch = owner.removeprefix("branch:") if unit is None else None
+    return Case(
+        number=f"PAKN-2026-{n:04d}", year=2026, received_at=vn_time(received), channel="hotline",
+        subject=f"K{n}", category="thủ tục hành chính", owner_unit=unit, branch=branch,
+        owner_name={"branch:4": "Văn phòng UBND tỉnh", "1001": "Sở Nội vụ"}.get(owner, owner),
+        forward_due=dt.date.fromisoformat(due), answer_due=dt.date.fromisoformat(due),
+        status=kw.pop("status", "received"), **kw,
+    )  # fmt: skip
+
+
+def _answer(at: str, score: int, branch: str, phone: str, source: str = "ivr") -> SurveyAnswer:
+    return SurveyAnswer(
+        answered_at=vn_time(at), score=score, branch=branch, endpoint=phone, source=source,
+        external_id=f"z-{at}" if source == "zalo" else None,
+    )  # fmt: skip
+
+
+def feedback_rows() -> list[Case | SurveyAnswer]:
+    return [
+        _case(1, "branch:4", "2026-11-23 09:00", "2026-11-27", status="answered",
+              answered_at=vn_time("2026-11-25 10:00")),
+        _case(2, "1001", "2026-11-24 10:00", "2026-11-25", status="answered",
+              answered_at=vn_time("2026-11-27 15:00")),
+        _case(3, "branch:4", "2026-11-02 09:00", "2026-11-20"),
+        _case(4, "branch:9", "2026-11-26 08:00", "2026-12-10", status="rejected",
+              closed_at=vn_time("2026-11-27 09:00")),
+        _case(5, "1001", "2026-11-29 23:59", "2026-12-18"),
+        _case(6, "1001", "2026-11-30 00:00", "2026-12-21"),
+        _answer("2026-11-23 10:00", 5, "4", "PJSIP/cchc-4a"),
+        _answer("2026-11-24 10:00", 3, "4", "PJSIP/cchc-4b"),
+        _answer("2026-11-25 10:00", 4, "1", "PJSIP/cchc-1", "zalo"),
+        _answer("2026-11-29 23:59", 1, "1", "PJSIP/cchc-1"),
+        _answer("2026-11-30 00:00", 5, "1", "PJSIP/cchc-1"),
+        _answer("2026-11-22 23:59", 2, "1", "PJSIP/cchc-1"),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    url = store_with(tmp_path, fixture_calls())
+
+    async def fill() -> None:
+        engine = make_engine(url, create=False)
+        async with AsyncSession(engine) as s, s.begin():
+            s.add_all(feedback_rows())
+        await engine.dispose()
+
+    asyncio.run(fill())
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    return tmp_path
+
+
+COMPLAINTS = {"received": 4, "resolved": 2, "on_time": 1, "rejected": 1, "overdue": 1,
+              "on_time_rate": 0.5}  # fmt: skip
+
+
+def test_json_has_the_period_s_cases_and_answers(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", *WEEK, "--by", "branch", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["complaints"] == COMPLAINTS
+    by_owner = {k: list(v.values())[:5] for k, v in data["complaints_by_owner"].items()}
+    assert by_owner == {"branch:4": [1, 1, 1, 0, 1], "1001": [2, 1, 0, 0, 0],
+                        "branch:9": [1, 0, 0, 1, 0]}  # fmt: skip
+    assert data["owner_names"]["1001"] == "Sở Nội vụ"
+    assert data["satisfaction"] == {"answers": 4, "mean": 3.25, "csat_rate": 0.5}
+    assert data["satisfaction_by_branch"] == {
+        "1": {"answers": 2, "mean": 2.5, "csat_rate": 0.5},
+        "4": {"answers": 2, "mean": 4.0, "csat_rate": 0.5},
+    }
+    assert data["satisfaction_by_phone"]["PJSIP/cchc-4a"] == {
+        "answers": 1,
+        "mean": 5.0,
+        "csat_rate": 1.0,
+    }
+
+
+def test_table_says_it_in_words(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", *WEEK]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Phản ánh, kiến nghị: tiếp nhận 4; đã trả lời 2, trong đó đúng hạn 1 (50,0 %); "
+        "từ chối 1; quá hạn chưa trả lời 1"
+    ) in out
+    assert "  Sở Nội vụ: tiếp nhận 2; đã trả lời 1, trong đó đúng hạn 0 (0,0 %)" in out
+    assert (
+        "Mức độ hài lòng: 4 lượt đánh giá, điểm trung bình 3,25/5, tỷ lệ hài lòng (4–5 điểm) 50,0 %"
+    ) in out
+    assert "  Nhánh 1: 2 lượt đánh giá, điểm trung bình 2,50/5" in out
+
+
+def test_csv_has_a_second_table_and_xlsx_a_sheet(store: Path) -> None:
+    out = store / "r.csv"
+    assert main(["report", *WEEK, "--format", "csv", "--out", str(out)]) == 0
+    text = out.read_bytes().decode("utf-8-sig")
+    calls, feedback = text.split("\r\n\r\n")
+    assert calls.startswith("Nhóm theo,Mã,Tên,Cuộc gọi đến")
+    rows = {(r["Nhóm theo"], r["Mã"]): r for r in csv.DictReader(feedback.splitlines())}
+    total = rows[("total", "total")]
+    assert [total[h] for h in ("PAKN tiếp nhận", "PAKN đúng hạn", "PAKN quá hạn")] == [
+        "4",
+        "1",
+        "1",
+    ]
+    assert [total[h] for h in ("Lượt đánh giá", "Điểm TB", "Tỷ lệ hài lòng")] == [
+        "4",
+        "3.25",
+        "0.5",
+    ]
+    assert rows[("branch", "4")]["Điểm TB"] == "4.0"
+    assert rows[("branch", "4")]["PAKN tiếp nhận"] == ""  # cases are counted by owner
+    assert rows[("owner", "branch:9")]["PAKN từ chối"] == "1"
+    xlsx = store / "r.xlsx"
+    assert main(["report", *WEEK, "--format", "xlsx", "--out", str(xlsx)]) == 0
+    with zipfile.ZipFile(xlsx) as z:
+        assert 'name="Phản ánh, hài lòng"' in z.read("xl/workbook.xml").decode()
+
+
+def test_ministry_docx_states_cases_and_satisfaction(store: Path) -> None:
+    out = store / "bc.docx"
+    assert main(["report", "ministry", *WEEK, "--out", str(out)]) == 0
+    text = "\n".join(p.text for p in docx.Document(str(out)).paragraphs)
+    assert (
+        "Phản ánh, kiến nghị tiếp nhận và xử lý: tiếp nhận 4; đã trả lời 2, trong đó đúng hạn 1 "
+        "(50,0 %); từ chối 1; quá hạn chưa trả lời 1."
+    ) in text
+    assert (
+        "Mức độ hài lòng của người gọi: 4 lượt đánh giá, điểm trung bình 3,25/5, "
+        "tỷ lệ hài lòng (4–5 điểm) 50,0 %."
+    ) in text
+    assert (
+        "- Nhánh 4 (Cải cách thủ tục hành chính): 2 lượt đánh giá, điểm trung bình 4,00/5" in text
+    )

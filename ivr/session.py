@@ -10,7 +10,7 @@ Hang-up is not a return value: once the caller is gone every operation raises
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,6 +70,9 @@ class DialRequest:
     caller_id_number: str
     music: str = "ringback"  # "ringback" or a music-on-hold class
     record_talk: bool = False
+    # called with the endpoint as soon as a desk answers (before the conversation), by the
+    # adapters that learn it then (ARI); the flow records the call's live state with it
+    on_answer: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

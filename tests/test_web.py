@@ -458,9 +458,17 @@ async def test_wallboard_pushes_a_call_written_by_another_controller(
     calls = board["calls"]
     assert isinstance(calls, list)
     assert len(calls) == 1
-    assert calls[0]["state"] == "connecting"
+    assert calls[0]["state"] == "ringing"  # chosen 6 (branch-6 dials): no state step yet
     assert calls[0]["branch"] == "6"
-    assert board["branches"] == {"6": {"menu": 0, "connecting": 1, "voicemail": 0}}
+    assert board["branches"] == {
+        "6": {
+            "menu": 0,
+            "ringing": 1,
+            "talking": 0,
+            "voicemail": 0,
+            "waiting_since": calls[0]["since"],
+        }
+    }
     r.close()
 
 

@@ -153,7 +153,7 @@ async def test_console_in_chromium(served: tuple[Site, str], tmp_path: Path) -> 
 
     seen = await asyncio.to_thread(run)
     assert "0933444555" in seen["wallboard_row"]  # branch 6's own caller: not masked
-    assert "Đang nối máy" in seen["wallboard_row"]
+    assert "Đang đổ chuông" in seen["wallboard_row"]
     assert "0987654321" in seen["calls"]
     assert "Người nghe máy" in seen["detail"]
     assert seen["duration"] == pytest.approx(2.0, abs=0.05)

@@ -297,6 +297,8 @@ class AriCallSession:
         endpoint = self._legs[answered]
         statuses[endpoint] = DialStatus.ANSWERED
         await self._drop_legs(keep=answered)
+        if request.on_answer is not None:
+            request.on_answer(endpoint)
         talk_started = time.monotonic()
         ended_by = await self._converse(answered)
         talk = (time.monotonic() - talk_started) / self.timer_scale

@@ -96,14 +96,14 @@ async def dial(ctx: CallContext, name: str, node: DialNode) -> str | None:
     )
     label = _branch_label(ctx, node.branch)
     if node.strategy == "ring_all":
-        result = await _dial_once(ctx, endpoints, node.ring_seconds, label, node.music)
+        result = await _dial_once(ctx, name, endpoints, node.ring_seconds, label, node.music)
     else:
-        result = await _dial_in_turn(ctx, endpoints, node.ring_seconds, label, node.music)
+        result = await _dial_in_turn(ctx, name, endpoints, node.ring_seconds, label, node.music)
     return _after_dial(ctx, name, "dial", result, node.on)
 
 
 async def _dial_once(
-    ctx: CallContext, endpoints: list[str], ring: float, label: str, music: str
+    ctx: CallContext, name: str, endpoints: list[str], ring: float, label: str, music: str
 ) -> DialResult:
     info = ctx.session.info
     request = DialRequest(
@@ -112,7 +112,9 @@ async def _dial_once(
         caller_id_name=label,
         caller_id_number=info.caller_number,
         music=music,
+        on_answer=lambda endpoint: ctx.step(name, "state", "talking", detail=endpoint),
     )
+    ctx.step(name, "state", "ringing", detail=",".join(endpoints))  # live state: the wallboard
     try:
         return await ctx.session.dial(request)
     except HangupWhileRinging as e:
@@ -121,14 +123,14 @@ async def _dial_once(
 
 
 async def _dial_in_turn(
-    ctx: CallContext, endpoints: list[str], ring: float, label: str, music: str
+    ctx: CallContext, name: str, endpoints: list[str], ring: float, label: str, music: str
 ) -> DialResult:
     statuses: dict[str, DialStatus] = {}
     waited = 0.0
     result = DialResult(DialStatus.UNREACHABLE)
     for endpoint in endpoints:
         try:
-            result = await _dial_once(ctx, [endpoint], ring, label, music)
+            result = await _dial_once(ctx, name, [endpoint], ring, label, music)
         except HangupWhileRinging:
             ctx.trace.wait_seconds += waited  # and the desks rung before this one
             raise
@@ -240,7 +242,7 @@ async def directory(ctx: CallContext, name: str, node: DirectoryNode) -> str | N
         connecting = [*moved, *node.connecting_prompts, unit_prompt(ctx.routing, unit)]
         await s.play(connecting, interruptible=False)
         label = f"CCHC {unit.name}"[:40]
-        result = await _dial_once(ctx, [unit.endpoint], node.ring_seconds, label, node.music)
+        result = await _dial_once(ctx, name, [unit.endpoint], node.ring_seconds, label, node.music)
         return _after_dial(ctx, name, "directory", result, node.on)
     ctx.step(name, "directory", "exhausted")
     return node.fail

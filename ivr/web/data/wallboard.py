@@ -1,8 +1,11 @@
 """The wallboard's snapshot: calls in progress (state, branch, since when), today's figures.
 
-What the store knows of a call in progress is its steps so far. A dial step is written when the
-ringing (and any conversation) is over, so from the store alone "ringing" and "talking" are one
-state, ``connecting``: the caller chose a branch or a unit and a desk is being rung or talks.
+What the store knows of a call in progress is its steps so far, written as they happen by the
+controller that runs it. The flow writes a ``state`` step when the desks start ringing
+(``ringing``) and when one answers (``talking``; the ARI adapter knows it then, FastAGI only at
+the end of the conversation), so the states are: ``menu`` (greeting, menus, directory),
+``ringing``, ``talking`` and ``voicemail`` (no desk answered: the caller is led to a message).
+A call from a controller older than the state steps shows ``ringing`` from the choice on.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from models import Call, CallStep
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 SERVICE_SECONDS = 20  # answered within this many seconds of waiting counts for the service level
 MISSED = ("no_answer", "busy", "unreachable", "abandoned")
-STATES = ("menu", "connecting", "voicemail")
+STATES = ("menu", "ringing", "talking", "voicemail")
+FAILED_DIAL = ("busy", "no_answer", "unreachable")
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,13 @@ def state_of(
     if not steps:
         return "menu", None, None, -1
     last, at = steps[-1], len(steps) - 1
+    unit = _unit_of(steps)
+    if last.kind == "state" and last.outcome in ("ringing", "talking"):
+        return last.outcome, _node_branch(routing, last.node), unit, at
     if last.kind == "directory" and last.outcome in ("found", "replaced"):
-        return "connecting", None, last.input or None, at
-    if last.kind in ("dial", "directory"):
-        return "voicemail", _node_branch(routing, last.node), None, at
+        return "ringing", None, last.input or None, at
+    if last.kind in ("dial", "directory") and last.outcome in FAILED_DIAL:
+        return "voicemail", _node_branch(routing, last.node), unit, at
     if last.kind == "menu" and last.outcome == "chosen" and routing is not None:
         node = routing.nodes.get(last.node)
         target = (
@@ -56,8 +63,13 @@ def state_of(
             else None
         )
         if isinstance(target, DialNode):
-            return "connecting", target.branch, None, at
+            return "ringing", target.branch, None, at
     return "menu", None, None, -1
+
+
+def _unit_of(steps: Sequence[CallStep]) -> str | None:
+    found = [s.input for s in steps if s.kind == "directory" and s.outcome in ("found", "replaced")]
+    return found[-1] if found and found[-1] else None
 
 
 def _node_branch(routing: Routing | None, name: str) -> str | None:
@@ -123,11 +135,18 @@ async def today(engine: AsyncEngine, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def per_branch(calls: Sequence[Live]) -> dict[str, dict[str, int]]:
-    table: dict[str, dict[str, int]] = {}
+def per_branch(calls: Sequence[Live]) -> dict[str, dict[str, Any]]:
+    """Per branch: how many calls are in each state, and since when the longest-waiting caller
+    has been ringing (ISO time; None when nobody is)."""
+    table: dict[str, dict[str, Any]] = {}
+    oldest: dict[str, dt.datetime] = {}
     for c in calls:
-        row = table.setdefault(c.branch or "—", dict.fromkeys(STATES, 0))
-        row[c.state] = row.get(c.state, 0) + 1
+        name = c.branch or "—"
+        row = table.setdefault(name, {**dict.fromkeys(STATES, 0), "waiting_since": None})
+        row[c.state] += 1
+        if c.state == "ringing" and (name not in oldest or c.since < oldest[name]):
+            oldest[name] = c.since
+            row["waiting_since"] = c.since.isoformat()
     return dict(sorted(table.items()))
 
 

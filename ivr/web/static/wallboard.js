@@ -2,7 +2,7 @@
 // Every value is set as text (textContent), never as HTML: a caller-ID cannot inject markup.
 "use strict";
 (function () {
-  const STATES = { menu: "Trong menu", connecting: "Đang nối máy", voicemail: "Để lại lời nhắn" };
+  const STATES = { menu: "Trong menu", ringing: "Đang đổ chuông", talking: "Đang đàm thoại", voicemail: "Để lại lời nhắn" };
   const live = document.getElementById("live");
   let board = null;
 
@@ -30,9 +30,8 @@
     for (const [name, counts] of Object.entries(board.branches)) {
       const tr = document.createElement("tr");
       cell(tr, name);
-      cell(tr, String(counts.menu || 0));
-      cell(tr, String(counts.connecting || 0));
-      cell(tr, String(counts.voicemail || 0));
+      for (const state of Object.keys(STATES)) cell(tr, String(counts[state] || 0), "num");
+      cell(tr, counts.waiting_since ? since(counts.waiting_since, now) : "—", "num");
       branches.appendChild(tr);
     }
     const calls = document.querySelector("#calls tbody");

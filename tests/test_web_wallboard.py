@@ -1,0 +1,125 @@
+"""The wallboard's live states, end to end: a call runs through the real flow in one
+"controller" (the store writer on its own engine), the console's board polls the same database
+on another engine, and sees the caller ringing branch 6, then talking, then gone — the states come from the steps the flow writes as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ivr.flow.engine import run_call
+from ivr.session import CallInfo, DialRequest, DialResult, DialStatus
+from ivr.sim.dry_run import FakeSession
+from ivr.store.db import make_engine
+from ivr.store.writer import StoreWriter
+from ivr.web.pages.wallboard import Board
+from ivr.web.routing_desk import RoutingDesk
+from models import Call, CallStep
+from tests.test_web import ROOT, Site, make_site
+
+WAIT = 10.0  # generous, for a loaded machine: never a timing assertion
+T_CALL = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)  # 10:00 in Vietnam, a Wednesday
+
+
+class HeldDesk(FakeSession):
+    """A caller who presses 6; the desk rings until the test lets it answer, then the caller
+    talks until the test lets them hang up."""
+
+    def __init__(self, info: CallInfo) -> None:
+        super().__init__(info, inputs=["6"])
+        self.answer_now = asyncio.Event()
+        self.hang_up_now = asyncio.Event()
+        self.ringing: list[DialRequest] = []
+
+    async def dial(self, request: DialRequest) -> DialResult:
+        self.ringing.append(request)
+        await self.answer_now.wait()
+        endpoint = request.endpoints[0]
+        assert request.on_answer is not None
+        request.on_answer(endpoint)
+        await self.hang_up_now.wait()
+        statuses = dict.fromkeys(request.endpoints, DialStatus.NO_ANSWER)
+        statuses[endpoint] = DialStatus.ANSWERED
+        return DialResult(DialStatus.ANSWERED, endpoint, 4.0, 9.0, "caller", statuses)
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    s = await make_site(tmp_path)
+    yield s
+    await s.engine.dispose()
+
+
+async def board_until(board: Board, test: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    async def wait() -> dict[str, Any]:
+        while True:
+            version = board.version
+            if board.snapshot is not None and test(board.snapshot):
+                return board.snapshot
+            await board.wait_newer(version, WAIT)
+
+    return await asyncio.wait_for(wait(), WAIT)
+
+
+def states(snap: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [(c.state, c.branch) for c in snap["calls"] if c.key == "live-ari"]
+
+
+async def test_board_follows_a_call_from_menu_to_ringing_to_talking(
+    site: Site, tmp_path: Path
+) -> None:
+    desk = RoutingDesk(site.routing_file, ROOT / "prompts" / "manifest.yaml")
+    assert desk.reload()
+    routing = desk.routing()
+    assert routing is not None
+    controller = make_engine(site.url, create=False)  # the controller's own connection
+    writer = StoreWriter(controller, tmp_path / "spool", retry_seconds=0.05)
+    await writer.start()
+    board = Board(site.engine, 0.05, desk.routing)  # the console, polling
+    board.start()
+    session = HeldDesk(CallInfo("live-ari", "0933444555"))
+    call = asyncio.create_task(run_call(session, routing, writer, clock=lambda: T_CALL))
+    try:
+        snap = await board_until(board, lambda s: states(s) == [("ringing", "6")])
+        assert session.ringing  # the desks are ringing now; nobody answered
+        ringing_since = next(c.since for c in snap["calls"] if c.key == "live-ari")
+        session.answer_now.set()
+        snap = await board_until(board, lambda s: states(s) == [("talking", "6")])
+        talking = next(c for c in snap["calls"] if c.key == "live-ari")
+        assert talking.since >= ringing_since
+        session.hang_up_now.set()
+        record = await asyncio.wait_for(call, WAIT)
+        await writer.drain()
+        await board_until(board, lambda s: states(s) == [])
+    finally:
+        session.answer_now.set()
+        session.hang_up_now.set()
+        await board.stop()
+        await writer.stop()
+        await controller.dispose()
+    assert record.disposition.value == "answered"
+    async with AsyncSession(site.engine) as s:
+        row = await s.get(Call, "live-ari")
+        steps = (
+            await s.scalars(
+                select(CallStep).where(CallStep.call_id == "live-ari").order_by(CallStep.seq)
+            )
+        ).all()
+    assert row is not None
+    assert row.disposition == "answered"
+    lived = [(st.node, st.kind, st.outcome, st.detail) for st in steps if st.kind == "state"]
+    endpoint = session.ringing[0].endpoints[0]
+    assert lived == [
+        ("branch-6", "state", "ringing", ",".join(session.ringing[0].endpoints)),
+        ("branch-6", "state", "talking", endpoint),
+    ]
+    # the dial step still closes the conversation, after the two state steps
+    kinds = [(st.kind, st.outcome) for st in steps]
+    assert kinds.index(("dial", "answered")) > kinds.index(("state", "talking"))

@@ -156,6 +156,27 @@ def test_pjsip_has_every_phone_once(capsys: pytest.CaptureFixture[str], routing:
     assert "password=CHANGE" not in out
 
 
+def test_pjsip_knows_a_phone_named_only_in_a_dated_branch_change(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    change = "reason: Sở Thông tin và Truyền thông hợp nhất"
+    text = ROUTING_FILE.read_text()
+    assert change in text
+    dated = tmp_path / "hotline.yaml"
+    dated.write_text(
+        text.replace(change, "endpoints: [PJSIP/cchc-7-khcn], " + change)
+    )  # from 2025-03-01 branch 7 rings a new phone, never named among its first ones
+    code, out, err = run(capsys, "pjsip", str(dated))
+    assert code == 0, err
+    assert "[cchc-7-khcn](hotline-phone)" in out
+    assert "[cchc-7-khcn](hotline-auth)" in out
+    assert "[cchc-7-khcn](hotline-aor)" in out
+    assert (
+        "; Nhánh 7: Ứng dụng công nghệ thông tin (Sở Khoa học và Công nghệ, từ 01/03/2025)" in out
+    )
+    assert "[cchc-7](hotline-phone)" in out  # the phone before the change stays known
+
+
 def test_asterisk_config_writes_every_file_and_keeps_existing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -43,13 +43,21 @@ class Phone:
 
 
 def phones(routing: Routing) -> list[Phone]:
-    """Every PJSIP endpoint of the routing, once, in the YAML's order."""
+    """Every PJSIP endpoint of the routing, once, in the YAML's order: a branch's phones at
+    any date (a phone named only in a dated change must be known before that day comes)."""
     seen: dict[str, Phone] = {}
     for key, branch in routing.branches.items():
         for ep in branch.endpoints:
             name = ep.partition("/")[2]
             if ep.startswith("PJSIP/") and name not in seen:
                 seen[name] = Phone(name, f"Nhánh {key}: {branch.name} ({branch.owner})")
+        for change in sorted(branch.changes, key=lambda c: c.since):
+            owner = branch.on(change.since).owner
+            for ep in change.endpoints or ():
+                name = ep.partition("/")[2]
+                if ep.startswith("PJSIP/") and name not in seen:
+                    comment = f"Nhánh {key}: {branch.name} ({owner}, từ {change.since:%d/%m/%Y})"
+                    seen[name] = Phone(name, comment)
     for unit in routing.units:
         name = unit.endpoint.partition("/")[2]
         if unit.endpoint.startswith("PJSIP/") and name not in seen:

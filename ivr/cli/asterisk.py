@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ivr.ari.client import describe
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import settings_of
+from ivr.cli.terminal import escape, json_text
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.routing.load import RoutingError, load_routing
 from ivr.routing.model import Routing
@@ -104,21 +106,15 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
     try:
         rows = asyncio.run(_endpoint_states(settings, routing))
     except (OSError, TimeoutError) as e:
-        print(f"không kết nối được AMI {settings.ami_address}: {e!r}", file=sys.stderr)
+        print(f"không kết nối được AMI {settings.ami_address}: {describe(e)}", file=sys.stderr)
         return FAILED
     if args.json:
-        import json
-
         print(
-            json.dumps(
-                [{"endpoint": f"PJSIP/{n}", "owner": c, "state": s} for n, c, s, _ in rows],
-                ensure_ascii=False,
-                indent=2,
-            )
+            json_text([{"endpoint": f"PJSIP/{n}", "owner": c, "state": s} for n, c, s, _ in rows])
         )
         return DONE
-    for name, comment, _state, label in rows:
-        print(f"  PJSIP/{name:<12} {label:<20} {comment}")
+    for name, comment, _state, label in rows:  # names and owners from the routing file
+        print(f"  PJSIP/{escape(name):<12} {label:<20} {escape(comment)}")
     down = sum(1 for _, _, s, _ in rows if s != "reachable")
     print(f"{len(rows)} máy, {down} không sẵn sàng")
     return DONE

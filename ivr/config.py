@@ -26,7 +26,9 @@ from ivr.redact import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the dialplan and Asterisk templates
 CONFIG_VAR = "IVR_CONFIG"
-PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir")
+PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir", "cel_file")
+NO_FILE = ("", "none")  # cel_file: no CSV to read (PostgreSQL sites: cel_pgsql writes the table)
+DEFAULT_CEL_FILE = "/var/log/asterisk/cel-custom/hotline.csv"  # cel_custom.conf's, as written
 _ADDRESS = re.compile(r"[^\s]*:\d{1,5}")
 
 
@@ -55,6 +57,12 @@ class Settings:
     web_address: str = "127.0.0.1:8080"  # the web console (`ivr web`)
     agi_max_connections: int = 200  # FastAGI connections at once; more are refused
     agi_reply_timeout: float = 30.0  # seconds a FastAGI peer may take to answer one command
+    # shedding (ivr.ari.overload): past one of these a new call goes to the dialplan's fallback
+    max_calls: int = 400  # calls in progress; 0: no limit
+    max_loop_lag_ms: int = 500  # how late the event loop may run; 0: not watched
+    max_ari_latency_ms: int = 0  # ARI's smoothed answer time; 0: not watched
+    # reconciliation: cel_custom's CSV ("none": no file, cel_pgsql writes the table itself)
+    cel_file: str = DEFAULT_CEL_FILE
 
     @property
     def ami_endpoint(self) -> tuple[str, int]:
@@ -72,6 +80,17 @@ class Settings:
     @property
     def spool_path(self) -> Path:
         return Path(self.spool_dir) if self.spool_dir else Path(self.data_dir) / "spool"
+
+    @property
+    def cel_path(self) -> Path | None:
+        """The CEL file to read: none when set to "none", or when it is the default and
+        Asterisk's CEL folder does not exist on this machine (no local Asterisk)."""
+        if self.cel_file.strip().lower() in NO_FILE:
+            return None
+        path = Path(self.cel_file)
+        if self.cel_file == DEFAULT_CEL_FILE and not path.parent.is_dir():
+            return None
+        return path
 
     def redacted(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -109,7 +128,7 @@ def load_settings(
             values[name] = _from_text(name, env[var], var)
     for name in PATH_KEYS:
         value = values.get(name, getattr(Settings, name))
-        if value:
+        if value.strip().lower() not in NO_FILE:
             values[name] = str(_absolute(value, Path.cwd() if name in from_env else base))
     if values.get("database_url"):
         url_base = Path.cwd() if "database_url" in from_env else base
@@ -121,6 +140,7 @@ def load_settings(
 
 _TYPES = {f.name: f.type for f in fields(Settings)}  # "str", "bool", "int", "float"
 _KINDS = {"str": "chuỗi", "bool": "true/false", "int": "số nguyên dương", "float": "số giây dương"}
+ZERO_IS_OFF = {"max_calls", "max_loop_lag_ms", "max_ari_latency_ms"}  # 0: that limit is off
 
 
 def _typed(name: str, value: Any, where: str) -> Any:
@@ -128,18 +148,23 @@ def _typed(name: str, value: Any, where: str) -> Any:
     kind = _TYPES[name]
     if kind not in _KINDS:
         return value
+    least = 0 if name in ZERO_IS_OFF else 1
     ok = {
         "str": isinstance(value, str),
         "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        "int": isinstance(value, int) and not isinstance(value, bool) and value >= least,
         "float": isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
         and value > 0,
     }[kind]
     if not ok:
-        raise ConfigError(f"{where} phải là {_KINDS[kind]}, không phải {value!r}")
+        raise ConfigError(f"{where} phải là {_expected(name)}, không phải {value!r}")
     return float(value) if kind == "float" else value
+
+
+def _expected(name: str) -> str:
+    return "số nguyên ≥ 0 (0: tắt)" if name in ZERO_IS_OFF else _KINDS[str(_TYPES[name])]
 
 
 def _from_text(name: str, text: str, var: str) -> Any:
@@ -152,7 +177,7 @@ def _from_text(name: str, text: str, var: str) -> Any:
     try:
         value: Any = int(text) if kind == "int" else float(text)
     except ValueError:
-        raise ConfigError(f"{var} phải là {_KINDS[kind]}, không phải {text!r}") from None
+        raise ConfigError(f"{var} phải là {_expected(name)}, không phải {text!r}") from None
     return _typed(name, value, var)
 
 

@@ -14,7 +14,7 @@ from ivr.routing.model import Routing
 from ivr.sim.agi import AgiSim
 from ivr.sim.scripts import CallerScript, Clerks, Press
 
-from .conftest import SHARED, vn_time
+from .conftest import ROOT, SHARED, vn_time
 from .scenarios import ANSWER, BUSY
 
 AGI_TRACES = SHARED / "agi" / "traces"
@@ -106,3 +106,17 @@ def test_every_real_reply_parses() -> None:
     assert parse_reply("200 result=2976 (timeout) endpos=8160").endpos == 8160
     with pytest.raises(AgiProtocolError):
         parse_reply("hello")
+
+
+def test_the_dialplan_passes_the_node_that_cel_records() -> None:
+    """[hotline-agi] gives the Asterisk's ENTITYID, the id CEL writes as ``eid``: FastAGI rows
+    and reconciled rows key on the same node, whatever address the Asterisk connects from."""
+    from ivr.agi.server import _node
+
+    conf = (ROOT / "dialplan" / "hotline.conf").read_text().split("\n[hotline-agi]\n")[1]
+    (line,) = [x for x in conf.split("\n[")[0].splitlines() if ",AGI(" in x]
+    args = line.split("AGI(", 1)[1].rsplit(")", 1)[0].split(",")[1:]
+    entity = "02:fc:00:00:00:01"  # as Asterisk fills ${ENTITYID} (see tests/data/cel_hotline.csv)
+    env = {f"agi_arg_{i}": a.replace("${ENTITYID}", entity) for i, a in enumerate(args, 1)}
+    assert _node(env, ("10.0.0.7", 40000)) == entity
+    assert _node({}, ("10.0.0.7", 40000)) == "agi@10.0.0.7"  # what it was without the argument

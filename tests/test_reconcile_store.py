@@ -4,8 +4,10 @@ each call one row; calls a controller recorded are left alone; running again cha
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,14 +15,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.config import load_settings
 from ivr.metrics import RECONCILE_LAG
-from ivr.store.db import make_engine
+from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.reconcile.cel import parse_line
 from ivr.store.reconcile.facts import fold
 from ivr.store.reconcile.task import Reconciler
 from ivr.store.reconcile.write import fallback_row
 from ivr.store.sql import write_ops
 from models import Call, CelEvent
+
+from .conftest import ROOT
 
 DATA = Path(__file__).parent / "data" / "cel_hotline.csv"
 LINES = DATA.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -175,3 +180,61 @@ async def test_without_a_file_the_cel_table_is_read(engine: AsyncEngine) -> None
     r = Reconciler(engine, None, settle=30, node="pbx-1", clock=lambda: LATER)
     assert (await r.once()).written == 2
     assert set(await rows(engine)) == {"pbx-1/1795665290.40", "pbx-1/1795665329.71"}
+
+
+async def test_ivr_agi_reconciles_the_cel_file_named_in_the_settings(tmp_path: Path) -> None:
+    from ivr.cli import serve
+
+    url = sqlite_url(tmp_path)
+    await asyncio.to_thread(upgrade, url)
+    cel = tmp_path / "cel" / "hotline.csv"
+    cel.parent.mkdir()
+    cel.write_text("".join(LINES), encoding="utf-8")
+    config = tmp_path / "ivr.toml"
+    config.write_text('cel_file = "cel/hotline.csv"\n')  # relative: to the file's folder
+    settings = load_settings(
+        config,
+        {
+            "IVR_DATABASE_URL": url,
+            "IVR_METRICS_ADDRESS": "",
+            "IVR_ROUTING": str(ROOT / "routing" / "hotline.yaml"),
+            "IVR_PROMPTS": str(ROOT / "prompts" / "manifest.yaml"),
+            "IVR_SPOOL_DIR": str(tmp_path / "spool"),
+        },
+        require_ari=False,
+    )
+    assert settings.cel_path == cel
+    agi = asyncio.create_task(serve._agi(settings, "127.0.0.1", 0))
+    engine = make_engine(url, create=False)
+    try:
+        async with asyncio.timeout(60):  # the first pass runs as the server starts
+            while await cel_count(engine) < len(LINES):
+                assert not agi.done(), agi
+                await asyncio.sleep(0.05)
+        # what a service manager sends (asyncio's handler is in place: never kill pytest)
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(agi, 60) == 0
+        assert await cel_count(engine) == 40
+    finally:
+        if not agi.done():
+            agi.cancel()
+            await asyncio.gather(agi, return_exceptions=True)
+        await engine.dispose()
+
+
+def test_db_reconcile_reads_the_cel_file_of_the_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ivr.cli import main
+
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    (tmp_path / "hotline.csv").write_text("".join(LINES), encoding="utf-8")
+    config = tmp_path / "ivr.toml"
+    config.write_text('cel_file = "hotline.csv"\n')
+    assert main(["db", "reconcile", "--db", url, "--config", str(config)]) == 0
+    assert "đã đọc 40 sự kiện CEL" in capsys.readouterr().out
+    config.write_text('cel_file = "none"\n')  # cel_pgsql's table only: nothing read
+    assert main(["db", "reconcile", "--db", url, "--config", str(config)]) == 0
+    assert "đã đọc 0 sự kiện CEL" in capsys.readouterr().out

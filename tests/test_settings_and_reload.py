@@ -232,3 +232,44 @@ async def test_an_unexpected_error_in_a_reload_does_not_kill_the_watcher(tmp_pat
     await w.reloaded()
     assert not watcher.done()
     watcher.cancel()
+
+
+def test_shedding_limits_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text("max_calls = 120\nmax_loop_lag_ms = 0\nmax_ari_latency_ms = 800\n")
+    s = load_settings(cfg, {"IVR_MAX_ARI_LATENCY_MS": "300"}, require_ari=False)
+    assert (s.max_calls, s.max_loop_lag_ms, s.max_ari_latency_ms) == (120, 0, 300)
+    assert (Settings().max_calls, Settings().max_loop_lag_ms) == (400, 500)
+    cfg.write_text("max_calls = -1\n")
+    with pytest.raises(ConfigError, match=r"'max_calls' phải là số nguyên ≥ 0 \(0: tắt\)"):
+        load_settings(cfg, {}, require_ari=False)
+    with pytest.raises(ConfigError, match="IVR_MAX_LOOP_LAG_MS phải là số nguyên ≥ 0"):
+        load_settings(None, {"IVR_MAX_LOOP_LAG_MS": "0.5s"}, require_ari=False)
+    cfg.write_text("agi_max_connections = 0\n")  # zero turns off only the shedding limits
+    with pytest.raises(ConfigError, match="'agi_max_connections' phải là số nguyên dương"):
+        load_settings(cfg, {}, require_ari=False)
+
+
+def test_the_cel_file_comes_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "etc" / "ivr.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('cel_file = "cel/hotline.csv"\n')
+    assert (
+        load_settings(cfg, {}, require_ari=False).cel_path
+        == tmp_path / "etc" / "cel" / "hotline.csv"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert (
+        load_settings(cfg, {"IVR_CEL_FILE": "x.csv"}, require_ari=False).cel_path
+        == tmp_path / "x.csv"
+    )
+    for off in ("none", "", "NONE"):  # PostgreSQL sites: cel_pgsql writes the table itself
+        assert load_settings(cfg, {"IVR_CEL_FILE": off}, require_ari=False).cel_path is None
+    cfg.write_text('cel_file = "none"\n')
+    assert load_settings(cfg, {}, require_ari=False).cel_path is None
+    default = Settings().cel_file
+    assert default == "/var/log/asterisk/cel-custom/hotline.csv"
+    expected = Path(default) if Path(default).parent.is_dir() else None  # no Asterisk here
+    assert load_settings(None, {}, require_ari=False).cel_path == expected

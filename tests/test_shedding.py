@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from prometheus_client import REGISTRY
 
 from ivr.ari.overload import Limits, LoopLag, overloaded
+from ivr.cli.serve import limits, new_app
+from ivr.config import Settings, load_settings
 from ivr.flow.record import Disposition, MemoryObserver
+from ivr.routing.live import LiveRouting
 from ivr.routing.model import Routing
 from ivr.sim.harness import Harness
 from ivr.sim.scripts import CallerScript, Clerks, Press
 
-from .conftest import vn_time
+from .conftest import ROUTING_FILE, vn_time
 from .scenarios import ANSWER
 
 DAY = vn_time("2026-11-25 09:00")
@@ -75,3 +79,23 @@ async def test_loop_lag_sees_a_blocked_event_loop() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_limits_in_the_settings_reach_the_stasis_app(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text(
+        f'ari_password = "x"\nrouting = "{ROUTING_FILE}"\nmax_calls = 2\nmax_loop_lag_ms = 0\n'
+    )
+    settings = load_settings(cfg, {"IVR_MAX_ARI_LATENCY_MS": "250"})
+    live = LiveRouting(Path(settings.routing), lambda: None)
+    client, app = new_app(settings, live, MemoryObserver(), None)
+    try:
+        assert app.limits == Limits(max_calls=2, max_loop_lag=0.0, max_ari_latency=0.25)
+        assert overloaded(app.limits, 2, 99.0, 0.0) == "calls"
+        assert overloaded(app.limits, 1, 99.0, 0.3) == "ari_latency"  # lag 0: not watched
+    finally:
+        await client.close()
+
+
+def test_by_default_a_run_sheds_past_400_calls_or_half_a_second_of_loop_lag() -> None:
+    assert limits(Settings()) == Limits(max_calls=400, max_loop_lag=0.5, max_ari_latency=0.0)

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli.codes import DONE, FAILED
-from ivr.store.reconcile.task import SETTLE_SECONDS, Reconciler, cel_file
+from ivr.cli.settings import settings_of
+from ivr.store.reconcile.task import SETTLE_SECONDS, Reconciler
 
 WithEngine = Callable[[argparse.Namespace, Callable[[AsyncEngine], Awaitable[int]]], int]
 
@@ -27,7 +28,7 @@ def add_reconcile(
     p.add_argument(
         "--cel",
         type=Path,
-        help="tệp CSV của cel_custom (mặc định IVR_CEL_FILE hoặc "
+        help="tệp CSV của cel_custom (mặc định cel_file trong cấu hình, IVR_CEL_FILE, hoặc "
         "/var/log/asterisk/cel-custom/hotline.csv; 'none': chỉ bảng cel của cel_pgsql)",
     )
     p.add_argument("--node", default="", help="mã Asterisk khi sự kiện CEL không ghi (cel_pgsql)")
@@ -41,7 +42,10 @@ def add_reconcile(
 
 
 async def _reconcile(engine: AsyncEngine, args: argparse.Namespace) -> int:
-    path = cel_file() if args.cel is None else (None if str(args.cel) == "none" else args.cel)
+    if args.cel is None:
+        path = settings_of(args).cel_path
+    else:
+        path = None if str(args.cel) == "none" else args.cel
     if path is not None and not path.is_file():
         print(f"không có tệp CEL {path} (Asterisk chưa ghi, hoặc đặt --cel)", file=sys.stderr)
         return FAILED

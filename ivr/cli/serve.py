@@ -8,17 +8,20 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
+from ivr.ari.client import AriClient, describe
+from ivr.ari.overload import Limits
 from ivr.cli.asterisk import new_watch
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import database_problem, port, settings_of
 from ivr.config import Settings
+from ivr.flow.record import CallObserver
 from ivr.metrics import CallMetrics
 from ivr.ops import health
 from ivr.ops.http import LiveFigures, OpsServer
@@ -28,8 +31,11 @@ from ivr.routing.load import RoutingError
 from ivr.store.db import make_engine, require_current, sqlite_url
 from ivr.store.errors import NotReady
 from ivr.store.lease import Owner, default_instance
-from ivr.store.reconcile.task import Reconciler, cel_file
+from ivr.store.reconcile.task import Reconciler
 from ivr.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from ivr.ari.app import StasisApp
 
 log = structlog.get_logger("ivr")
 
@@ -112,7 +118,11 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
         raise
     listening = True
     log.info("FastAGI listening", host=host, port=bound, routing=live.current.version)
+    # calls Asterisk saw that no controller recorded (the fallback's), as `ivr run` does
+    reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())
     await _serve_until_signal(live)
+    reconciling.cancel()
+    await asyncio.gather(reconciling, return_exceptions=True)
     listening = False
     await server.stop()
     await server.idle()
@@ -186,7 +196,7 @@ async def _start_watch(watch: Any, settings: Settings) -> None:
         log.warning(
             "AMI chưa trả lời; vẫn thử lại",
             address=settings.ami_address,
-            error=str(e) or type(e).__name__,
+            error=describe(e),
         )
 
 
@@ -235,9 +245,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return FAILED
 
 
-async def _run(settings: Settings) -> int:
+def limits(settings: Settings) -> Limits:
+    """When a new call is shed to the fallback (max_calls, max_loop_lag_ms, max_ari_latency_ms)."""
+    return Limits(
+        max_calls=settings.max_calls,
+        max_loop_lag=settings.max_loop_lag_ms / 1000,
+        max_ari_latency=settings.max_ari_latency_ms / 1000,
+    )
+
+
+def new_app(
+    settings: Settings, live: LiveRouting, records: CallObserver, watch: Any
+) -> tuple[AriClient, StasisApp]:
+    """The ARI client and the Stasis application `ivr run` serves, from the settings; the
+    calls' records go to ``records`` (the store's writer), counted on the way."""
     from ivr.ari.app import StasisApp
-    from ivr.ari.client import AriClient
+
+    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
+    app = StasisApp(
+        client,
+        live,
+        CallMetrics(records),
+        sound_prefix=settings.sound_prefix,
+        recordings_dir=settings.recordings_dir,
+        unreachable=watch.unreachable if watch else None,
+        limits=limits(settings),
+    )
+    return client, app
+
+
+async def _run(settings: Settings) -> int:
     from ivr.routing.live import LiveRouting
 
     live = LiveRouting(Path(settings.routing), lambda: list(load_manifest(Path(settings.prompts))))
@@ -259,20 +296,13 @@ async def _run(settings: Settings) -> int:
     watch = await _watch_phones(settings)
     if watch is not None:
         watch.on_hangup = writer.call_cause  # the record gets the caller's hang-up cause
-    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
-    app = StasisApp(
-        client,
-        live,
-        CallMetrics(writer),
-        sound_prefix=settings.sound_prefix,
-        recordings_dir=settings.recordings_dir,
-        unreachable=watch.unreachable if watch else None,
-    )
+    client, app = new_app(settings, live, writer, watch)
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
-    reconciling = asyncio.create_task(Reconciler(engine, cel_file()).run())
+    reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())
     await _serve_until_signal(live)
     reconciling.cancel()
+    await asyncio.gather(reconciling, return_exceptions=True)
     log.info("stopping: letting calls in progress finish", calls=len(app.calls))
     await app.stop(drain_seconds=30)
     task.cancel()

@@ -3,13 +3,13 @@
 A pass copies cel_custom's new lines into ``cel`` (when a file is given: SQLite sites; on
 PostgreSQL ``cel_pgsql`` writes there itself), then writes the rows of the finished calls no one
 recorded. A failing pass (database away, file unreadable) is logged once and retried; calls
-are never lost meanwhile, since nothing is marked done until its row is written.
+are never lost meanwhile, since nothing is marked done until its row is written. Which file:
+the ``cel_file`` setting (``IVR_CEL_FILE``, see ivr.config).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,21 +24,8 @@ from ivr.store.reconcile.write import Pass, lag, reconcile
 
 log = structlog.get_logger("ivr.reconcile")
 
-DEFAULT_CEL_FILE = "/var/log/asterisk/cel-custom/hotline.csv"  # cel_custom.conf's, as written
-CEL_FILE_VAR = "IVR_CEL_FILE"
 EVERY_SECONDS = 5.0
 SETTLE_SECONDS = 60.0  # a controller's own record of a call reaches the store well within this
-
-
-def cel_file(environ: dict[str, str] | None = None) -> Path | None:
-    """The CEL file to read: IVR_CEL_FILE ("" or "none": none, PostgreSQL sites), else the
-    file `ivr asterisk-config` makes Asterisk write, when it exists on this machine."""
-    env = dict(os.environ) if environ is None else environ
-    value = env.get(CEL_FILE_VAR)
-    if value is not None:
-        return None if value.strip().lower() in {"", "none"} else Path(value)
-    default = Path(DEFAULT_CEL_FILE)
-    return default if default.parent.is_dir() else None
 
 
 @dataclass(frozen=True, slots=True)

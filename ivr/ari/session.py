@@ -564,7 +564,3 @@ def _status_for_cause(cause: int) -> DialStatus:
     if cause in _NO_ANSWER_CAUSES:
         return DialStatus.NO_ANSWER
     return DialStatus.UNREACHABLE
-
-
-def _cid(name: str) -> str:
-    return name.replace('"', "'").replace("<", "(").replace(">", ")")

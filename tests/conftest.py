@@ -148,14 +148,13 @@ def _script(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def real_asterisk() -> Iterator[RealAsterisk]:
-    """The real Asterisk: IVR_TEST_ARI_URL's when given, else one `scripts/asterisk up` starts
-    (and stops again at the end, unless it was already running)."""
+    """The real Asterisk: IVR_TEST_ARI_URL's when given, else the one `scripts/asterisk up`
+    starts or shares; `down` lets go of it at the end (the last user stops it)."""
     if os.environ.get("IVR_TEST_ARI_URL"):
         yield RealAsterisk.from_env(dict(os.environ))
         return
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.skip(_INSTALL)
-    started = _script("status").returncode != 0
     up = _script("up")
     if up.returncode != 0:
         last = up.stderr.strip().splitlines()[-2:]
@@ -165,5 +164,4 @@ def real_asterisk() -> Iterator[RealAsterisk]:
     try:
         yield RealAsterisk.from_env(settings)
     finally:
-        if started:
-            _script("down")
+        _script("down")

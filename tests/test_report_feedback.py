@@ -136,31 +136,54 @@ def test_table_says_it_in_words(store: Path, capsys: pytest.CaptureFixture[str])
     assert "  Nhánh 1: 2 lượt đánh giá, điểm trung bình 2,50/5" in out
 
 
-def test_csv_has_a_second_table_and_xlsx_a_sheet(store: Path) -> None:
+def test_csv_and_xlsx_carry_them_in_the_rows_that_have_them(store: Path) -> None:
     out = store / "r.csv"
-    assert main(["report", *WEEK, "--format", "csv", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                *WEEK,
+                "--by",
+                "branch",
+                "--by",
+                "phone",
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = out.read_bytes().decode("utf-8-sig")
-    calls, feedback = text.split("\r\n\r\n")
-    assert calls.startswith("Nhóm theo,Mã,Tên,Cuộc gọi đến")
-    rows = {(r["Nhóm theo"], r["Mã"]): r for r in csv.DictReader(feedback.splitlines())}
+    rows = {(r["Nhóm theo"], r["Mã"]): r for r in csv.DictReader(text.splitlines())}
     total = rows[("total", "total")]
-    assert [total[h] for h in ("PAKN tiếp nhận", "PAKN đúng hạn", "PAKN quá hạn")] == [
+    assert [total[h] for h in ("PAKN tiếp nhận", "PAKN đã trả lời", "PAKN đúng hạn")] == [
         "4",
-        "1",
+        "2",
         "1",
     ]
-    assert [total[h] for h in ("Lượt đánh giá", "Điểm TB", "Tỷ lệ hài lòng")] == [
+    assert [total[h] for h in ("PAKN từ chối", "PAKN quá hạn")] == ["1", "1"]
+    assert [total[h] for h in ("Lượt đánh giá", "Điểm hài lòng TB", "Tỷ lệ hài lòng (4–5)")] == [
         "4",
         "3.25",
         "0.5",
     ]
-    assert rows[("branch", "4")]["Điểm TB"] == "4.0"
-    assert rows[("branch", "4")]["PAKN tiếp nhận"] == ""  # cases are counted by owner
-    assert rows[("owner", "branch:9")]["PAKN từ chối"] == "1"
+    four = rows[("branch", "4")]  # branch 4's answers, and the cases it owns as branch:4
+    assert (four["Điểm hài lòng TB"], four["PAKN quá hạn"], four["PAKN tiếp nhận"]) == (
+        "4.0",
+        "1",
+        "1",
+    )
+    assert rows[("phone", "PJSIP/cchc-4a")]["Tỷ lệ hài lòng (4–5)"] == "1.0"
+    assert rows[("phone", "PJSIP/cchc-4a")]["PAKN tiếp nhận"] == ""  # cases have no phone
     xlsx = store / "r.xlsx"
-    assert main(["report", *WEEK, "--format", "xlsx", "--out", str(xlsx)]) == 0
+    assert main(["report", *WEEK, "--by", "branch", "--format", "xlsx", "--out", str(xlsx)]) == 0
     with zipfile.ZipFile(xlsx) as z:
-        assert 'name="Phản ánh, hài lòng"' in z.read("xl/workbook.xml").decode()
+        shared = z.read("xl/sharedStrings.xml").decode()
+        total_sheet = z.read("xl/worksheets/sheet2.xml").decode()  # Nhánh, then Cả kỳ
+    assert "Tỷ lệ hài lòng (4–5)" in shared
+    assert "<v>3.25</v>" in total_sheet
 
 
 def test_ministry_docx_states_cases_and_satisfaction(store: Path) -> None:

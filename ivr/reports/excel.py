@@ -10,7 +10,7 @@ from typing import Any
 import xlsxwriter  # type: ignore[import-untyped]  # no type hints shipped
 
 from ivr.reports.columns import COLUMNS
-from ivr.reports.formats import FEEDBACK_HEADER, feedback_rows, rows_of
+from ivr.reports.formats import FEEDBACK_COLUMNS, feedback_values, rows_of
 from ivr.reports.report import Report
 
 SHEET_NAMES = {
@@ -37,14 +37,18 @@ def write_xlsx(report: Report, path: Path) -> None:
             "rate": book.add_format({"num_format": "0.0%"}),
             # seconds stored as a fraction of a day, shown as [m]:ss
             "seconds": book.add_format({"num_format": "[m]:ss"}),
+            "mean": book.add_format({"num_format": "0.00"}),
         }
+        feedback_headers = [h for h, _, _ in FEEDBACK_COLUMNS]
+        last = 1 + len(COLUMNS) + len(FEEDBACK_COLUMNS)
         for by, rows in rows_of(report):
             sheet = book.add_worksheet(SHEET_NAMES.get(by, by)[:31])
-            sheet.write_row(0, 0, ["Mã", "Tên", *(c.header for c in COLUMNS)], formats["header"])
+            headers = ["Mã", "Tên", *(c.header for c in COLUMNS), *feedback_headers]
+            sheet.write_row(0, 0, headers, formats["header"])
             sheet.freeze_panes(1, 0)
             sheet.set_column(0, 0, 12)
             sheet.set_column(1, 1, 40)
-            sheet.set_column(2, 1 + len(COLUMNS), 14)
+            sheet.set_column(2, last, 14)
             for i, r in enumerate(rows, start=1):
                 sheet.write_string(i, 0, r.key)
                 sheet.write_string(i, 1, r.label)
@@ -55,32 +59,24 @@ def write_xlsx(report: Report, path: Path) -> None:
                     else:
                         value = v / 86400 if c.kind == "seconds" else v
                         sheet.write_number(i, j, value, formats[c.kind])
+                _feedback_cells(sheet, i, report, by, r.key, formats)
             if rows and by != "total":
                 _chart(book, sheet, len(rows))
-        _feedback_sheet(book, report, formats)
     finally:
         book.close()
 
 
-def _feedback_sheet(book: xlsxwriter.Workbook, report: Report, formats: dict[str, Any]) -> None:
-    """Complaint cases and satisfaction answers: the same lines as the CSV's second table."""
-    rows = feedback_rows(report)
-    if not rows:
-        return
-    sheet = book.add_worksheet("Phản ánh, hài lòng")
-    sheet.write_row(0, 0, FEEDBACK_HEADER, formats["header"])
-    sheet.freeze_panes(1, 0)
-    sheet.set_column(0, 1, 14)
-    sheet.set_column(2, 2, 40)
-    sheet.set_column(3, len(FEEDBACK_HEADER) - 1, 12)
-    mean = book.add_format({"num_format": "0.00"})
-    kinds = {len(FEEDBACK_HEADER) - 2: mean, len(FEEDBACK_HEADER) - 1: formats["rate"]}
-    for i, cells in enumerate(rows, start=1):
-        for j, v in enumerate(cells):
-            if isinstance(v, str):
-                sheet.write_string(i, j, v) if v else sheet.write_blank(i, j, None)
-            else:
-                sheet.write_number(i, j, v, kinds.get(j, formats["count"]))
+def _feedback_cells(
+    sheet: Any, i: int, report: Report, by: str, key: str, formats: dict[str, Any]
+) -> None:
+    """The row's complaint and satisfaction figures, after the call measures (ivr.reports.formats)."""
+    values = feedback_values(report, by, key)
+    for j, ((_, kind, _), v) in enumerate(zip(FEEDBACK_COLUMNS, values, strict=True)):
+        col = 2 + len(COLUMNS) + j
+        if v is None:
+            sheet.write_blank(i, col, None)
+        else:
+            sheet.write_number(i, col, v, formats[kind])
 
 
 def _chart(book: xlsxwriter.Workbook, sheet: object, n: int) -> None:

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ivr.reports.columns import COLUMNS, shown
@@ -54,56 +55,49 @@ def _feedback_lines(report: Report) -> list[str]:
     return out
 
 
-Cell = str | int | float
-FEEDBACK_HEADER = (
-    "Nhóm theo",
-    "Mã",
-    "Tên",
-    "PAKN tiếp nhận",
-    "PAKN đã trả lời",
-    "PAKN đúng hạn",
-    "PAKN từ chối",
-    "PAKN quá hạn",
-    "Lượt đánh giá",
-    "Điểm TB",
-    "Tỷ lệ hài lòng",
+FeedbackValue = Callable[[Complaints | None, Satisfaction | None], float | int | None]
+FEEDBACK_COLUMNS: tuple[tuple[str, str, FeedbackValue], ...] = (
+    ("PAKN tiếp nhận", "count", lambda c, s: c.received if c else None),
+    ("PAKN đã trả lời", "count", lambda c, s: c.resolved if c else None),
+    ("PAKN đúng hạn", "count", lambda c, s: c.on_time if c else None),
+    ("PAKN từ chối", "count", lambda c, s: c.rejected if c else None),
+    ("PAKN quá hạn", "count", lambda c, s: c.overdue if c else None),
+    ("Lượt đánh giá", "count", lambda c, s: s.answers if s else None),
+    ("Điểm hài lòng TB", "mean", lambda c, s: s.mean if s else None),
+    ("Tỷ lệ hài lòng (4–5)", "rate", lambda c, s: s.csat_rate if s else None),
 )
 
 
-def feedback_rows(report: Report) -> list[list[Cell]]:
-    """Complaint and satisfaction figures, one line per group: the whole period ("total"), each
-    case owner ("owner": a unit's code or branch:N), each branch and phone of the answers."""
-
-    def line(
-        by: str, key: str, label: str, c: Complaints | None, s: Satisfaction | None
-    ) -> list[Cell]:
-        cells: list[Cell] = [by, key, label]
-        cells += [c.received, c.resolved, c.on_time, c.rejected, c.overdue] if c else [""] * 5
-        cells += [s.answers, _blank(s.mean), _blank(s.csat_rate)] if s else [""] * 3
-        return cells
-
-    rows: list[list[Cell]] = []
-    if report.complaints is None and report.satisfaction is None:
-        return rows
-    rows.append(line("total", "total", "Tổng", report.complaints, report.satisfaction))
-    for key, c in report.complaints_by_owner.items():
-        rows.append(line("owner", key, report.owner_names.get(key, key), c, None))
-    for key, sat in report.satisfaction_by_branch.items():
-        rows.append(line("branch", key, report.branch_names.get(key, key), None, sat))
-    for key, sat in report.satisfaction_by_phone.items():
-        rows.append(line("phone", key, key, None, sat))
-    return rows
+def feedback_of(report: Report, by: str, key: str) -> tuple[Complaints | None, Satisfaction | None]:
+    """A row's cases and answers, where its grouping has them: the whole period; a branch (its
+    answers, and the cases it owns as branch:N); a unit (the cases it owns); a phone (its
+    answers). Other groupings (days, hours…) have none."""
+    if by == "total":
+        return report.complaints, report.satisfaction
+    by_owner = report.complaints_by_owner if report.complaints is not None else {}
+    if by == "branch":
+        return by_owner.get(f"branch:{key}"), report.satisfaction_by_branch.get(key)
+    if by == "unit":
+        return by_owner.get(key), None
+    if by == "phone":
+        return None, report.satisfaction_by_phone.get(key)
+    return None, None
 
 
-def _blank(v: float | None) -> str | float:
-    return "" if v is None else v
+def feedback_values(report: Report, by: str, key: str) -> list[float | int | None]:
+    c, s = feedback_of(report, by, key)
+    return [value(c, s) for _, _, value in FEEDBACK_COLUMNS]
+
+
+_FEEDBACK_HEADERS = [h for h, _, _ in FEEDBACK_COLUMNS]
 
 
 def csv_text(report: Report) -> str:
-    """One line per group (grouping, key, label, then every measure as a raw number)."""
+    """One line per group (grouping, key, label, then every measure as a raw number), the
+    complaint and satisfaction figures last (blank where the grouping has none)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["Nhóm theo", "Mã", "Tên", *(c.header for c in COLUMNS)])
+    w.writerow(["Nhóm theo", "Mã", "Tên", *(c.header for c in COLUMNS), *_FEEDBACK_HEADERS])
     for by, rows in rows_of(report):
         for r in rows:
             w.writerow(
@@ -112,13 +106,9 @@ def csv_text(report: Report) -> str:
                     r.key,
                     r.label,
                     *("" if (v := c.value(r.figures)) is None else v for c in COLUMNS),
+                    *("" if v is None else v for v in feedback_values(report, by, r.key)),
                 ]
             )
-    extra = feedback_rows(report)
-    if extra:  # a second table, after an empty line: its own header
-        w.writerow([])
-        w.writerow(FEEDBACK_HEADER)
-        w.writerows(extra)
     return BOM + buf.getvalue()
 
 

@@ -3,6 +3,7 @@
 from models.base import Base, UTCDateTime
 from models.calls import Call, CallStep, Controller, Voicemail
 from models.cases import Case, CaseCounter, CaseEvent
+from models.phones import PhoneStatus
 from models.reconcile import CelEvent, ReconcileState
 from models.survey import SurveyAnswer
 from models.users import AuditEntry, User
@@ -17,6 +18,7 @@ __all__ = [
     "CaseEvent",
     "CelEvent",
     "Controller",
+    "PhoneStatus",
     "ReconcileState",
     "SurveyAnswer",
     "UTCDateTime",

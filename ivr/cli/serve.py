@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import logs
+from ivr.ami.publish import PhonePublisher
 from ivr.ari.client import AriClient, describe
 from ivr.ari.overload import Limits
 from ivr.cli.asterisk import new_watch
@@ -296,6 +297,8 @@ async def _run(settings: Settings) -> int:
     watch = await _watch_phones(settings)
     if watch is not None:
         watch.on_hangup = writer.call_cause  # the record gets the caller's hang-up cause
+        phones = PhonePublisher(engine, watch.phones, writer.owner.id)  # for `ivr web`
+        publishing = asyncio.create_task(phones.run(), name="ami-phones")
     client, app = new_app(settings, live, writer, watch)
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
@@ -310,6 +313,8 @@ async def _run(settings: Settings) -> int:
     await client.close()
     if watch is not None:
         watch.close()
+        publishing.cancel()
+        await asyncio.gather(publishing, return_exceptions=True)
     await _stop_ops(ops)
     await writer.stop()
     await engine.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ivr.routing.model import DialNode, MenuNode, Routing
-from models import Call, CallStep
+from models import Call, CallStep, PhoneStatus
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 SERVICE_SECONDS = 20  # answered within this many seconds of waiting counts for the service level
@@ -151,3 +151,52 @@ def per_branch(calls: Sequence[Live]) -> dict[str, dict[str, Any]]:
 
 
 RoutingSource = Callable[[], Routing | None]
+
+
+PHONE_STALE_SECONDS = 60.0  # a row no controller touched for this long is not shown as live
+PHONE_ORDER = {"unreachable": 0, "unregistered": 1, "unknown": 2, "reachable": 3}
+
+
+@dataclass(frozen=True)
+class DeskPhone:
+    endpoint: str
+    owner: str  # "nhánh 6 · Tài chính công", "1001 Sở Nội vụ", or ""
+    state: str
+    since: dt.datetime
+
+
+async def phones(engine: AsyncEngine, now: dt.datetime, routing: Routing | None) -> list[DeskPhone]:
+    """The desk phones as the live controllers last wrote them (ivr.ami.publish); a phone seen by
+    several controllers counts as reachable when any of them reaches it."""
+    fresh = now - dt.timedelta(seconds=PHONE_STALE_SECONDS)
+    async with AsyncSession(engine) as s:
+        rows = (await s.scalars(select(PhoneStatus).where(PhoneStatus.seen_at >= fresh))).all()
+    best: dict[str, PhoneStatus] = {}
+    for r in rows:
+        have = best.get(r.endpoint)
+        if have is None or _better(r, have):
+            best[r.endpoint] = r
+    owners = _owners(routing)
+    out = [
+        DeskPhone(r.endpoint, owners.get(r.endpoint, ""), r.state, r.since) for r in best.values()
+    ]
+    return sorted(out, key=lambda p: (PHONE_ORDER.get(p.state, 2), p.endpoint))
+
+
+def _better(new: PhoneStatus, old: PhoneStatus) -> bool:
+    if (new.state == "reachable") != (old.state == "reachable"):
+        return new.state == "reachable"
+    return new.since > old.since
+
+
+def _owners(routing: Routing | None) -> dict[str, str]:
+    """AOR name (what AMI calls a phone) → whose desk it is, from the routing."""
+    if routing is None:
+        return {}
+    out: dict[str, str] = {}
+    for u in routing.units:
+        out.setdefault(u.endpoint.partition("/")[2] or u.endpoint, f"{u.code} {u.name}")
+    for key, b in routing.branches.items():
+        for e in b.all_endpoints:
+            out[e.partition("/")[2] or e] = f"nhánh {key} · {b.name}"
+    return out

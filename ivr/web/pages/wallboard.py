@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.ami.watch import LABELS
 from ivr.routing.model import Routing
 from ivr.web.auth import allow, viewer
 from ivr.web.data import wallboard as data
@@ -28,6 +29,7 @@ from ivr.web.security import stream_headers
 
 log = structlog.get_logger("ivr.web")
 KEEPALIVE_SECONDS = 15.0
+PHONE_LABELS = {state.value: label for state, label in LABELS.items()}
 
 
 class Board:
@@ -62,8 +64,13 @@ class Board:
 
     async def refresh(self) -> None:
         now = dt.datetime.now(dt.UTC)
-        calls = await data.in_progress(self.engine, self.routing())
-        snap = {"calls": calls, "today": await data.today(self.engine, now)}
+        routing = self.routing()
+        calls = await data.in_progress(self.engine, routing)
+        snap = {
+            "calls": calls,
+            "today": await data.today(self.engine, now),
+            "phones": await data.phones(self.engine, now, routing),
+        }
         if snap != self.snapshot:
             async with self._changed:
                 self.snapshot, self.version = snap, self.version + 1
@@ -85,7 +92,7 @@ BOARD: web.AppKey[Board] = web.AppKey("board", Board)
 
 def view(board: Board, who: Viewer) -> dict[str, Any]:
     """The snapshot as this person may see it (other units' callers masked)."""
-    snap = board.snapshot or {"calls": [], "today": {}}
+    snap = board.snapshot or {"calls": [], "today": {}, "phones": []}
     calls: list[data.Live] = snap["calls"]
     return {
         "version": board.version,
@@ -103,7 +110,16 @@ def view(board: Board, who: Viewer) -> dict[str, Any]:
             }
             for c in calls
         ],
-        "phones": None,  # AMI is not read by the console: the store has no desk-phone states
+        "phones": [  # written by the controllers from AMI (ivr.ami.publish)
+            {
+                "endpoint": p.endpoint,
+                "owner": p.owner,
+                "state": p.state,
+                "label": PHONE_LABELS.get(p.state, p.state),
+                "since": p.since.isoformat(),
+            }
+            for p in snap["phones"]
+        ],
     }
 
 

@@ -48,6 +48,24 @@
       cell(tr, since(c.started, now));
       calls.appendChild(tr);
     }
+    const phones = document.querySelector("#phones tbody");
+    phones.replaceChildren();
+    for (const p of board.phones) {
+      const tr = document.createElement("tr");
+      tr.className = "phone";
+      tr.dataset.state = p.state;
+      cell(tr, p.endpoint, "num");
+      cell(tr, p.owner || "—");
+      cell(tr, p.label, "phone-" + p.state);
+      cell(tr, since(p.since, now), "num");
+      phones.appendChild(tr);
+    }
+    if (!board.phones.length) {
+      const tr = document.createElement("tr");
+      cell(tr, "Chưa có bộ điều khiển nào gửi trạng thái máy bàn.", "muted");
+      tr.firstChild.colSpan = 4;
+      phones.appendChild(tr);
+    }
     if (!board.calls.length) {
       const tr = document.createElement("tr");
       cell(tr, "Không có cuộc gọi nào đang diễn ra.", "muted");

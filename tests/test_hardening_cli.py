@@ -4,8 +4,11 @@ AMI secret says so in one Vietnamese line with the documented exit code, never a
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -226,3 +229,42 @@ def test_a_reader_never_creates_a_new_sqlite_path(
     assert code == USAGE
     assert "ivr db upgrade" in one_line(err)
     assert not (tmp_path / "not").exists()
+
+
+def test_a_report_against_a_database_that_is_down_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = cli(
+        capsys, "report", "--period", "2026-10", "--db", DOWN_PG, "--routing", str(ROUTING_FILE)
+    )
+    assert code == database_problem(ConnectionRefusedError(111, "refused"), DOWN_PG)[0] == FAILED
+    line = one_line(err)
+    assert "không kết nối được cơ sở dữ liệu" in line
+    assert "ivr:***@127.0.0.1:1" in line
+    assert "topsecret" not in line
+
+
+@pytest.mark.parametrize(
+    "command", [["users", "add", "an", "--role", "admin"], ["users", "password", "an"]]
+)
+def test_a_password_prompt_without_a_terminal_is_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A script or a service (stdin not a terminal, no controlling terminal) asks for a
+    password: no EOFError traceback, one line pointing to --password-file, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env["IVR_DATA_DIR"] = str(tmp_path)
+    for typed in ("", "một-mật-khẩu-dài\nmột-mật-khẩu-dài\n"):  # nothing, or a pipe
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr.cli", *command],
+            input=typed,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,  # no controlling terminal, as under systemd or cron
+            timeout=120,
+        )
+        assert done.returncode == USAGE, done.stderr
+        assert "--password-file" in one_line(done.stderr)
+        assert "Warning" not in done.stderr

@@ -23,7 +23,7 @@ from ivr.sim.scripts import ClerkKind
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 
-from .conftest import vn_time
+from .conftest import ROUTING_FILE, vn_time
 
 HOSTILE = "0912\n2026-01-01 00:00:00  0999999999    answered\x1b[2J\x07\x00\x9b31m\u202e"
 RAW = ("\x1b", "\x07", "\x00", "\x9b", "\u202e")
@@ -201,3 +201,22 @@ async def test_agi_passes_the_limits_to_the_server(
         await serve._agi(settings, "127.0.0.1", 0)
     assert seen["max_connections"] == 9
     assert seen["reply_timeout"] == 4.5
+
+
+async def test_the_report_table_shows_a_hostile_phone_name_escaped(
+    tmp_path: Path, routing: Routing, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    url = await _hostile_store(tmp_path, routing, capsys)
+    db = sqlite3.connect(tmp_path / "ivr.db")  # a reconciled row names the phone Asterisk saw
+    with db:
+        assert db.execute("UPDATE calls SET endpoint = ?", ("PJSIP/x\x1b[2J\n\u202e",)).rowcount
+    db.close()
+    args = ["report", "--from", "2025-11-25", "--to", "2025-11-25", "--by", "phone"]
+    code, out = await asyncio.to_thread(
+        _run, capsys, *args, "--db", url, "--routing", str(ROUTING_FILE)
+    )
+    assert code == 0
+    assert not any(c in out for c in RAW), repr(out)
+    assert "PJSIP/x\\x1b[2J\\n\\u202e" in out

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.cli.codes import DONE, FAILED, USAGE
-from ivr.cli.settings import database_url, require_database, settings_of
+from ivr.cli.codes import DONE, USAGE
+from ivr.cli.settings import database_problem, database_url, require_database, settings_of
+from ivr.cli.terminal import escape
 from ivr.reports import charts, excel, formats
 from ivr.reports.agency import AgencyError, load_agency
 from ivr.reports.grouping import GROUPINGS
@@ -84,9 +86,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except NotReady as e:
         print(e, file=sys.stderr)
         return USAGE
-    except SQLAlchemyError as e:
-        print(f"lỗi cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
-        return FAILED
+    except (SQLAlchemyError, OSError) as e:  # down, refused, corrupt: one line (settings.py)
+        code, line = database_problem(e, url)
+        print(line, file=sys.stderr)
+        return code
     if agency is not None:
         write_ministry(report, routing, agency, args.out, today)
         print(f"đã ghi báo cáo gửi Bộ: {args.out}")
@@ -105,12 +108,26 @@ async def _build(
         await engine.dispose()
 
 
+def _for_terminal(report: Report) -> Report:
+    """The report with the store's names (phones, units, owners) escaped: a control character
+    or a newline in one is shown, never obeyed nor taken for a new row."""
+    groups = {
+        by: [dataclasses.replace(r, label=escape(r.label)) for r in rows]
+        for by, rows in report.groups.items()
+    }
+    owners = {k: escape(v) for k, v in report.owner_names.items()}
+    return dataclasses.replace(report, groups=groups, owner_names=owners)
+
+
 def _write(report: Report, fmt: str, out: Path | None) -> int:
     if fmt == "xlsx" and out is not None:
         excel.write_xlsx(report, out)
     elif fmt == "png" and out is not None:
         charts.write_png(report, out)
     else:
+        if fmt == "table" and out is None:
+            sys.stdout.write(formats.table(_for_terminal(report)))
+            return DONE
         text = {"table": formats.table, "csv": formats.csv_text, "json": formats.json_text}[fmt](
             report
         )

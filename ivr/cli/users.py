@@ -63,10 +63,23 @@ def _read_password(args: argparse.Namespace) -> str:
         except (OSError, UnicodeDecodeError) as e:
             raise WeakPassword(f"không đọc được {args.password_file}: {e}") from None
         return lines[0] if lines else ""
-    first = getpass.getpass("Mật khẩu: ")
-    if getpass.getpass("Nhập lại: ") != first:
+    if not sys.stdin.isatty():  # a script, a pipe, a service: no one to type it twice
+        raise NoTerminal(
+            "không có terminal để nhập mật khẩu (stdin không phải terminal): "
+            "dùng --password-file TỆP (dòng đầu của tệp)"
+        )
+    try:
+        first = getpass.getpass("Mật khẩu: ")
+        again = getpass.getpass("Nhập lại: ")
+    except EOFError:
+        raise NoTerminal("chưa nhập mật khẩu (hết dữ liệu vào)") from None
+    if again != first:
         raise WeakPassword("hai lần nhập không khớp")
     return first
+
+
+class NoTerminal(ValueError):
+    """A password to prompt for, and no terminal to prompt on: bad usage (exit 2)."""
 
 
 def _with_engine(args: argparse.Namespace, job: Callable[[AsyncEngine], Awaitable[int]]) -> int:

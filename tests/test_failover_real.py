@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -75,6 +76,7 @@ def cluster_number(real_asterisk: RealAsterisk) -> Iterator[str]:
         f"dialplan add extension {SERVICE},1,Goto(hotline-cluster,${{EXTEN}},1) into hotline-inbound",
     )
     assert "StasisBroadcast" in _cli(root, "dialplan show hotline-cluster")
+    assert "hotline-cluster" in _cli(root, f"dialplan show {SERVICE}@hotline-inbound")
     try:
         yield SERVICE
     finally:
@@ -180,6 +182,13 @@ class RtpEar(asyncio.DatagramProtocol):
     def longest_gap(self, after: float, until: float) -> float:
         times = [t for t in self.arrivals if after <= t <= until]
         return max((b - a for a, b in itertools.pairwise(times)), default=until - after)
+
+
+def _free_udp_port() -> int:
+    """A SIP port for our SIPp (the suite's caller port may be busy with another test's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _caller_xml(number: str, media_port: int, hang_up_ms: int) -> str:
@@ -330,7 +339,7 @@ async def test_killed_controller_calls_taken_over_within_a_second(
     port = transport.get_extra_info("sockname")[1]
     number = "0911000016"
     sipp = await _call(
-        real_asterisk, tmp_path, cluster_number, number, port, 12_000, real_asterisk.caller_port
+        real_asterisk, tmp_path, cluster_number, number, port, 12_000, _free_udp_port()
     )
     try:
         row = await _row(pg_url, number)
@@ -360,7 +369,7 @@ async def test_killed_controller_calls_taken_over_within_a_second(
             second,
             port + 0,
             3_000,
-            real_asterisk.caller_port + 1,
+            _free_udp_port(),
         )
         new_row = await _row(pg_url, second, final=True)
         assert new_row.controller == survivor.id

@@ -43,6 +43,14 @@ def load_secret(path: Path) -> bytes:
     return key
 
 
+def _visible(text: str) -> str:
+    """Callers' text (number, name, the phone Asterisk named): control and bidi characters
+    shown as escapes, never obeyed (a U+202E would reorder the page's row)."""
+    from ivr.cli.terminal import escape  # here: ivr.cli imports this module at its start
+
+    return escape(text)
+
+
 def make_app(
     engine: AsyncEngine, config: WebConfig, desk: RoutingDesk | None = None
 ) -> web.Application:
@@ -70,6 +78,7 @@ def make_app(
     )
     env.filters["local"] = _local
     env.filters["seconds"] = _seconds
+    env.filters["visible"] = _visible
     env.globals["role_labels"] = {r.value: label for r, label in LABELS.items()}
     app.router.add_get("/login", auth.login_form)
     app.router.add_post("/login", auth.login)

@@ -1,0 +1,62 @@
+"""The real-Asterisk load benchmark runs end to end at a gentle rate: its JSON has the promised
+shape, and at one call per second every caller completes, both with the dialplan menu and with
+the project, with nothing stranded or left behind. Behaviour, not speed: no figure of time is
+asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = {
+    "attempted",
+    "completed_caller",
+    "completed_desk",
+    "stranded",
+    "asterisk_cpu_ms_per_call",
+    "controller_cpu_ms_per_call",
+    "key_to_invite_ms",
+    "leaked_bridges",
+    "leaked_channels",
+}
+
+pytestmark = [
+    pytest.mark.real_asterisk,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not all(shutil.which(t) for t in ("sipp", "tcpdump", "debootstrap")),
+        reason="needs root, sipp (sip-tester), tcpdump and debootstrap: scripts/setup as root",
+    ),
+]
+
+
+def test_real_load_json_both_sides_complete_and_nothing_leaks() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.real_load", "--rate", "1", "--seconds", "5", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert set(result) == {"dialplan", "ivr"}
+    for side, figures in result.items():
+        assert set(figures) == KEYS, side
+        assert set(figures["key_to_invite_ms"]) == {"p50", "p99"}, side
+        assert figures["attempted"] == 5, side
+        assert figures["completed_caller"] == figures["attempted"], (side, figures)
+        assert figures["stranded"] == 0, (side, figures)
+        assert figures["leaked_bridges"] == 0, (side, figures)
+        assert figures["leaked_channels"] == 0, (side, figures)
+        assert figures["asterisk_cpu_ms_per_call"] > 0, side
+    assert result["dialplan"]["controller_cpu_ms_per_call"] is None
+    assert result["ivr"]["controller_cpu_ms_per_call"] > 0

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.web import auth, security
 from ivr.web.keys import CONFIG, VIEWER, WebConfig
-from ivr.web.pages import calls, reports, routing, users, voicemails, wallboard
+from ivr.web.pages import calls, cases, reports, routing, users, voicemails, wallboard
 from ivr.web.roles import LABELS, Role
 from ivr.web.routing_desk import RoutingDesk
 
@@ -84,7 +84,7 @@ def make_app(
     app.router.add_post("/login", auth.login)
     app.router.add_post("/logout", auth.logout)
     app.router.add_get("/", _home)
-    for page in (wallboard, calls, voicemails, reports, routing, users):
+    for page in (wallboard, calls, voicemails, cases, reports, routing, users):
         page.add_routes(app)
     app.router.add_static("/static/", HERE / "static", append_version=True)
     app.cleanup_ctx.append(_poller)

@@ -18,6 +18,7 @@ class WebConfig:
     prompts: Path | None = None
     poll_seconds: float = 1.0
     agency: Path | None = None  # the Ministry report's agency TOML (None: the example file)
+    case_rules: Path | None = None  # complaint cases' rules TOML (None: NĐ 20/2008 defaults)
 
 
 CONFIG: web.AppKey[WebConfig] = web.AppKey("config", WebConfig)

@@ -70,6 +70,11 @@ def _setup(request: web.Request) -> tuple[Routing, Rules]:
         raise web.HTTPServiceUnavailable(text=f"Quy định hồ sơ: {e}") from None
 
 
+def _step_order(s: Status) -> tuple[bool, int]:
+    """The machine's next steps in their natural order, a rejection last."""
+    return s is Status.REJECTED, list(Status).index(s)
+
+
 def _today() -> dt.date:
     return dt.datetime.now(VN).date()
 
@@ -122,7 +127,9 @@ async def detail(request: web.Request) -> web.Response:
     context = {
         **row,
         "may_act": acts,
-        "next": [(s.value, s.label) for s in sorted(ALLOWED[Status(case.status)])] if acts else [],
+        "next": [(s.value, s.label) for s in sorted(ALLOWED[Status(case.status)], key=_step_order)]
+        if acts
+        else [],
         "standings": STANDING,
         "statuses": STATUSES,
         "channels": CHANNELS,

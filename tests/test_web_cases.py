@@ -131,14 +131,23 @@ async def test_who_sees_and_who_may_open(client: Client) -> None:
     assert "0987***321" in html
     assert 'name="status"' not in html  # and do not act
     assert "/cases/new" not in await (await client.get("/calls/detail?id=c-6")).text()
-    form = await client.get("/cases/new?call=c-6")
+    assert (await client.get("/cases/new?call=c-6")).status == 403
+    token = token_of(await (await client.get("/calls")).text())
     r = await client.post(
         "/cases/new?call=c-6",
-        data={"csrf": token_of(await form.text()), "subject": "x", "category": "thủ tục hành chính",
-              "branch": "6", "unit": ""},
-    )  # fmt: skip
+        data={"csrf": token, "subject": "x", "category": "khác", "branch": "6", "unit": ""},
+    )
+    assert r.status == 403
+    # a clerk of unit 1001 may not open one for branch 6 from their own call either
+    client.session.cookie_jar.clear()
+    await signed_in(client, "sonoivu")
+    token = token_of(await (await client.get("/calls")).text())
+    r = await client.post(
+        "/cases/new?call=c-unit",
+        data={"csrf": token, "subject": "x", "category": "khác", "branch": "6", "unit": ""},
+    )
     assert r.status == 400
-    assert "không được mở hồ sơ" in await r.text()
+    assert "không được mở hồ sơ cho Sở Tài chính" in await r.text()
 
 
 async def test_overdue_first_and_the_filters(client: Client, site: Site, desk: RoutingDesk) -> None:

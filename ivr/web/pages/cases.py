@@ -166,6 +166,8 @@ async def change(request: web.Request) -> web.Response:
 
 async def _source(request: web.Request, v: Viewer) -> dict[str, Any]:
     """What a call (``call=KEY``) or a voicemail (``voicemail=ID``) gives the new case."""
+    if v.role is Role.SUPERVISOR:
+        raise web.HTTPForbidden(text="Giám sát viên theo dõi hồ sơ, không mở hồ sơ.")
     engine = request.app[ENGINE]
     vm_id: int | None = None
     key = request.query.get("call", "")

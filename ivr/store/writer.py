@@ -3,6 +3,8 @@
 Calls hand records over with non-blocking methods (it is a :class:`CallObserver`); a background
 task writes them in batches. Every write is keyed (call id, step number), so a batch written
 twice is stored once. Records arrive already cleaned and cut to their columns (ivr.store.rows).
+What waits for the database (the spool, batches held in memory, their replay, the quarantine)
+is :mod:`ivr.store.replay`'s; this module decides what goes there.
 
 When a write fails, the rule (ivr.store.errors tells the two kinds apart):
 
@@ -29,27 +31,37 @@ from collections import deque
 from pathlib import Path
 
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import CallRecord, Step
 from ivr.store.errors import is_data_error
 from ivr.store.identity import keyed
 from ivr.store.lease import Clock, LeaseKeeper, Owner, default_instance, utc_now
-from ivr.store.rows import Op, call_row, cause_row, dumps, final_ops, step_row
-from ivr.store.spool import Spool, SpoolError
+from ivr.store.replay import (
+    BATCHES_SPOOLED,
+    DAMAGED_FILES,
+    QUARANTINED,
+    SPOOL_FAILURES,
+    Backlog,
+    first_line,
+)
+from ivr.store.rows import Op, call_row, cause_row, final_ops, step_row
+from ivr.store.spool import Spool
 from ivr.store.sql import ROWS_WRITTEN, write_ops
 
-__all__ = ["ROWS_WRITTEN", "StoreWriter", "write_ops"]
+__all__ = [
+    "BATCHES_SPOOLED",
+    "DAMAGED_FILES",
+    "QUARANTINED",
+    "ROWS_WRITTEN",
+    "SPOOL_FAILURES",
+    "StoreWriter",
+    "write_ops",
+]
 
 log = structlog.get_logger("ivr.store")
 
-BATCHES_SPOOLED = Counter("ivr_store_batches_spooled_total", "Batches kept in the local spool")
-SPOOL_FAILURES = Counter("ivr_store_spool_failures_total", "Batches the spool could not keep")
-QUARANTINED = Counter(
-    "ivr_store_quarantined_total", "Records the database refused, set aside in quarantine/"
-)
-DAMAGED_FILES = Counter("ivr_store_damaged_spool_files_total", "Spool files moved to quarantine/")
 QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
 
 
@@ -69,18 +81,17 @@ class StoreWriter:
         self.owner = owner or Owner.here(default_instance("controller"))
         self.lease = LeaseKeeper(engine, self.owner, clock=clock)
         self.spool = Spool(spool_dir)
+        self.backlog = Backlog(self.spool)  # what waits for the database: spool, then memory
         self.batch_size = batch_size
         self.retry_seconds = retry_seconds
         self._queue: asyncio.Queue[Op] = asyncio.Queue(maxsize=queue_size)
         self._overflow: deque[Op] = deque()  # the queue was full: next in line, still in order
-        self._limbo: list[list[Op]] = []  # neither the database nor the spool took these
         self._seq: dict[str, int] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
-        self._replaying = asyncio.Lock()
-        self.spool_failed = asyncio.Event()  # set once the spool refused a batch
+        self.spool_failed = self.backlog.spool_failed  # set once the spool refused a batch
         self.database_ok = True
 
     # --- CallObserver: never blocks, never raises -------------------------------------------
@@ -140,7 +151,7 @@ class StoreWriter:
         except TimeoutError:
             log.error(
                 "stopping with call records neither in the database nor in the spool",
-                batches_in_memory=len(self._limbo),
+                batches_in_memory=len(self.backlog.limbo),
                 queued=self._queue.qsize(),
             )
         for task in (self._task, self._lease_task):
@@ -148,7 +159,7 @@ class StoreWriter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._lease_task is not None and not self._spooled() and not self._limbo:
+        if self._lease_task is not None and not self.backlog.waiting():
             await self.lease.stop()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -165,13 +176,13 @@ class StoreWriter:
         batch = await self._next_batch()
         if batch:
             await self._deliver(batch)
-        elif self._spooled() or self._limbo:
+        elif self.backlog.waiting():
             await self._replay()
-        if self._queue.empty() and not self._overflow and not self._limbo:
+        if self._queue.empty() and not self._overflow and not self.backlog.limbo:
             self._idle.set()
 
     async def _next_batch(self) -> list[Op]:
-        waiting = self._spooled() or bool(self._limbo)
+        waiting = self.backlog.waiting()
         if self._queue.empty() and waiting:
             try:
                 first = await asyncio.wait_for(self._queue.get(), self.retry_seconds)
@@ -188,7 +199,7 @@ class StoreWriter:
         return batch
 
     async def _deliver(self, batch: list[Op]) -> None:
-        if self._spooled() or self._limbo:  # keep the order: older batches go first
+        if self.backlog.waiting():  # keep the order: older batches go first
             self._keep(batch)
             await self._replay()
         elif not await self._write(batch):
@@ -196,16 +207,16 @@ class StoreWriter:
 
     def held_in_memory(self) -> int:
         """Records neither the database nor the spool has taken (kept until one does)."""
-        return sum(len(b) for b in self._limbo)
+        return self.backlog.held_in_memory()
 
     async def sync(self) -> bool:
         """Drain, then replay the spool now; True when everything is in the database."""
         await self.drain()
         await self._replay()
-        return not self._spooled() and not self._limbo
+        return not self.backlog.waiting()
 
     def _spooled(self) -> bool:
-        return bool(self.spool.batches())
+        return self.backlog.spooled()
 
     # --- writing: outage or data error ---------------------------------------------------------
 
@@ -219,124 +230,27 @@ class StoreWriter:
                 self._failed(e)
                 return False
             if len(ops) == 1:
-                self._quarantine(ops, e)
+                self.backlog.quarantine(ops, e)
                 return True
             half = len(ops) // 2
             return await self._write(ops[:half]) and await self._write(ops[half:])
         self._healthy()
         return True
 
-    def _quarantine(self, ops: list[Op], e: Exception) -> None:
-        QUARANTINED.inc(len(ops))
-        kind, row = ops[0]
-        call = row.get("id", row.get("call_id"))
-        error = _first_line(e)
-        try:
-            where = str(self.spool.set_aside_records(ops))
-        except SpoolError as se:
-            SPOOL_FAILURES.inc()
-            log.error(
-                "bản ghi bị cơ sở dữ liệu từ chối, không cách ly được: ghi lại nguyên văn tại đây",
-                kind=kind, call=call, error=error, spool_error=str(se), record=dumps(ops),
-            )  # fmt: skip
-            return
-        log.error(
-            "bản ghi bị cơ sở dữ liệu từ chối, đã cách ly; các bản ghi sau vẫn được ghi",
-            kind=kind, call=call, error=error, file=where,
-        )  # fmt: skip
-
-    # --- the spool -------------------------------------------------------------------------------
+    # --- the backlog (ivr.store.replay) --------------------------------------------------------
 
     async def _replay(self) -> None:
-        async with self._replaying:
-            await self._replay_locked()
-
-    async def _replay_locked(self) -> None:
-        while self._limbo:
-            try:
-                self.spool.append(self._limbo[0])
-                self._limbo.pop(0)
-            except SpoolError:
-                break
-        for path in self.spool.batches():
-            ops = self._read_batch(path)
-            if ops is None:
-                continue
-            if not await self._write(ops):
-                return
-            self._done_with(path)
-        for batch in list(self._limbo):  # the spool is unwritable: straight from memory
-            if not await self._write(batch):
-                return
-            self._limbo.remove(batch)
-
-    def _read_batch(self, path: Path) -> list[Op] | None:
-        """A spooled batch's records; a damaged file is set aside, its readable records kept in
-        its place (same name, same turn). None when there is nothing to write from it now."""
-        try:
-            ops, damaged = self.spool.read(path)
-        except OSError as e:
-            self._set_aside(path, f"không đọc được: {e.strerror}")
-            return None
-        if not damaged:
-            return ops
-        if not self._set_aside(path, f"{damaged} dòng hỏng, {len(ops)} bản ghi đọc được"):
-            return None
-        if not ops:
-            return None
-        try:
-            self.spool.rewrite(path, ops)
-        except SpoolError:
-            self._limbo.insert(0, ops)
-            return None
-        return ops
-
-    def _set_aside(self, path: Path, why: str) -> bool:
-        DAMAGED_FILES.inc()
-        try:
-            where = self.spool.set_aside_file(path)
-        except OSError as e:
-            self.spool.skip(path)
-            log.error(
-                "tệp dự phòng hỏng, không chuyển đi được: bỏ qua trong lần chạy này",
-                file=str(path), why=why, error=e.strerror,
-            )  # fmt: skip
-            return False
-        log.error("tệp dự phòng hỏng, đã chuyển vào thư mục cách ly", file=str(where), why=why)
-        return True
-
-    def _done_with(self, path: Path) -> None:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as e:
-            self.spool.skip(path)  # written already: replaying it again would change nothing
-            log.error("không xoá được tệp dự phòng đã ghi", file=str(path), error=e.strerror)
+        await self.backlog.replay(self._write)
 
     def _keep(self, batch: list[Op]) -> None:
-        try:
-            self.spool.append(batch)
-            BATCHES_SPOOLED.inc()
-        except Exception as e:  # SpoolError, or a record that cannot be serialised
-            SPOOL_FAILURES.inc()
-            self.spool_failed.set()
-            self._limbo.append(batch)
-            log.error(
-                "SPOOL UNWRITABLE: call records held in memory only",
-                error=str(e),
-                batches_in_memory=len(self._limbo),
-            )
+        self.backlog.keep(batch)
 
     def _failed(self, e: Exception) -> None:
         if self.database_ok:
-            log.error("call-record database unavailable; spooling", error=_first_line(e))
+            log.error("call-record database unavailable; spooling", error=first_line(e))
         self.database_ok = False
 
     def _healthy(self) -> None:
         if not self.database_ok:
             log.info("call-record database back; spool replayed")
         self.database_ok = True
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).splitlines()
-    return lines[0] if lines else type(e).__name__

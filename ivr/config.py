@@ -63,6 +63,10 @@ class Settings:
     max_ari_latency_ms: int = 0  # ARI's smoothed answer time; 0: not watched
     # reconciliation: cel_custom's CSV ("none": no file, cel_pgsql writes the table itself)
     cel_file: str = DEFAULT_CEL_FILE
+    # several controllers on one Asterisk (ivr.cluster, dialplan [hotline-cluster]): this one's
+    # ARI application is hotline-<controller_id>; they know each other through PostgreSQL
+    cluster: bool = False
+    controller_id: str = ""
 
     @property
     def ami_endpoint(self) -> tuple[str, int]:
@@ -209,9 +213,29 @@ def _check(settings: Settings, require_ari: bool) -> None:
             raise ConfigError(f"{name} '{value}' cần dạng HOST:CỔNG, vd. {example}")
     if settings.metrics_address and settings.metrics_endpoint[1] > 65535:
         raise ConfigError(f"metrics_address '{settings.metrics_address}': cổng quá 65535")
+    if settings.cluster:
+        _check_cluster(settings)
     if require_ari and not settings.ari_password:
         raise ConfigError(
             f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"
+        )
+
+
+_CONTROLLER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+
+def _check_cluster(settings: Settings) -> None:
+    """cluster = true: a plain controller id (it names the ARI app) and a PostgreSQL store."""
+    if not _CONTROLLER_ID.fullmatch(settings.controller_id):
+        raise ConfigError(
+            f"cluster = true cần controller_id ({ENV['controller_id']}): tên riêng của bộ điều "
+            f"khiển này, chữ, số, '.', '_' hoặc '-', tối đa 40 ký tự (vd. ctl-a), "
+            f"không phải {settings.controller_id!r}"
+        )
+    if make_url(settings.database_url or "sqlite://").get_backend_name() != "postgresql":
+        raise ConfigError(
+            "cluster = true cần database_url PostgreSQL (postgresql+asyncpg://NGƯỜI:MK@MÁY/TÊN): "
+            "các bộ điều khiển biết nhau còn sống qua khoá của PostgreSQL"
         )
 
 

@@ -33,8 +33,11 @@ def write_config(
     overwrite: bool = False,
     static_contacts: tuple[str, int] | None = None,
     qualify: bool = True,
+    cluster: bool = False,
 ) -> list[Path]:
     files = split_example(example.read_text(encoding="utf-8"))
+    if cluster:  # several controllers: the trunk's calls are offered to all (StasisBroadcast)
+        files = {name: to_cluster(body) for name, body in files.items()}
     files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts, qualify=qualify)
     files["hotline.conf"] = dialplan.read_text(encoding="utf-8")
     files.update(cel_files(files.get("modules.conf", "")))
@@ -47,6 +50,17 @@ def write_config(
         write_file(path, body)
         written.append(path)
     return written
+
+
+INBOUND, CLUSTER = "context=hotline-inbound", "context=hotline-cluster"
+
+
+def to_cluster(body: str) -> str:
+    """The example's trunk pointed at [hotline-cluster] instead of [hotline-inbound]."""
+    lines = body.splitlines(keepends=True)
+    return "".join(
+        CLUSTER + line[len(INBOUND) :] if line.startswith(INBOUND) else line for line in lines
+    )
 
 
 CEL_EVENTS = (

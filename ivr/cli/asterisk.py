@@ -36,6 +36,12 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="không thăm dò máy (máy thử không trả lời OPTIONS)",
     )
+    conf.add_argument(
+        "--cluster",
+        action="store_true",
+        help="nhiều bộ điều khiển (cluster = true): trung kế vào [hotline-cluster], không phải "
+        "[hotline-inbound]",
+    )
     conf.set_defaults(func=_cmd_asterisk_config)
 
     pjsip = sub.add_parser("pjsip", help="sinh cấu hình pjsip.conf cho mọi máy trong định tuyến")
@@ -79,6 +85,7 @@ def _cmd_asterisk_config(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             static_contacts=contacts,
             qualify=not args.no_qualify,
+            cluster=args.cluster,
         )
     except RoutingError as e:
         print(e, file=sys.stderr)

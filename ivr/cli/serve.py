@@ -206,9 +206,12 @@ async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngin
     controller's id held by a live process); the writer holds this instance's lease."""
     url = settings.database_url or sqlite_url(Path(settings.data_dir))
     engine = make_engine(url, create=False)
+    # in a cluster the lease is the controller id: the survivors find its calls by that name
+    instance = settings.controller_id if settings.cluster and role == "ari" else None
     try:
         await require_current(engine)
-        writer = StoreWriter(engine, settings.spool_path, owner=Owner.here(default_instance(role)))
+        owner = Owner.here(instance or default_instance(role))
+        writer = StoreWriter(engine, settings.spool_path, owner=owner)
         await writer.start()
     except (SQLAlchemyError, OSError) as e:  # down, corrupt, read-only: one line (RUN_HELP)
         await engine.dispose()
@@ -255,22 +258,49 @@ def limits(settings: Settings) -> Limits:
     )
 
 
+def app_name(settings: Settings) -> str:
+    """The ARI application: ari_app, or hotline-<controller_id> in a cluster."""
+    if settings.cluster:
+        from ivr.cluster.app import APP_PREFIX
+
+        return APP_PREFIX + settings.controller_id
+    return settings.ari_app
+
+
 def new_app(
-    settings: Settings, live: LiveRouting, records: CallObserver, watch: Any
+    settings: Settings,
+    live: LiveRouting,
+    records: CallObserver,
+    watch: Any,
+    engine: AsyncEngine | None = None,
 ) -> tuple[AriClient, StasisApp]:
     """The ARI client and the Stasis application `ivr run` serves, from the settings; the
-    calls' records go to ``records`` (the store's writer), counted on the way."""
+    calls' records go to ``records`` (the store's writer), counted on the way. In a cluster
+    (``cluster = true``) it is a ClusterApp on ``engine``, the store's PostgreSQL."""
     from ivr.ari.app import StasisApp
 
-    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
-    app = StasisApp(
+    client = AriClient(
+        settings.ari_url, settings.ari_user, settings.ari_password, app_name(settings)
+    )
+    kwargs: dict[str, Any] = {
+        "sound_prefix": settings.sound_prefix,
+        "recordings_dir": settings.recordings_dir,
+        "unreachable": watch.unreachable if watch else None,
+        "limits": limits(settings),
+    }
+    if not settings.cluster:
+        return client, StasisApp(client, live, CallMetrics(records), **kwargs)
+    from ivr.cluster.app import ClusterApp
+
+    if engine is None:
+        raise ValueError("a cluster's app needs the store's engine")
+    app = ClusterApp(
         client,
         live,
         CallMetrics(records),
-        sound_prefix=settings.sound_prefix,
-        recordings_dir=settings.recordings_dir,
-        unreachable=watch.unreachable if watch else None,
-        limits=limits(settings),
+        engine=engine,
+        controller=settings.controller_id,
+        **kwargs,
     )
     return client, app
 
@@ -299,7 +329,8 @@ async def _run(settings: Settings) -> int:
         watch.on_hangup = writer.call_cause  # the record gets the caller's hang-up cause
         phones = PhonePublisher(engine, watch.phones, writer.owner.id)  # for `ivr web`
         publishing = asyncio.create_task(phones.run(), name="ami-phones")
-    client, app = new_app(settings, live, writer, watch)
+    client, app = new_app(settings, live, writer, watch, engine)
+    log.info("ARI application", app=client.app, cluster=settings.cluster)
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
     reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())

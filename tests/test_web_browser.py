@@ -66,9 +66,15 @@ def browser(profile: Path) -> Any:
 
 
 def until(driver: Any, test: Callable[[Any], Any]) -> Any:
+    """Wait for ``test``; an element read while the page is being replaced (after a form is
+    sent) is looked up again on the next poll."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(test)
+    wait = WebDriverWait(
+        driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return wait.until(test)
 
 
 def walk(

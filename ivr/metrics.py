@@ -24,12 +24,14 @@ CALLS_ENDED = Counter(
 )
 SETUP = Histogram(
     "ivr_call_setup_seconds",
-    "From StasisStart received to the call's first ARI request",
+    "From StasisStart received (FastAGI: the environment read) to the call's first ARI request "
+    "(FastAGI: command)",
     buckets=_FAST,
 )
 DTMF_TO_REQUEST = Histogram(
     "ivr_dtmf_to_request_seconds",
-    "From a DTMF event received to the call's next ARI request",
+    "From a DTMF event received (FastAGI: a reply carrying a key) to the call's next ARI request "
+    "(FastAGI: command)",
     buckets=_FAST,
 )
 CALLS_SHED = Counter(
@@ -83,9 +85,14 @@ class DtmfLatency:
         self._pending.setdefault(channel_id, time.perf_counter())
 
     def request(self, method: str, path: str) -> None:
+        """An ARI request: its path names the channel (or the channel's playback)."""
         channel = _channel_of(path)
-        if channel is None:
-            return
+        if channel is not None:
+            self.sent(channel)
+
+    def sent(self, channel: str) -> None:
+        """The call on ``channel`` acted (an ARI request, a FastAGI command): the set-up and
+        key-press latencies end here."""
         setup = self._setup.pop(channel, None)
         if setup is not None:
             SETUP.observe(time.perf_counter() - setup)

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ivr.agi.protocol import AgiProtocolError, parse_reply, read_environment
 from ivr.agi.server import AgiServer
@@ -120,3 +121,24 @@ def test_the_dialplan_passes_the_node_that_cel_records() -> None:
     env = {f"agi_arg_{i}": a.replace("${ENTITYID}", entity) for i, a in enumerate(args, 1)}
     assert _node(env, ("10.0.0.7", 40000)) == entity
     assert _node({}, ("10.0.0.7", 40000)) == "agi@10.0.0.7"  # what it was without the argument
+
+
+def _count(name: str) -> float:
+    return REGISTRY.get_sample_value(f"{name}_count") or 0.0
+
+
+async def test_fastagi_calls_feed_the_setup_and_key_press_latencies(routing: Routing) -> None:
+    """As over ARI: environment read → first command, and a reply carrying a key → the next
+    command, on ivr_call_setup_seconds and ivr_dtmf_to_request_seconds."""
+    setup, keys = _count("ivr_call_setup_seconds"), _count("ivr_dtmf_to_request_seconds")
+    server = AgiServer(lambda: routing, MemoryObserver(), clock=lambda: DAY, timer_scale=0.1)
+    port = await server.start(port=0)
+    sim = AgiSim(port, speed=10, clerks=Clerks(default=ANSWER))
+    try:
+        done = sim.call(CallerScript((Press("4", on="prompt:main-menu"),), number="0911111111"))
+        await asyncio.wait_for(done.done, 60)
+        await asyncio.wait_for(server.idle(), 30)
+    finally:
+        await server.stop()
+    assert _count("ivr_call_setup_seconds") == setup + 1
+    assert _count("ivr_dtmf_to_request_seconds") == keys + 1  # one key, one next command

@@ -26,6 +26,7 @@ from ivr.agi.session import REPLY_TIMEOUT, AgiCallSession
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver, Identified
+from ivr.metrics import DtmfLatency
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 
@@ -64,6 +65,7 @@ class AgiServer:
         self.calls: set[asyncio.Task[Any]] = set()
         self.rejected = 0
         self._channels: set[str] = set()  # the ids of the calls in progress
+        self.latency = DtmfLatency()  # ivr_call_setup_seconds, ivr_dtmf_to_request_seconds
         self._listener = Listener(self._handle, max_connections=max_connections, limit=MAX_LINE)
 
     async def start(self, host: str = "127.0.0.1", port: int = 4573) -> int:
@@ -90,6 +92,7 @@ class AgiServer:
                 raise AgiProtocolError(f"unknown script {script!r}")
             info = self._call_info(env)
             self._channels.add(info.channel_id)
+            self.latency.call_started(info.channel_id)  # the environment is read: set-up starts
             session = AgiCallSession(
                 reader,
                 writer,
@@ -98,6 +101,7 @@ class AgiServer:
                 recordings_dir=self.recordings_dir,
                 timer_scale=self.timer_scale,
                 reply_timeout=self.reply_timeout,
+                latency=self.latency,
             )
             observer = Identified(self.observer, _node(env, peer))
             await run_call(session, self.routing(), observer, self.clock_for(info))
@@ -114,6 +118,7 @@ class AgiServer:
             self.calls.discard(task)
             if info is not None:
                 self._channels.discard(info.channel_id)
+                self.latency.forget(info.channel_id)
 
     def _call_info(self, env: Mapping[str, str]) -> CallInfo:
         channel = env.get("agi_uniqueid")

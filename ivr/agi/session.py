@@ -29,6 +29,7 @@ from ivr.agi.protocol import (
     read_line,
 )
 from ivr.flow.callerid import clerk_caller_id
+from ivr.metrics import DtmfLatency
 from ivr.session import (
     CallerHangup,
     CallInfo,
@@ -68,7 +69,9 @@ class AgiCallSession:
         recordings_dir: str = "/var/spool/asterisk/recording",
         timer_scale: float = 1.0,
         reply_timeout: float = REPLY_TIMEOUT,
+        latency: DtmfLatency | None = None,
     ) -> None:
+        self.latency = latency  # set-up and key-press latencies, as over ARI (ivr.metrics)
         self.timer_scale = timer_scale  # as in the ARI session: <1 against a fast simulator
         self.reply_timeout = reply_timeout
         self.reader = reader
@@ -108,6 +111,8 @@ class AgiCallSession:
             raise
 
     async def _exchange(self, text: str, bound: float) -> Reply:
+        if self.latency is not None:
+            self.latency.sent(self._info.channel_id)
         self.writer.write(text.encode() + b"\n")
         async with asyncio.timeout(bound):
             await self.writer.drain()
@@ -187,6 +192,8 @@ class AgiCallSession:
     def _key(self, reply: Reply) -> str:
         key = chr(reply.result) if 0 < reply.result < 0x80 else ""
         if key and key in KEYS:
+            if self.latency is not None:  # the reply came as the key was pressed
+                self.latency.dtmf(self._info.channel_id)
             return key
         self._silent = f"not a key: {reply.raw[:60]!r}"
         raise AgiProtocolError(self._silent)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import itertools
 import os
 import shutil
@@ -146,10 +147,23 @@ def _script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# One test session at a time places calls through the real Asterisk: the SIPp desk phones sit
+# on fixed ports (the configuration's static contacts), so two sessions would answer each
+# other's calls. Sessions (of any checkout) wait here for the one before to finish.
+CALLS_LOCK = Path(os.environ.get("IVR_TEST_ASTERISK_LOCK", "/tmp/ivr-real-asterisk.lock"))
+
+
 @pytest.fixture(scope="session")
 def real_asterisk() -> Iterator[RealAsterisk]:
-    """The real Asterisk: IVR_TEST_ARI_URL's when given, else the one `scripts/asterisk up`
-    starts or shares; `down` lets go of it at the end (the last user stops it)."""
+    """The real Asterisk, for this session alone: IVR_TEST_ARI_URL's when given, else the one
+    `scripts/asterisk up` starts or shares; `down` lets go of it at the end (the last user
+    stops it)."""
+    with CALLS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield from _real_asterisk()
+
+
+def _real_asterisk() -> Iterator[RealAsterisk]:
     if os.environ.get("IVR_TEST_ARI_URL"):
         yield RealAsterisk.from_env(dict(os.environ))
         return

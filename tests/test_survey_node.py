@@ -66,8 +66,23 @@ def test_a_survey_prompt_must_exist_and_be_a_safe_word() -> None:
 
 
 def test_a_survey_with_an_unknown_option_is_refused() -> None:
-    found = problems(ASKED + SURVEY.replace("next: bye", "next: bye, scale: 10"))
-    assert any("nodes.rate.scale: khoá không được biết đến" in p for p in found), found
+    found = problems(ASKED + SURVEY.replace("next: bye", "next: bye, colour: red"))
+    assert any("nodes.rate.colour: khoá không được biết đến" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("option", "field"),
+    [
+        ("scale: 10", "scale"),
+        ("scale: 1", "scale"),
+        ("sample: 1.5", "sample"),
+        ("zalo_key: '12'", "zalo_key"),
+        ("zalo_prompts: [nope]", "zalo_prompts"),
+    ],
+)
+def test_survey_options_out_of_range_are_refused(option: str, field: str) -> None:
+    found = problems(ASKED + SURVEY.replace("next: bye", f"next: bye, {option}"))
+    assert any(f"nodes.rate.{field}" in p for p in found), found
 
 
 @pytest.mark.parametrize(

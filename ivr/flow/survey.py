@@ -1,44 +1,79 @@
-"""The satisfaction survey after a conversation: one question, one key 1–5.
+"""The satisfaction survey after a conversation: one question, one key 1–``scale``.
 
 The answer is a step (kind ``survey``, outcome ``answered``, the key as its input); the store
 turns it into a survey answer linked to the call, its branch, unit and the desk that answered
 (ivr.store.rows). No key, or a key off the scale, ``retries`` times: no answer, the call goes on.
+A call outside the node's ``sample`` or ``branches`` is not asked (outcome ``skipped``). With
+``zalo_prompts``, the caller's ``zalo_key`` is recorded as outcome ``zalo_consent``: the only
+thing the call does about Zalo (ivr.survey.zalo sends the survey after the call, from the store).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from ivr.flow.context import CallContext
 from ivr.flow.record import Step
-from ivr.routing.model import SURVEY_KEYS, SurveyNode
+from ivr.routing.model import SurveyNode
+
+SURVEY_KIND = "survey"
+ZALO_CONSENT = "zalo_consent"
 
 
 async def survey(ctx: CallContext, name: str, node: SurveyNode) -> str | None:
+    if not surveyed(node, ctx.trace.info.channel_id, ctx.trace.branch):
+        ctx.step(name, SURVEY_KIND, "skipped")
+        return node.next
+    ctx.session.flush_digits()  # keys pressed during the conversation were meant for the desk
+    await _ask(ctx, name, node)
+    if node.zalo_prompts:
+        await _offer_zalo(ctx, name, node)
+    return node.next
+
+
+def surveyed(node: SurveyNode, call_id: str, branch: str | None) -> bool:
+    """Whether this call is asked (pure: the same call always gets the same answer)."""
+    if node.branches and branch not in node.branches:
+        return False
+    if node.sample >= 1.0:
+        return True
+    digest = hashlib.sha256(call_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < node.sample
+
+
+async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> None:
     s = ctx.session
-    s.flush_digits()  # keys pressed during the conversation were meant for the desk
     for attempt in range(1, node.retries + 1):
         await s.play(node.prompts)
         key = await s.read_digits(1, node.timeout, node.timeout, terminators="")
-        if key and key in SURVEY_KEYS:
-            ctx.step(name, "survey", "answered", key, detail=ctx.trace.endpoint or "")
+        if key and key in node.keys:
+            ctx.step(name, SURVEY_KIND, "answered", key, detail=ctx.trace.endpoint or "")
             if node.thanks_prompts:
                 await s.play(node.thanks_prompts, interruptible=False)
-            return node.next
+            return
         s.flush_digits()
         if key:
-            ctx.step(name, "survey", "invalid", key)
+            ctx.step(name, SURVEY_KIND, "invalid", key)
             retry_prompts = node.invalid_prompts
         else:
-            ctx.step(name, "survey", "no_input")
+            ctx.step(name, SURVEY_KIND, "no_input")
             retry_prompts = node.no_input_prompts
         if retry_prompts and attempt < node.retries:
             await s.play(retry_prompts)
-    ctx.step(name, "survey", "no_answer")
-    return node.next
+    ctx.step(name, SURVEY_KIND, "no_answer")
+
+
+async def _offer_zalo(ctx: CallContext, name: str, node: SurveyNode) -> None:
+    s = ctx.session
+    s.flush_digits()
+    await s.play(node.zalo_prompts)
+    key = await s.read_digits(1, node.timeout, node.timeout, terminators="")
+    agreed = key == node.zalo_key
+    ctx.step(name, SURVEY_KIND, ZALO_CONSENT if agreed else "zalo_declined", key)
 
 
 def survey_answer(steps: Sequence[Step]) -> Step | None:
     """The call's survey answer: its last ``answered`` survey step, if any (pure)."""
-    answers = [st for st in steps if st.kind == "survey" and st.outcome == "answered"]
+    answers = [st for st in steps if st.kind == SURVEY_KIND and st.outcome == "answered"]
     return answers[-1] if answers else None

@@ -352,21 +352,34 @@ class DirectoryNode(NodeBase):
     fail: NodeName
 
 
-SURVEY_KEYS = "12345"  # the scale: 1 (very dissatisfied) … 5 (very satisfied)
+SURVEY_KEYS = "12345"  # the widest scale: 1 (very dissatisfied) … 5 (very satisfied)
 
 
 class SurveyNode(NodeBase):
-    """After a conversation the desk ended: one question, one key 1–5, then ``next``. No key
-    (or another key) ``retries`` times: no answer is recorded and the call goes on to ``next``."""
+    """After a conversation the desk ended: one question, one key 1–``scale``, then ``next``. No
+    key (or another key) ``retries`` times: no answer is recorded and the call goes on to
+    ``next``. Only a ``sample`` share of the calls (decided by the call's id), and, if
+    ``branches`` is given, only calls a desk of those branches answered, are asked. With
+    ``zalo_prompts`` the caller is then offered a survey over Zalo: ``zalo_key`` agrees (a step;
+    ivr.survey.zalo sends it after the call)."""
 
     type: Literal["survey"]
     prompts: list[PromptId] = Field(min_length=1)
+    scale: int = Field(default=5, ge=2, le=5)  # the store keeps 1–5
+    sample: float = Field(default=1.0, ge=0.0, le=1.0)
+    branches: list[Text] = Field(default_factory=list)  # empty: every branch
     timeout: float = Field(default=5.0, gt=0, le=60)
     retries: int = Field(default=2, ge=1, le=10)
     invalid_prompts: list[PromptId] = Field(default_factory=list)
     no_input_prompts: list[PromptId] = Field(default_factory=list)
     thanks_prompts: list[PromptId] = Field(default_factory=list)
+    zalo_prompts: list[PromptId] = Field(default_factory=list)  # "bấm 1 để nhận phiếu … Zalo"
+    zalo_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "1"
     next: NodeName
+
+    @property
+    def keys(self) -> str:
+        return SURVEY_KEYS[: self.scale]
 
 
 class HangupNode(NodeBase):
@@ -465,6 +478,7 @@ def node_prompts(node: Node) -> list[tuple[str, str]]:
         "not_found_prompts",
         "ended_prompts",
         "connecting_prompts",
+        "zalo_prompts",
     )
     out: list[tuple[str, str]] = []
     for f in fields:

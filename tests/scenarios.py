@@ -24,6 +24,7 @@ BUSY = ClerkScript(ClerkKind.BUSY, ring_seconds=1)
 NO_ANSWER = ClerkScript(ClerkKind.NO_ANSWER)
 UNREACHABLE = ClerkScript(ClerkKind.UNREACHABLE)
 WAITS_FOR_CALLER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=None)
+LATE_ANSWER = ClerkScript(ClerkKind.ANSWER, ring_seconds=6, talk_seconds=2)  # after announcements
 
 DAY = "2026-11-25 09:00"  # a Wednesday morning
 # Hậu Giang's communes were merged on 1/7/2025 (NQ 1668/NQ-UBTVQH15); both are Monday/Tuesday mornings
@@ -44,6 +45,9 @@ class Expect:
     hangup_by: str | None = None
     voicemail_seconds: float | None = None
     wait_seconds: float | None = None
+    # when it differs through FastAGI, which plays a dial's announcement before Dial (the wait
+    # starts after it) where ARI plays it while the desks ring
+    agi_wait_seconds: float | None = None
     talk_seconds: float | None = None
     outcomes: tuple[tuple[str, str], ...] = ()  # (node, outcome) steps that must appear, in order
     survey: int | None = None  # the satisfaction score the caller keyed (None: no answer)
@@ -93,10 +97,11 @@ SCENARIOS = [
             ),
         ),
         clerks={"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY},
-        heard=("greeting", "main-menu", "please-hold", "branch-4", "survey-question", "goodbye"),
+        # the clerk answers during the announcement (please-hold, branch-4): it is cut short
+        heard=("greeting", "main-menu", "please-hold", "survey-question", "goodbye"),
         not_heard=("survey-thanks",),
-        sim_log=(
-            "ringing",
+        sim_log=(  # no ringback through ARI: the clerk answers during the announcement
+            "ringing:PJSIP/cchc-4a",
             "talking:PJSIP/cchc-4a",
             "clerk-hung-up",
             "prompt:survey-question",
@@ -371,9 +376,29 @@ SCENARIOS = [
             "2",
             branch="2",
             hangup_by="caller",
-            wait_seconds=4,
+            # ARI: the desk rings during the announcement (2 × 2 s here), then 4 s of ringback;
+            # FastAGI plays the announcement before Dial, so only the ringback is waited
+            wait_seconds=4 + 4,
+            agi_wait_seconds=4,
         ),
         clerks={"PJSIP/cchc-2": NO_ANSWER},
+    ),
+    Scenario(
+        "the desk rings while the announcement plays and answers after it",
+        (on_menu("4"),),
+        Expect(
+            Disposition.ANSWERED,
+            (*MENU, "branch-4", *SURVEYED),
+            "4",
+            branch="4",
+            endpoint="PJSIP/cchc-4a",
+            wait_seconds=6,  # the desk's 6 s of ringing (through FastAGI, after the announcement)
+            outcomes=(("branch-4", "answered"),),
+        ),
+        clerks={"PJSIP/cchc-4a": LATE_ANSWER, "PJSIP/cchc-4b": NO_ANSWER},
+        heard=("please-hold", "branch-4"),
+        # the whole announcement, then ringback, then the clerk (both adapters)
+        sim_log=("prompt:please-hold", "prompt:branch-4", "ringing", "talking:PJSIP/cchc-4a"),
     ),
     Scenario(
         "in turn: the caller hangs up while the second phone rings, both waits counted",

@@ -17,6 +17,7 @@ from ivr.routing.model import DialNode, Routing
 from ivr.sim.agi import AgiCall, AgiSim
 from ivr.sim.core import SimCall
 from ivr.sim.harness import Harness
+from ivr.sim.http import SeenRequest
 from ivr.sim.scripts import Clerks
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.identity import keyed
@@ -97,7 +98,7 @@ async def run_agi_scenario(
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
 async def test_scenario_through_fastagi(routing: Routing, sc: Scenario, tmp_path: Path) -> None:
     record, call = await run_agi_scenario(routing, sc, tmp_path)
-    check_record(routing, sc, record, call.heard, call.log)
+    check_record(routing, sc, record, call.heard, call.log, adapter="fastagi")
     if record.voicemail is not None:  # the file on the shared spool is the one recorded
         assert sha256_of(Path(record.voicemail.location)) == record.voicemail.sha256
 
@@ -112,9 +113,11 @@ def check_record(
     record: CallRecord,
     heard: list[str],
     log: list[str],
+    adapter: str = "ari",
 ) -> None:
     """The same expectations whichever adapter carried the call."""
     e = sc.expect
+    wait = e.agi_wait_seconds if adapter == "fastagi" and e.agi_wait_seconds else e.wait_seconds
     assert record.disposition is e.disposition, record.steps
     assert record.path == e.path
     assert record.digits == e.digits
@@ -133,8 +136,8 @@ def check_record(
         assert len(record.voicemail.sha256) == 64
         assert record.voicemail.branch == e.branch
         assert record.voicemail.unit == e.unit
-    if e.wait_seconds is not None:
-        assert record.wait_seconds == pytest.approx(e.wait_seconds, abs=TOLERANCE)
+    if wait is not None:
+        assert record.wait_seconds == pytest.approx(wait, abs=TOLERANCE)
     if e.talk_seconds is not None:
         assert record.talk_seconds == pytest.approx(e.talk_seconds, abs=TOLERANCE)
     answer = survey_answer(record.steps)
@@ -190,3 +193,87 @@ async def test_the_survey_answer_is_read_back_from_the_store(
     finally:
         await writer.stop()
         await engine.dispose()
+
+
+# --- when the confirmation prompt plays (a dial node's ``announce``) ------------------------------
+
+ANNOUNCED = next(s for s in SCENARIOS if s.name.startswith("the desk rings while the announce"))
+EARLY = Scenario(  # the clerk answers during the announcement
+    "early answer", ANNOUNCED.caller, ANNOUNCED.expect, clerks={"PJSIP/cchc-4a": ANSWER}
+)
+
+
+def announcing(routing: Routing, mode: str) -> Routing:
+    node = routing.nodes["branch-4"]
+    assert isinstance(node, DialNode)
+    assert node.prompts == ["please-hold", "branch-4"]
+    nodes = {**routing.nodes, "branch-4": node.model_copy(update={"announce": mode})}
+    return routing.model_copy(update={"nodes": nodes})
+
+
+def first(
+    requests: list[SeenRequest], method: str, route: str, media: str = "", after: int = -1
+) -> int:
+    """Where the first such request (past ``after``) sits in the simulator's request log."""
+    for i, r in enumerate(requests):
+        if i <= after:
+            continue
+        if (r.method, r.route) == (method, route) and media in r.query.get("media", ""):
+            return i
+    raise AssertionError(f"no {method} {route} {media}: {[(r.method, r.route) for r in requests]}")
+
+
+async def test_ari_dials_first_and_announces_while_the_desks_ring(routing: Routing) -> None:
+    """The default: the desks are originated as soon as the key is final, the announcement is
+    played while they ring (the desks' ringing logged before its last prompt began), ringback
+    only after it."""
+    assert isinstance(routing.nodes["branch-4"], DialNode)
+    assert routing.nodes["branch-4"].announce == "while_ringing"
+    record, call, h = await run_scenario(routing, ANNOUNCED)
+    assert record.endpoint == "PJSIP/cchc-4a"
+    req = h.sim.requests
+    originate = first(req, "POST", "/channels")
+    announce = first(req, "POST", "/channels/{channelId}/play/{playbackId}", "please-hold")
+    ring = first(req, "POST", "/channels/{channelId}/ring")
+    assert originate < announce < ring
+    assert "branch-4" in req[announce].query["media"]  # one playback: the whole announcement
+    log = call.log
+    assert log.index("ringing:PJSIP/cchc-4a") < log.index("prompt:branch-4")
+    assert log.index("ringing:PJSIP/cchc-4b") < log.index("prompt:branch-4")
+    assert log.index("prompt:branch-4") < log.index("ringing") < log.index("talking:PJSIP/cchc-4a")
+
+
+async def test_ari_a_desk_answering_during_the_announcement_stops_it(routing: Routing) -> None:
+    record, call, h = await run_scenario(routing, EARLY)
+    assert record.endpoint == "PJSIP/cchc-4a"
+    req = h.sim.requests
+    announce = first(req, "POST", "/channels/{channelId}/play/{playbackId}", "please-hold")
+    stop = first(req, "DELETE", "/playbacks/{playbackId}", after=announce)  # not the menu's
+    bridged = first(req, "POST", "/bridges/{bridgeId}/addChannel")
+    assert first(req, "POST", "/channels") < announce < stop < bridged
+    assert not [r for r in req if r.route == "/channels/{channelId}/ring"]  # no ringback at all
+    assert "talking:PJSIP/cchc-4a" in call.log
+
+
+async def test_ari_announce_before_plays_it_before_dialling(routing: Routing) -> None:
+    _, call, h = await run_scenario(announcing(routing, "before"), ANNOUNCED)
+    req = h.sim.requests
+    announce = first(req, "POST", "/channels/{channelId}/play/{playbackId}", "please-hold")
+    assert (
+        announce
+        < first(req, "POST", "/channels")
+        < first(req, "POST", "/channels/{channelId}/ring")
+    )
+    assert call.log.index("prompt:branch-4") < call.log.index("ringing:PJSIP/cchc-4a")
+
+
+@pytest.mark.parametrize("mode", ["while_ringing", "before"])
+async def test_fastagi_always_announces_before_dial(
+    routing: Routing, mode: str, tmp_path: Path
+) -> None:
+    """Dial cannot play to the caller while the desks ring (README): over FastAGI both settings
+    play the announcement, then Dial."""
+    _, call = await run_agi_scenario(announcing(routing, mode), ANNOUNCED, tmp_path)
+    log = call.log
+    assert log.count("prompt:please-hold") == 1
+    assert log.index("prompt:branch-4") < log.index("ringing") < log.index("ringing:PJSIP/cchc-4a")

@@ -202,6 +202,10 @@ class AgiCallSession:
         self._digits = ""
 
     async def dial(self, request: DialRequest) -> DialResult:
+        # Dial cannot play to the caller while the desks ring (its A() option plays only once
+        # a desk answers): over FastAGI the announcement is played before Dial (README).
+        if request.announce:
+            await self.play(request.announce, interruptible=False)
         caller_id = clerk_caller_id(request.caller_id_name, request.caller_id_number)
         for variable, value in caller_id.variables:
             await self._live("SET VARIABLE", variable, value)

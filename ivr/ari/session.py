@@ -97,6 +97,7 @@ class AriCallSession:
         self._playing: str | None = None
         self._recording: str | None = None
         self._legs: dict[str, str] = {}  # leg channel id → endpoint
+        self._waiting_music: str | None = None  # what the caller hears while desks ring
         self.retry_delays: Sequence[float] = GIVE_UP_RETRY_DELAYS
 
     @property
@@ -272,13 +273,19 @@ class AriCallSession:
         self._digits = ""
 
     async def dial(self, request: DialRequest) -> DialResult:
+        """The desks are dialled first; the announcement (if any) plays while they ring, then
+        ringback or music; a desk that answers stops whichever is playing."""
         self._check()
         started = time.monotonic()
         statuses: dict[str, DialStatus] = {}
-        await self._start_waiting_music(request.music)
+        self._waiting_music = None
         try:
             for endpoint in request.endpoints:
                 await self._originate(endpoint, request, statuses)
+            if self._legs and request.announce:
+                await self._start_announcement(request.announce)
+            else:
+                await self._start_waiting_music(request.music)
             answered = await self._await_answer(request, statuses) if self._legs else None
         except CallerHangup as e:
             await self._drop_legs()
@@ -289,7 +296,7 @@ class AriCallSession:
             raise
         finally:
             if not self._gone:
-                await self._stop_waiting_music(request.music)
+                await self._stop_waiting()
         waited = (time.monotonic() - started) / self.timer_scale
         if answered is None:
             await self._drop_legs()
@@ -304,7 +311,33 @@ class AriCallSession:
         talk = (time.monotonic() - talk_started) / self.timer_scale
         return DialResult(DialStatus.ANSWERED, endpoint, waited, talk, ended_by, statuses)
 
+    async def _start_announcement(self, prompts: Sequence[str]) -> None:
+        playback_id = self._new_id("pb")
+        media = [f"sound:{self.sound_prefix}/{p}" for p in prompts]
+        await self._caller_request(self.client.play(self.id, playback_id, media, self.language))
+        self._playing = playback_id
+
+    async def _announcement_over(self, ev: Event, music: str) -> bool:
+        """While the desks ring: the announcement's end starts the ringback or music."""
+        if self._playing is None or ev["type"] != "PlaybackFinished":
+            return False
+        if ev["playback"]["id"] != self._playing:
+            return False
+        self._playing = None
+        await self._start_waiting_music(music)
+        return True
+
+    async def _stop_waiting(self) -> None:
+        """Stop what the caller hears while the desks ring (the announcement or the music)."""
+        if self._playing is not None:
+            playback, self._playing = self._playing, None
+            await self._quietly(self.client.stop_playback(playback))
+        if self._waiting_music is not None:
+            await self._stop_waiting_music(self._waiting_music)
+            self._waiting_music = None
+
     async def _start_waiting_music(self, music: str) -> None:
+        self._waiting_music = music
         if music == "ringback":
             await self._caller_request(self.client.ring(self.id))
         else:
@@ -357,6 +390,8 @@ class AriCallSession:
                 for endpoint in self._legs.values():
                     statuses[endpoint] = DialStatus.NO_ANSWER
                 return None
+            if await self._announcement_over(ev, request.music):
+                continue
             who = event_target(ev)
             if who is None or who not in self._legs:
                 continue
@@ -471,6 +506,21 @@ class AriCallSession:
         except NotFound as e:
             self._gone = True
             raise CallerHangup() from e
+        except Conflict:  # a file of that name, or a caller who just left Stasis: which?
+            if not await self._in_stasis():
+                self._gone = True
+                raise CallerHangup() from None
+            raise
+
+    async def _in_stasis(self) -> bool:
+        """Whether the caller's channel is still ours (an error asking: assumed so)."""
+        try:
+            ch = await self.client.channel(self.id)
+        except NotFound:
+            return False
+        except (AriError, AriUnavailable):
+            return True
+        return ch.app_name == "Stasis"
 
     async def _fetch_recording(self, name: str) -> bytes:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivr.flow.context import CallContext
@@ -88,30 +89,42 @@ async def hours(ctx: CallContext, name: str, node: HoursNode) -> str | None:
 
 
 async def dial(ctx: CallContext, name: str, node: DialNode) -> str | None:
-    if node.prompts:
+    announce: list[str] = []
+    if node.announce == "while_ringing":
+        announce = list(node.prompts)  # the adapter dials first, then plays them
+    elif node.prompts:
         await ctx.session.play(node.prompts, interruptible=False)
     day = local_date(ctx.routing, ctx.clock())
     endpoints = node.endpoints or (
         list(ctx.routing.branches[node.branch].on(day).endpoints) if node.branch else []
     )
-    label = _branch_label(ctx, node.branch)
+    how = _Dial(_branch_label(ctx, node.branch), node.ring_seconds, node.music, announce)
     if node.strategy == "ring_all":
-        result = await _dial_once(ctx, name, endpoints, node.ring_seconds, label, node.music)
+        result = await _dial_once(ctx, name, endpoints, how)
     else:
-        result = await _dial_in_turn(ctx, name, endpoints, node.ring_seconds, label, node.music)
+        result = await _dial_in_turn(ctx, name, endpoints, how)
     return _after_dial(ctx, name, "dial", result, node.on)
 
 
-async def _dial_once(
-    ctx: CallContext, name: str, endpoints: list[str], ring: float, label: str, music: str
-) -> DialResult:
+@dataclass(frozen=True, slots=True)
+class _Dial:
+    """How a node dials: the clerk's caller id, how long each desk rings, what the caller hears."""
+
+    label: str
+    ring: float
+    music: str
+    announce: list[str] = field(default_factory=list)
+
+
+async def _dial_once(ctx: CallContext, name: str, endpoints: list[str], how: _Dial) -> DialResult:
     info = ctx.session.info
     request = DialRequest(
         endpoints=endpoints,
-        ring_seconds=ring,
-        caller_id_name=label,
+        ring_seconds=how.ring,
+        caller_id_name=how.label,
         caller_id_number=info.caller_number,
-        music=music,
+        music=how.music,
+        announce=how.announce,
         on_answer=lambda endpoint: ctx.step(name, "state", "talking", detail=endpoint),
     )
     ctx.step(name, "state", "ringing", detail=",".join(endpoints))  # live state: the wallboard
@@ -123,17 +136,18 @@ async def _dial_once(
 
 
 async def _dial_in_turn(
-    ctx: CallContext, name: str, endpoints: list[str], ring: float, label: str, music: str
+    ctx: CallContext, name: str, endpoints: list[str], how: _Dial
 ) -> DialResult:
     statuses: dict[str, DialStatus] = {}
     waited = 0.0
     result = DialResult(DialStatus.UNREACHABLE)
     for endpoint in endpoints:
         try:
-            result = await _dial_once(ctx, name, [endpoint], ring, label, music)
+            result = await _dial_once(ctx, name, [endpoint], how)
         except HangupWhileRinging:
             ctx.trace.wait_seconds += waited  # and the desks rung before this one
             raise
+        how = replace(how, announce=[])  # said once, while the first desk rings
         waited += result.wait_seconds
         statuses.update(result.per_endpoint)
         if result.status is DialStatus.ANSWERED:
@@ -242,7 +256,8 @@ async def directory(ctx: CallContext, name: str, node: DirectoryNode) -> str | N
         connecting = [*moved, *node.connecting_prompts, unit_prompt(ctx.routing, unit)]
         await s.play(connecting, interruptible=False)
         label = f"CCHC {unit.name}"[:40]
-        result = await _dial_once(ctx, name, [unit.endpoint], node.ring_seconds, label, node.music)
+        how = _Dial(label, node.ring_seconds, node.music)
+        result = await _dial_once(ctx, name, [unit.endpoint], how)
         return _after_dial(ctx, name, "directory", result, node.on)
     ctx.step(name, "directory", "exhausted")
     return node.fail

@@ -326,6 +326,10 @@ class DialNode(NodeBase):
     strategy: Literal["ring_all", "in_turn"] = "ring_all"
     ring_seconds: float = Field(default=20.0, gt=0, le=300)
     music: Music = "ringback"
+    # When ``prompts`` play: while the desks ring (they are dialled as soon as the choice is
+    # final; ringback or music after the prompts), or before they are dialled. FastAGI always
+    # plays them before (Dial cannot play to the caller while it rings; README).
+    announce: Literal["while_ringing", "before"] = "while_ringing"
     on: DialOutcomes
 
 

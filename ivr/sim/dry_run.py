@@ -87,6 +87,7 @@ class FakeSession:
 
     async def dial(self, request: DialRequest) -> DialResult:
         self._check()
+        self.played.extend(request.announce)  # what the caller hears while the desks ring
         self.dialed.append(list(request.endpoints))
         statuses = {e: _STATUS[self.clerks.get(e, self.default_clerk)] for e in request.endpoints}
         for endpoint, status in statuses.items():

@@ -26,7 +26,8 @@ from ivr.redact import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the dialplan and Asterisk templates
 CONFIG_VAR = "IVR_CONFIG"
-PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir", "cel_file")
+PATH_KEYS = ("routing", "prompts", "data_dir", "spool_dir", "cel_file", "zalo_token_file")
+ENV_ONLY = ("zalo_secret_key", "zalo_oa_secret_key")  # secrets never written in the file
 NO_FILE = ("", "none")  # cel_file: no CSV to read (PostgreSQL sites: cel_pgsql writes the table)
 DEFAULT_CEL_FILE = "/var/log/asterisk/cel-custom/hotline.csv"  # cel_custom.conf's, as written
 _ADDRESS = re.compile(r"[^\s]*:\d{1,5}")
@@ -67,6 +68,24 @@ class Settings:
     # ARI application is hotline-<controller_id>; they know each other through PostgreSQL
     cluster: bool = False
     controller_id: str = ""
+    # the survey over Zalo ZNS (ivr.survey.zalo): on when zalo_app_id and zalo_template_id are
+    # set; its secrets come only from IVR_ZALO_SECRET_KEY and IVR_ZALO_OA_SECRET_KEY
+    zalo_app_id: str = ""
+    zalo_secret_key: str = field(default="", repr=False)  # the app's: refreshes the token
+    zalo_oa_secret_key: str = field(default="", repr=False)  # the OA's: signs the webhook
+    zalo_template_id: str = ""
+    zalo_token_file: str = ""  # default: data_dir/zalo-token.json
+    zalo_webhook_address: str = ""  # "host:port" where Zalo posts answers; empty: not served
+    zalo_api_url: str = "https://business.openapi.zalo.me/message/template"
+    zalo_oauth_url: str = "https://oauth.zaloapp.com/v4/oa/access_token"
+
+    @property
+    def zalo_enabled(self) -> bool:
+        return bool(self.zalo_app_id and self.zalo_template_id)
+
+    @property
+    def zalo_token_path(self) -> Path:
+        return Path(self.zalo_token_file or Path(self.data_dir) / "zalo-token.json")
 
     @property
     def ami_endpoint(self) -> tuple[str, int]:
@@ -100,6 +119,8 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["ari_password"] = "***" if self.ari_password else ""
         out["ami_secret"] = "***" if self.ami_secret else ""
+        for name in ENV_ONLY:
+            out[name] = "***" if getattr(self, name) else ""
         out["ari_url"] = redact(self.ari_url)
         out["database_url"] = redact(self.database_url)
         return out
@@ -199,6 +220,10 @@ def _read_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(doc) - set(ENV))
     if unknown:
         raise ConfigError(f"{path}: khoá không được biết đến: {', '.join(unknown)}")
+    secrets = sorted(set(doc) & set(ENV_ONLY))
+    if secrets:
+        where = ", ".join(ENV[n] for n in secrets)
+        raise ConfigError(f"{path}: {', '.join(secrets)} chỉ đặt qua biến môi trường ({where})")
     return doc
 
 
@@ -207,6 +232,7 @@ def _check(settings: Settings, require_ari: bool) -> None:
         ("ami_address", "127.0.0.1:5038"),
         ("metrics_address", "127.0.0.1:9108"),
         ("web_address", "127.0.0.1:8080"),
+        ("zalo_webhook_address", "127.0.0.1:8091"),
     ):
         value = getattr(settings, name)
         if value and not _ADDRESS.fullmatch(value):
@@ -215,6 +241,10 @@ def _check(settings: Settings, require_ari: bool) -> None:
         raise ConfigError(f"metrics_address '{settings.metrics_address}': cổng quá 65535")
     if settings.cluster:
         _check_cluster(settings)
+    if settings.zalo_enabled and not settings.zalo_secret_key:
+        raise ConfigError(
+            f"khảo sát Zalo cần secret key của ứng dụng: đặt {ENV['zalo_secret_key']}"
+        )
     if require_ari and not settings.ari_password:
         raise ConfigError(
             f"chưa có mật khẩu ARI: đặt ari_password trong tệp cấu hình hoặc {ENV['ari_password']}"

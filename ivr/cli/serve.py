@@ -34,6 +34,7 @@ from ivr.store.errors import NotReady
 from ivr.store.lease import Owner, default_instance
 from ivr.store.reconcile.task import Reconciler
 from ivr.store.writer import StoreWriter
+from ivr.survey.zalo import service as zalo_survey
 
 if TYPE_CHECKING:
     from ivr.ari.app import StasisApp
@@ -121,7 +122,11 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     log.info("FastAGI listening", host=host, port=bound, routing=live.current.version)
     # calls Asterisk saw that no controller recorded (the fallback's), as `ivr run` does
     reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())
+    # the Zalo survey outbox, from the stored calls: never part of a call
+    zalo = await zalo_survey.start(settings, engine) if settings.zalo_enabled else None
     await _serve_until_signal(live)
+    if zalo is not None:
+        await zalo.stop()
     reconciling.cancel()
     await asyncio.gather(reconciling, return_exceptions=True)
     listening = False
@@ -334,7 +339,11 @@ async def _run(settings: Settings) -> int:
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
     reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())
+    # the Zalo survey outbox, from the stored calls: never part of a call
+    zalo = await zalo_survey.start(settings, engine) if settings.zalo_enabled else None
     await _serve_until_signal(live)
+    if zalo is not None:
+        await zalo.stop()
     reconciling.cancel()
     await asyncio.gather(reconciling, return_exceptions=True)
     log.info("stopping: letting calls in progress finish", calls=len(app.calls))

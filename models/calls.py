@@ -75,6 +75,8 @@ class Call(Base):
         Index(None, "unit", "started_at"),
         Index(None, "disposition", "started_at"),
         Index(None, "caller_number", "started_at"),
+        Index(None, "started_at", "id"),  # the call list's keyset pages (0008)
+        Index(None, "endpoint", "started_at"),
     )
 
 

@@ -107,6 +107,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("users add", ["an", "--role", "admin", "--password-file", MISSING], USAGE, "missing"),
     ("users password", ["an", "--password-file", MISSING], USAGE, "missing"),
     ("db reconcile", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    ("db rollups rebuild", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),
     # issue 14 row 18: bad flags are one line from argparse, exit 2
     ("demo", ["--speed", "nan"], USAGE, "--speed"),
     ("agi", ["--port", "99999"], USAGE, "--port"),

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.reconcile import add_reconcile
+from ivr.cli.rollups import add_rollups
 from ivr.cli.settings import database_problem, database_url, require_database, settings_of
 from ivr.cli.terminal import escape, json_text
 from ivr.store.db import make_engine, require_current, upgrade
@@ -45,6 +46,7 @@ def add_commands(sub: Any) -> None:
     pg.add_argument("--older-than", required=True, help="vd. 2y, 18m, 90d")
     pg.set_defaults(func=_cmd_purge)
     add_reconcile(db, _db_arg, _with_engine)
+    add_rollups(db, _db_arg, _with_engine)
 
     calls = sub.add_parser("calls", help="danh sách cuộc gọi; `ivr calls show ID` xem diễn biến")
     _db_arg(calls)

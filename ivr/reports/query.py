@@ -16,6 +16,7 @@ from ivr.reports.grouping import Grouper
 from ivr.reports.measures import Options
 from ivr.reports.periods import Period
 from ivr.reports.report import Report, build_report, with_feedback
+from ivr.reports.rollups import report_from_rollups
 from ivr.routing.model import HoursNode, Routing
 
 
@@ -47,7 +48,10 @@ async def report_from_store(
     options: Options | None = None,
     as_of: dt.date | None = None,
 ) -> Report:
-    facts = read_facts(engine, period.start, period.end, classifier(routing))
-    report = await build_report(facts, period, by, Grouper(routing, period.tz, as_of), options)
+    grouper, classify = Grouper(routing, period.tz, as_of), classifier(routing)
+    report = await report_from_rollups(engine, period, by, grouper, classify, options)
+    if report is None:  # a short period, or rollups that cannot answer: every call row
+        facts = read_facts(engine, period.start, period.end, classify)
+        report = await build_report(facts, period, by, grouper, options)
     cases = await figures_from_store(engine, period.start, period.end, period.tz)
     return with_feedback(report, feedback(cases))

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.flow.record import Step, summary
 from ivr.store.errors import NotReady
+from ivr.store.rollups import kept
 from models import Call, CallStep, Controller
 
 log = structlog.get_logger("ivr.store")
@@ -164,11 +165,12 @@ async def _interrupt(conn: AsyncConnection, key: str) -> int:
     path, digits = summary(steps)
     started = await conn.scalar(select(Call.started_at).where(Call.id == key))
     ended = max((s.at for s in steps), default=started)
-    result = await conn.execute(
-        update(Call)
-        .where(Call.id == key, Call.disposition == "in_progress")  # not if it ended meanwhile
-        .values(disposition="interrupted", ended_at=ended, path=">".join(path), digits=digits)
-    )
+    async with kept(conn, [key]):  # the rollups move it to "interrupted"
+        result = await conn.execute(
+            update(Call)
+            .where(Call.id == key, Call.disposition == "in_progress")  # not if it ended meanwhile
+            .values(disposition="interrupted", ended_at=ended, path=">".join(path), digits=digits)
+        )
     return int(result.rowcount or 0)
 
 

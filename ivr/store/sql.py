@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ivr.store.rollups import kept
 from ivr.store.rows import Op
 from models import Call, CallStep, SurveyAnswer, Voicemail
 
@@ -51,7 +52,8 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
         else:
             grouped[kind].append(row)
     grouped["call"] = list(calls.values())
-    async with engine.begin() as conn:
+    touched = set(calls) | {row["call_id"] for row in grouped["step"]}
+    async with engine.begin() as conn, kept(conn, touched):  # rollups change with the calls
         for kind in ("call", "step", "voicemail"):
             if grouped[kind]:
                 await _upsert(conn, kind, grouped[kind])

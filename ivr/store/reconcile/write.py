@@ -23,6 +23,7 @@ from ivr.flow.record import Disposition, call_key
 from ivr.store.reconcile.cel import CelEvent
 from ivr.store.reconcile.facts import CallFacts, fold
 from ivr.store.reconcile.source import save_state
+from ivr.store.rollups import kept
 from ivr.store.rows import Row, bounded
 from models import Call, ReconcileState
 from models import CelEvent as CelRow
@@ -119,7 +120,9 @@ async def _one(conn: AsyncConnection, linkedid: str, end_id: int, node: str) -> 
             channel=facts.channel_id,
         )
     insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = await conn.execute(insert(Call).values(fallback_row(facts)).on_conflict_do_nothing())
+    row = fallback_row(facts)
+    async with kept(conn, [row["id"]]):  # the rollups count the new row
+        result = await conn.execute(insert(Call).values(row).on_conflict_do_nothing())
     return int(result.rowcount or 0)
 
 

@@ -1,0 +1,193 @@
+"""The call rollups: a report read from them equals the report read from every call row (counts,
+means, days, hours, keys, lookups); the writer keeps them equal to a rebuild however batches
+arrive (in progress then finished, written twice); a rebuild run twice gives the same rows."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.reports.facts import read_facts
+from ivr.reports.grouping import Grouper
+from ivr.reports.measures import Durations, Figures, Options
+from ivr.reports.query import classifier, report_from_store
+from ivr.reports.report import Report, build_report
+from ivr.reports.rollups import report_from_rollups
+from ivr.routing.model import Routing
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.rollups import rebuild
+from ivr.store.rows import Op
+from ivr.store.sql import write_ops
+from models import Call, call_rollups, lookup_rollups
+from models.rollups import EDGES
+from tests.test_report_measures import WEEK, fixture_calls, store_with
+
+BY = ["branch", "unit", "department", "day", "week", "month", "hour", "weekday", "disposition"]
+T = TypeVar("T")
+
+
+def with_engine(url: str, job: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = make_engine(url, create=False)
+        try:
+            return await job(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+async def both(engine: AsyncEngine, routing: Routing) -> tuple[Report, Report | None]:
+    grouper, classify = Grouper(routing, WEEK.tz), classifier(routing)
+    facts = read_facts(engine, WEEK.start, WEEK.end, classify)
+    raw = await build_report(facts, WEEK, BY, grouper)
+    rolled = await report_from_rollups(engine, WEEK, BY, grouper, classify, min_days=0)
+    return raw, rolled
+
+
+def exact(f: Figures) -> Figures:
+    """The figures rollups give exactly: all but medians and 90th percentiles."""
+    return dataclasses.replace(
+        f,
+        waiting=Durations(f.waiting.count, f.waiting.mean, None, None),
+        talk=Durations(f.talk.count, f.talk.mean, None, None),
+    )
+
+
+def within_bucket(raw: Durations, rolled: Durations) -> None:
+    for value, edge in ((raw.median, rolled.median), (raw.p90, rolled.p90)):
+        if value is None:
+            assert edge is None
+            continue
+        assert edge is not None
+        assert edge in EDGES
+        lower = max((e for e in EDGES if e < edge), default=0)
+        assert lower <= value <= edge or (edge == EDGES[-1] and value >= edge)
+
+
+async def rollup_rows(engine: AsyncEngine) -> tuple[list[Any], list[Any]]:
+    async with engine.connect() as c:
+        calls = (await c.execute(select(call_rollups).order_by(*call_rollups.primary_key))).all()
+        looks = (await c.execute(select(lookup_rollups).order_by(lookup_rollups.c.slot))).all()
+    return [tuple(r) for r in calls if r.calls], [tuple(r) for r in looks if r.lookups]
+
+
+def test_report_from_rollups_equals_the_report_from_call_rows(
+    tmp_path: Path, routing: Routing
+) -> None:
+    url = store_with(tmp_path, fixture_calls())
+
+    async def go(engine: AsyncEngine) -> tuple[Report, Report | None]:
+        assert await rebuild(engine) == len(fixture_calls())
+        return await both(engine, routing)
+
+    raw, rolled = with_engine(url, go)
+    assert rolled is not None
+    assert exact(rolled.total) == exact(raw.total)
+    assert rolled.total.received == 11  # the week's calls, fallback included (by hand)
+    for by in BY:
+        got = [(r.key, r.label, exact(r.figures)) for r in rolled.groups[by]]
+        assert got == [(r.key, r.label, exact(r.figures)) for r in raw.groups[by]], by
+    for name in ("per_day", "per_branch", "heatmap", "busiest_hour", "busiest_weekday"):
+        assert getattr(rolled, name) == getattr(raw, name), name
+    assert rolled.keys_per_branch == raw.keys_per_branch
+    assert rolled.lookups_per_unit == raw.lookups_per_unit == {"3104": 1}
+    within_bucket(raw.total.waiting, rolled.total.waiting)
+    within_bucket(raw.total.talk, rolled.total.talk)
+
+
+def test_rebuild_is_idempotent(tmp_path: Path) -> None:
+    url = store_with(tmp_path, fixture_calls())
+
+    async def go(engine: AsyncEngine) -> None:
+        await rebuild(engine)
+        first = await rollup_rows(engine)
+        assert first[0]
+        assert first[1]
+        await rebuild(engine)
+        assert await rollup_rows(engine) == first
+
+    with_engine(url, go)
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    """An unsaved ORM object as the writer's row, column defaults filled in."""
+    row = {}
+    for c in obj.__table__.columns:
+        value = getattr(obj, c.name)
+        row[c.name] = c.default.arg if value is None and c.default is not None else value
+    return row
+
+
+def _ops(call: Call, *, finished: bool) -> list[Op]:
+    row = _row(call)
+    if not finished:
+        return [("call", {**row, "disposition": "in_progress", "ended_at": None})]
+    return [("call", row), *(("step", _row(s) | {"call_id": call.id}) for s in call.steps)]
+
+
+def test_the_writer_keeps_rollups_equal_to_a_rebuild(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    calls = fixture_calls()
+    started = [op for c in calls for op in _ops(c, finished=False)]
+    finished = [op for c in calls for op in _ops(c, finished=True)]
+
+    async def go(engine: AsyncEngine) -> None:
+        await write_ops(engine, started[:5])
+        await write_ops(engine, started)  # some again
+        await write_ops(engine, finished[: len(finished) // 2])
+        await write_ops(engine, finished)
+        await write_ops(engine, finished)  # a batch written again changes nothing
+        await write_ops(engine, started)  # late "in progress" versions reopen nothing
+        kept = await rollup_rows(engine)
+        await rebuild(engine)
+        assert await rollup_rows(engine) == kept
+        assert sum(r[6] for r in kept[0]) == len(calls)  # column 6: calls
+
+    with_engine(url, go)
+
+
+def test_rollups_that_miss_calls_are_not_used(tmp_path: Path, routing: Routing) -> None:
+    """Calls stored before the rollups existed (no rebuild): the report reads every row."""
+    url = store_with(tmp_path, fixture_calls())
+
+    async def go(engine: AsyncEngine) -> tuple[Report | None, Report]:
+        await rebuild(engine)
+        async with engine.begin() as c:
+            await c.execute(delete(call_rollups).where(call_rollups.c.branch == "2"))
+        grouper = Grouper(routing, WEEK.tz)
+        rolled = await report_from_rollups(engine, WEEK, ["branch"], grouper, None, min_days=0)
+        return rolled, await report_from_store(engine, WEEK, ["branch"], routing)
+
+    rolled, report = with_engine(url, go)
+    assert rolled is None
+    assert report.total.received == 11
+
+
+@pytest.mark.parametrize(
+    ("by", "options", "min_days"),
+    [
+        (["phone"], Options(), 0),  # a call's phone is not in the rollups
+        (["branch"], Options(service_seconds=30), 0),  # counted with the default thresholds
+        (["day"], Options(), 8),  # a week is shorter than that: exact percentiles from rows
+    ],
+)
+def test_what_rollups_cannot_answer_reads_every_row(
+    tmp_path: Path, by: list[str], options: Options, min_days: int
+) -> None:
+    url = store_with(tmp_path, fixture_calls())
+
+    async def go(engine: AsyncEngine) -> Report | None:
+        await rebuild(engine)
+        grouper = Grouper(None, WEEK.tz)
+        return await report_from_rollups(engine, WEEK, by, grouper, None, options, min_days)
+
+    assert with_engine(url, go) is None

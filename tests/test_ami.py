@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from panoramisk import Manager
 
 from ivr.ami.watch import EndpointWatch, PhoneState
+from ivr.ari.client import AriClient
+from ivr.ari.errors import NotFound
 from ivr.asterisk.pjsip import phones
 from ivr.routing.model import Routing
 from ivr.sim.ami import AmiSim, SimPhone
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, SHARED, RealAsterisk
 
 
 async def test_phone_states_follow_ami() -> None:
@@ -167,3 +174,135 @@ async def test_the_hangup_cause_from_ami_reaches_the_call_record(
         await sim.stop()
         await writer.stop()
         await engine.dispose()
+
+
+def test_the_generated_manager_conf_filters_the_watch_user_events(
+    tmp_path: Path, routing: Routing
+) -> None:
+    from ivr.asterisk.config import write_config
+
+    write_config(
+        tmp_path, ROOT / "asterisk.conf.example", ROOT / "dialplan" / "hotline.conf", routing
+    )
+    text = (tmp_path / "manager.conf").read_text()
+    user = text[text.index("[ivr]") :]
+    assert "read=system,call" in user  # the user's own settings stay
+    filters = [line for line in user.splitlines() if line.startswith("eventfilter")]
+    assert filters == [
+        "eventfilter(action(include),name(PeerStatus))=",
+        "eventfilter(action(include),name(ContactStatus))=",
+        "eventfilter(action(include),name(Hangup),header(Context),method(regex))="
+        "^hotline-(inbound|cluster|agi|fallback)$",
+    ]
+    assert "eventfilter" not in text[: text.index("[ivr]")]  # not in [general]
+
+
+async def test_a_refused_filter_leaves_every_event_coming() -> None:
+    """The simulator knows no Filter action (like an AMI user without the 'system' right): the
+    watch says so and works all the same."""
+    sim = AmiSim(phones={"cchc-4a": SimPhone("cchc-4a")})
+    port = await sim.start()
+    watch = EndpointWatch("127.0.0.1", port, "ivr", "secret")
+    try:
+        await watch.start()
+        assert not watch.filtered
+        assert watch.state("PJSIP/cchc-4a") is PhoneState.REACHABLE
+    finally:
+        watch.close()
+        await sim.stop()
+
+
+def _ami_settings() -> dict[str, str]:
+    if os.environ.get("IVR_TEST_AMI_ADDRESS"):
+        return dict(os.environ)
+    env = subprocess.run(
+        [str(ROOT / "scripts" / "asterisk"), "env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return dict(line.split("=", 1) for line in env.stdout.splitlines() if "=" in line)
+
+
+@pytest.mark.real_asterisk
+async def test_on_the_real_asterisk_only_the_read_events_reach_the_watch(
+    real_asterisk: RealAsterisk,
+) -> None:
+    """A call outside the hotline's contexts brings the watch nothing (a second, unfiltered
+    session sees its events); a hotline caller's hang-up still comes with its cause."""
+    env = _ami_settings()
+    if "IVR_TEST_AMI_ADDRESS" not in env:
+        pytest.skip("this Asterisk has no AMI for the tests (IVR_TEST_AMI_ADDRESS)")
+    host, _, port = env["IVR_TEST_AMI_ADDRESS"].rpartition(":")
+    user, secret = env.get("IVR_TEST_AMI_USER", "ivr"), env["IVR_TEST_AMI_SECRET"]
+    watch = EndpointWatch(host, int(port), user, secret)
+    plain_in = asyncio.Event()
+    plain = Manager(
+        host=host,
+        port=int(port),
+        username=user,
+        secret=secret,
+        events="system,call",
+        loop=asyncio.get_running_loop(),
+        on_login=lambda _m: plain_in.set(),
+    )
+    seen: list[dict[str, str]] = []
+    heard: list[dict[str, str]] = []
+    causes: dict[str, int] = {}
+    changed = asyncio.Event()
+
+    def keep(into: list[dict[str, str]]) -> Callable[[object, dict[str, str]], None]:
+        def callback(_manager: object, event: dict[str, str]) -> None:
+            into.append(dict(event))
+            changed.set()
+
+        return callback
+
+    def cause(uniqueid: str, number: int, _text: str) -> None:
+        causes[uniqueid] = number
+        changed.set()
+
+    async def until(check: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):
+            while not check():
+                changed.clear()
+                await changed.wait()
+
+    watch.manager.register_event("*", keep(seen))
+    plain.register_event("*", keep(heard))
+    watch.on_hangup = cause
+    pbx = real_asterisk
+    client = AriClient(pbx.ari_url, pbx.ari_user, pbx.ari_password, pbx.ari_app)
+
+    async def local(context: str) -> str:
+        where = {"extension": "s", "context": context, "priority": 1}
+        channel = await client.request(
+            "POST", "/channels", {"endpoint": f"Local/s@{context}", **where}
+        )
+        return str(channel["id"])
+
+    def hung_up(uniqueid: str) -> bool:
+        return any(e.get("Event") == "Hangup" and e.get("Uniqueid") == uniqueid for e in heard)
+
+    try:
+        await watch.start()
+        assert watch.filtered
+        plain.connect()
+        await asyncio.wait_for(plain_in.wait(), 10)
+        seen.clear()
+        other = await local("hotline-answered")  # a subroutine: run on its own it ends at once
+        ours = await local("hotline-fallback")  # a caller handed back: plays, then rings
+        await until(lambda: hung_up(other))
+        with contextlib.suppress(NotFound):  # it may have ended by itself (no operator)
+            await client.request("DELETE", f"/channels/{ours}")
+        await until(lambda: ours in causes and hung_up(ours))
+        assert any(e.get("Event") == "Newchannel" for e in heard)  # the events were there
+        names = {e.get("Event") for e in seen}
+        assert names <= {"Hangup", "PeerStatus", "ContactStatus"}, names
+        contexts = {e.get("Context") for e in seen if e.get("Event") == "Hangup"}
+        assert contexts == {"hotline-fallback"}, contexts
+    finally:
+        watch.close()
+        plain.close()
+        await client.close()

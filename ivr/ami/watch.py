@@ -1,6 +1,7 @@
 """AMI (panoramisk): the branch and desk phones' states, kept current, reconnecting by itself.
 
-On every login it lists the endpoints (PJSIPShowEndpoints: static contacts appear there, not in
+On every login it asks Asterisk to send only the events it reads (:data:`EVENT_FILTERS`, also
+written into manager.conf by ``ivr asterisk-config``), then lists the endpoints (PJSIPShowEndpoints: static contacts appear there, not in
 PJSIPShowContacts) and then follows PeerStatus / ContactStatus / DeviceStateChange events, which
 Asterisk sends together when a phone comes or goes (shared/ami/traces).
 
@@ -54,6 +55,23 @@ def _state(device_state: str, contacts: str) -> PhoneState:
     return PhoneState.REACHABLE
 
 
+# What the watch reads, and nothing else: Asterisk drops every other event of the 'system,call'
+# classes before it is sent, so a call the controller does not handle costs it nothing (no read,
+# no parse). The PJSIPShowEndpoints list is an action's answer, which filters never stop. A hang-up
+# counts only for a caller of the hotline's contexts (its cause goes to the call's record).
+HANGUP_CONTEXTS = "^hotline-(inbound|cluster|agi|fallback)$"
+EVENT_FILTERS: tuple[tuple[str, str], ...] = (
+    ("action(include),name(PeerStatus)", ""),
+    ("action(include),name(ContactStatus)", ""),
+    ("action(include),name(Hangup),header(Context),method(regex)", HANGUP_CONTEXTS),
+)
+
+
+def manager_conf_filters() -> str:
+    """The same filters as manager.conf lines for the AMI user (ivr asterisk-config)."""
+    return "".join(f"eventfilter({match})={value}\n" for match, value in EVENT_FILTERS)
+
+
 class AmiLoginRefused(Exception):
     """Asterisk refused the AMI user name or secret."""
 
@@ -76,6 +94,7 @@ class EndpointWatch:
         self.ready = asyncio.Event()
         self.refused = asyncio.Event()  # the last login was refused (wrong user or secret)
         self.logins = 0
+        self.filtered = False  # Asterisk took this session's event filters
         self.where = f"{user}@{host}:{port}"
         self.starting: asyncio.Task[None] | None = None  # the background start, if any
         self._refreshing: asyncio.Future[None] | None = None
@@ -132,10 +151,34 @@ class EndpointWatch:
     def _on_login(self, manager: Manager) -> None:
         self.logins += 1
         self.refused.clear()
-        self._refreshing = asyncio.ensure_future(self.refresh())
+        self._refreshing = asyncio.ensure_future(self._filter_then_refresh())
 
     def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:
         log.warning("AMI connection lost; reconnecting", error=str(exc) if exc else None)
+
+    async def _filter_then_refresh(self) -> None:
+        await self.filter_events()
+        await self.refresh()
+
+    async def filter_events(self) -> bool:
+        """Ask Asterisk for this session's filters (manager.conf may lack them: an older
+        configuration); refused (no 'system' write right, an old Asterisk): every event comes,
+        which costs CPU but loses nothing."""
+        for match, value in EVENT_FILTERS:
+            action = {"Action": "Filter", "Operation": "Add", "MatchCriteria": match}
+            if value:
+                action["Filter"] = value
+            reply = await self.manager.send_action(action)
+            reply = reply[0] if isinstance(reply, list) else reply
+            if str(reply.get("Response", "")).lower() != "success":
+                log.warning(
+                    "AMI không nhận bộ lọc sự kiện; nhận mọi sự kiện (tốn CPU hơn)",
+                    filter=match,
+                    reason=str(reply.get("Message", "")),
+                )
+                return False
+        self.filtered = True
+        return True
 
     async def refresh(self) -> None:
         replies = await self.manager.send_action({"Action": "PJSIPShowEndpoints"})

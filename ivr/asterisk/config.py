@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ivr.ami.watch import manager_conf_filters
 from ivr.asterisk.files import write_file
 from ivr.asterisk.pjsip import render
 from ivr.routing.model import Routing
@@ -41,6 +42,8 @@ def write_config(
     files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts, qualify=qualify)
     files["hotline.conf"] = dialplan.read_text(encoding="utf-8")
     files.update(cel_files(files.get("modules.conf", "")))
+    if "manager.conf" in files:
+        files["manager.conf"] = with_event_filters(files["manager.conf"])
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name, body in files.items():
@@ -50,6 +53,24 @@ def write_config(
         write_file(path, body)
         written.append(path)
     return written
+
+
+AMI_USER = "ivr"
+
+
+def with_event_filters(body: str) -> str:
+    """manager.conf with the AMI watch's event filters in its user's section: Asterisk sends
+    the controller only the events it reads (ivr/ami/watch.py), not one per call step."""
+    lines = body.splitlines(keepends=True)
+    try:
+        at = lines.index(f"[{AMI_USER}]\n")
+    except ValueError:
+        return body  # no such user: nothing to filter
+    end = next((i for i in range(at + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    while end > at + 1 and not lines[end - 1].strip():
+        end -= 1  # after the section's last setting, before the blank lines
+    comment = "; only the events ivr's AMI watch reads (phone states, hotline callers' hang-ups)\n"
+    return "".join([*lines[:end], comment, manager_conf_filters(), *lines[end:]])
 
 
 INBOUND, CLUSTER = "context=hotline-inbound", "context=hotline-cluster"

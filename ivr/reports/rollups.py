@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import Disposition
@@ -24,51 +24,60 @@ from ivr.reports.measures import Durations, Figures, Options, Tally, ratio
 from ivr.reports.periods import Period
 from ivr.reports.report import Report, _Acc, _finish
 from models import Call, call_rollups, lookup_rollups
-from models.rollups import BUCKETS, EDGES, bucket_columns
+from models.rollups import BUCKETS, COUNTS, COUNTS_MORE, EDGES, bucket_columns
 
 log = structlog.get_logger("ivr.reports")
 
 MIN_DAYS = 28  # shorter periods read the calls themselves
 SUPPORTED = frozenset(GROUPINGS) - {"phone"}
-WAIT, TALK = bucket_columns("wait"), bucket_columns("talk")
+
+
+# the sums read per rollup group, in this order
+SUMS = (
+    *COUNTS,
+    *COUNTS_MORE,
+    *bucket_columns("wait"),
+    *bucket_columns("talk"),
+    "wait_sum",
+    "talk_sum",
+)
+AT = {name: i for i, name in enumerate((*SUMS, "voicemail", "no_message"))}
+WAIT_B, TALK_B = AT["wait_b0"], AT["talk_b0"]
 
 
 @dataclass(slots=True)
 class BucketTally(Tally):
-    """A :class:`Tally` fed with rollup rows: durations as count, sum and buckets."""
+    """A :class:`Tally` fed with summed rollup rows: durations as count, sum and buckets."""
 
-    sums: dict[str, float] = field(default_factory=lambda: {"wait": 0.0, "talk": 0.0})
-    ns: dict[str, int] = field(default_factory=lambda: {"wait": 0, "talk": 0})
-    hist: dict[str, list[int]] = field(
-        default_factory=lambda: {"wait": [0] * BUCKETS, "talk": [0] * BUCKETS}
-    )
+    vec: list[float] = field(default_factory=lambda: [0] * len(AT))
+    closed: int = 0
+    holiday: int = 0
 
-    def add_row(self, r: Any, hours: str) -> None:
-        c, n = self.counts, int(r.calls)
-        c["received"] += n
-        c[f"received_{hours}" if hours in ("closed", "holiday") else "received_open"] += n
-        for name in ("answered", "abandoned_menu", "abandoned_ringing", "abandoned_short"):
-            c[name] += r._mapping[name]
-        c["voicemail"] += n if r.disposition == Disposition.VOICEMAIL else 0
-        c["no_answer_no_message"] += n if r.disposition in NO_MESSAGE else 0
-        c["routed"] += r.routed
-        c["answered_in_time"] += r.answered_in_time
-        for m, cols in (("wait", WAIT), ("talk", TALK)):
-            self.ns[m] += r._mapping[f"{m}_n"]
-            self.sums[m] += r._mapping[f"{m}_sum"]
-            h = self.hist[m]
-            for i, col in enumerate(cols):
-                h[i] += r._mapping[col]
+    def add_sums(self, sums: Sequence[float], hours: str) -> None:
+        self.vec = [a + b for a, b in zip(self.vec, sums, strict=True)]
+        if hours == "closed":
+            self.closed += int(sums[0])
+        elif hours == "holiday":
+            self.holiday += int(sums[0])
 
     def figures(self) -> Figures:
+        v = [int(x) for x in self.vec]
         c = self.counts
+        c["received"] = v[AT["calls"]]
+        c["received_closed"], c["received_holiday"] = self.closed, self.holiday
+        c["received_open"] = c["received"] - self.closed - self.holiday
+        for name in ("answered", "abandoned_menu", "abandoned_ringing", "abandoned_short"):
+            c[name] = v[AT[name]]
+        c["routed"], c["answered_in_time"] = v[AT["routed"]], v[AT["answered_in_time"]]
+        c["voicemail"], c["no_answer_no_message"] = v[AT["voicemail"]], v[AT["no_message"]]
         open_calls = c["received"] - c["received_closed"] - c["received_holiday"]
+        wait, talk = self.vec[AT["wait_sum"]], self.vec[AT["talk_sum"]]
         return Figures(
             **c,
             answered_rate=ratio(c["answered"], open_calls),
             service_level=ratio(c["answered_in_time"], c["routed"]),
-            waiting=bucketed(self.ns["wait"], self.sums["wait"], self.hist["wait"]),
-            talk=bucketed(self.ns["talk"], self.sums["talk"], self.hist["talk"]),
+            waiting=bucketed(v[AT["wait_n"]], wait, v[WAIT_B : WAIT_B + BUCKETS]),
+            talk=bucketed(v[AT["talk_n"]], talk, v[TALK_B : TALK_B + BUCKETS]),
         )
 
 
@@ -109,13 +118,13 @@ async def report_from_rollups(
     if not usable(period, by, opts, min_days):
         return None
     start, end = period.start, period.end
+    dims = _dimensions(by)
     async with engine.connect() as conn:
-        slots = and_(call_rollups.c.slot >= start, call_rollups.c.slot < end)
-        rows = (await conn.execute(select(call_rollups).where(slots))).all()
+        rows = (await conn.execute(_summed(dims, start, end))).all()
         stored = await conn.scalar(
             select(func.count()).where(Call.started_at >= start, Call.started_at < end)
         )
-        if sum(r.calls for r in rows) != stored:
+        if sum(r[len(dims)] for r in rows) != stored:
             log.warning(
                 "bảng tổng hợp không khớp số cuộc gọi: đọc từng cuộc gọi; "
                 "chạy `ivr db rollups rebuild`"
@@ -129,23 +138,52 @@ async def report_from_rollups(
         lookups = Counter({code: int(n) for code, n in found if n})
     acc = _Acc(opts, grouper, by, BucketTally(opts))
     for r in rows:
-        if r.calls:
-            _add(acc, r, classify)
+        if r[len(dims)]:
+            _add(acc, dict(zip(dims, r, strict=False)), r[len(dims) :], classify)
     acc.lookups = lookups
     return _finish(acc, period)
 
 
-def _add(acc: _Acc, r: Any, classify: Classify | None) -> None:
-    slot = r.slot if r.slot.tzinfo is not None else r.slot.replace(tzinfo=dt.UTC)
-    hours = r.hours or (classify(slot) if classify is not None else "open")
+def _dimensions(by: Sequence[str]) -> list[str]:
+    """The rollup columns to group by: what every report needs, and what ``by`` adds."""
+    dims = ["slot", "branch", "digits", "hours"]
+    if {"unit", "department"} & set(by):
+        dims.append("unit")
+    if "disposition" in by:
+        dims.append("disposition")
+    return dims
+
+
+def _summed(dims: list[str], start: dt.datetime, end: dt.datetime) -> Any:
+    t = call_rollups.c
+    cols = [t[d] for d in dims]
+    of = (
+        (t.disposition == Disposition.VOICEMAIL.value),
+        t.disposition.in_([d.value for d in NO_MESSAGE]),
+    )
+    return (
+        select(
+            *cols,
+            *(func.sum(t[name]) for name in SUMS),
+            *(func.sum(case((cond, t.calls), else_=0)) for cond in of),
+        )
+        .where(t.slot >= start, t.slot < end)
+        .group_by(*cols)
+    )
+
+
+def _add(acc: _Acc, d: dict[str, Any], sums: Sequence[float], classify: Classify | None) -> None:
+    slot = d["slot"] if d["slot"].tzinfo is not None else d["slot"].replace(tzinfo=dt.UTC)
+    hours = d["hours"] or (classify(slot) if classify is not None else "open")
+    calls = int(sums[0])
     like = CallFact(
-        key="", started_at=slot, disposition=r.disposition, branch=r.branch or None,
-        unit=r.unit or None, endpoint=None, digits=r.digits, hours=hours, routed=False,
-        answered=False, ring_seconds=0.0, waiting_seconds=None, talk_seconds=0.0,
-        abandoned=None, voicemail=False, lookups=(),
+        key="", started_at=slot, disposition=d.get("disposition", ""),
+        branch=d["branch"] or None, unit=d.get("unit") or None, endpoint=None,
+        digits=d["digits"], hours=hours, routed=False, answered=False, ring_seconds=0.0,
+        waiting_seconds=None, talk_seconds=0.0, abandoned=None, voicemail=False, lookups=(),
     )  # fmt: skip
     assert isinstance(acc.total, BucketTally)
-    acc.total.add_row(r, hours)
+    acc.total.add_sums(sums, hours)
     for by in acc.by:
         group = acc.groups.setdefault(by, {})
         key = acc.grouper.key(by, like)
@@ -153,11 +191,11 @@ def _add(acc: _Acc, r: Any, classify: Classify | None) -> None:
         if tally is None:
             tally = group[key] = BucketTally(acc.options)
         assert isinstance(tally, BucketTally)
-        tally.add_row(r, hours)
+        tally.add_sums(sums, hours)
     local = slot.astimezone(acc.grouper.zone)
-    acc.heat[local.weekday()][local.hour] += r.calls
-    acc.per_day[local.date().isoformat()] += r.calls
-    if r.branch:
-        acc.per_branch[r.branch] += r.calls
-        if r.digits:
-            acc.keys[r.branch][r.digits] += r.calls
+    acc.heat[local.weekday()][local.hour] += calls
+    acc.per_day[local.date().isoformat()] += calls
+    if d["branch"]:
+        acc.per_branch[d["branch"]] += calls
+        if d["digits"]:
+            acc.keys[d["branch"]][d["digits"]] += calls

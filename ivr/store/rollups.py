@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ivr.reports.facts import _CALL_COLUMNS, STEP_KINDS, CallFact, StepFact, fact_of, read_facts
+from ivr.reports.facts import _CALL_COLUMNS, STEP_KINDS, CallFact, StepFact, fact_of
 from ivr.reports.measures import Options, is_short_abandon, within_service
 from models import Call, CallStep, call_rollups, lookup_rollups
 from models.rollups import BUCKETS, COUNTS, COUNTS_MORE, EDGES, KEYS, bucket_columns
@@ -36,7 +36,7 @@ VALUES = (
 )
 DEFAULTS = Options()  # the thresholds the rollups count with (short abandon, service level)
 CHUNK = 500
-FOREVER = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
+WINDOW = dt.timedelta(days=1)  # a rebuild reads the calls a day at a time
 
 
 def unclassified(_at: dt.datetime) -> str:
@@ -171,11 +171,42 @@ async def rebuild(engine: AsyncEngine) -> int:
     no controller writes (after `ivr db upgrade`), or run it again."""
     delta = Delta()
     counted = 0
-    async for f in read_facts(engine, *FOREVER, unclassified):
-        delta.add(f)
-        counted += 1
+    async with engine.connect() as conn:
+        first, last = (
+            await conn.execute(select(func.min(Call.started_at), func.max(Call.started_at)))
+        ).one()
+        at = _aware(first) if first is not None else None
+        while at is not None and at <= _aware(last):
+            for f in await facts_between(conn, at, at + WINDOW):
+                delta.add(f)
+                counted += 1
+            at += WINDOW
     async with engine.begin() as conn:
         await conn.execute(delete(call_rollups))
         await conn.execute(delete(lookup_rollups))
         await apply(conn, delta)
     return counted
+
+
+async def facts_between(
+    conn: AsyncConnection, start: dt.datetime, end: dt.datetime
+) -> list[CallFact]:
+    """The facts of the calls started in [start, end), read whole (rollup form)."""
+    window = and_(Call.started_at >= start, Call.started_at < end)
+    rows = (await conn.execute(select(*_CALL_COLUMNS).where(window))).all()
+    found = await conn.execute(
+        select(CallStep.call_id, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
+        .join(Call, Call.id == CallStep.call_id)
+        .where(window, CallStep.kind.in_(STEP_KINDS))
+        .order_by(CallStep.call_id, CallStep.seq)
+    )
+    steps: dict[str, list[StepFact]] = {}
+    for s in found:
+        steps.setdefault(s.call_id, []).append(
+            StepFact(s.kind, s.outcome, s.input or "", _aware(s.at))
+        )
+    return [fact_of(r, steps.get(r.id, []), unclassified) for r in rows]
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)

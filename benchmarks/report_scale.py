@@ -1,0 +1,126 @@
+"""Report at scale (issue 10): a month's report by branch over N call rows, SQLite and PostgreSQL.
+
+    .venv/bin/python -m benchmarks.report_scale --rows 1000000
+
+Generates a year of realistic calls (benchmarks/scale_data.py: rows and their steps, bulk
+loaded), runs `ivr db rollups rebuild` (ivr.store.rollups.rebuild, timed), then times the
+report of October 2026 by branch as `ivr report` makes it (report_from_store: rollups),
+median of 3, and once reading every call row of the month instead (the path without rollups).
+PostgreSQL is a throwaway cluster on loopback (ivr.testing.pg); skipped where not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.scale_data import load_postgres, load_sqlite
+from ivr.reports.facts import read_facts
+from ivr.reports.grouping import Grouper
+from ivr.reports.periods import Period
+from ivr.reports.query import classifier, report_from_store
+from ivr.reports.report import build_report
+from ivr.routing.load import load_routing
+from ivr.routing.model import Routing
+from ivr.store.db import ROOT, make_engine, sqlite_url, upgrade
+from ivr.store.rollups import rebuild
+from ivr.testing.pg import PgServer
+
+MONTH = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+ROUTING = ROOT / "routing" / "hotline.yaml"
+
+
+async def measure(url: str, routing: Routing, repeat: int) -> dict[str, float]:
+    engine = make_engine(url, create=False)
+    try:
+        t0 = time.perf_counter()
+        await rebuild(engine)
+        figures = {"rebuild_s": time.perf_counter() - t0}
+        times, received = [], 0
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            report = await report_from_store(engine, MONTH, ["branch"], routing)
+            times.append(time.perf_counter() - t0)
+            received = report.total.received
+        figures["report_s"] = statistics.median(times)
+        figures["month_calls"] = received
+        t0 = time.perf_counter()
+        grouper = Grouper(routing, MONTH.tz)
+        facts = read_facts(engine, MONTH.start, MONTH.end, classifier(routing))
+        raw = await build_report(facts, MONTH, ["branch"], grouper)
+        figures["raw_s"] = time.perf_counter() - t0
+        assert raw.total.received == received, "rollups and raw rows disagree"
+        return figures
+    finally:
+        await engine.dispose()
+
+
+async def sqlite_run(folder: Path, rows: int, routing: Routing, repeat: int) -> dict[str, float]:
+    url = sqlite_url(folder)
+    await asyncio.to_thread(upgrade, url)
+    t0 = time.perf_counter()
+    await asyncio.to_thread(load_sqlite, url, rows)
+    load_s = time.perf_counter() - t0
+    return {"load_s": load_s, **await measure(url, routing, repeat)}
+
+
+async def postgres_run(
+    folder: Path, rows: int, routing: Routing, repeat: int
+) -> dict[str, float] | None:
+    server = PgServer.create(folder)
+    if server is None:
+        return None
+    try:
+        url = await server.create_database("report_scale")
+        await asyncio.to_thread(upgrade, url)
+        t0 = time.perf_counter()
+        await load_postgres(url, rows)
+        load_s = time.perf_counter() - t0
+        return {"load_s": load_s, **await measure(url, routing, repeat)}
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="call rows (a year of them)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = ap.parse_args()
+    routing = load_routing(ROUTING)
+    folder = Path(tempfile.mkdtemp(prefix="ivr-report-scale-"))
+    folder.chmod(0o755)  # initdb runs as postgres when we are root
+    results: dict[str, dict[str, float] | None] = {}
+    try:
+        if args.only != "postgresql":
+            results["SQLite"] = asyncio.run(
+                sqlite_run(folder / "lite", args.rows, routing, args.repeat)
+            )
+        if args.only != "sqlite":
+            results["PostgreSQL"] = asyncio.run(
+                postgres_run(folder / "pg", args.rows, routing, args.repeat)
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"{args.rows:,} call rows over a year; report of {MONTH.label()} by branch")
+    print("| backend | load | rollups rebuild | month's calls | report (rollups), median of "
+          f"{args.repeat} | report reading every row |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, f in results.items():
+        if f is None:
+            print(f"| {name} | not installed | | | | |")
+            continue
+        print(
+            f"| {name} | {f['load_s']:.1f} s | {f['rebuild_s']:.1f} s | {int(f['month_calls']):,} "
+            f"| {f['report_s'] * 1000:.0f} ms | {f['raw_s'] * 1000:.0f} ms |"
+        )
+
+
+if __name__ == "__main__":
+    main()

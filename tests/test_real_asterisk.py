@@ -70,15 +70,17 @@ class RealScenario:
 
 REAL = [
     RealScenario(
-        "press 4: one phone answers, the other is busy",
-        [Keys(1500, "4")],
+        "press 4: one phone answers, the other is busy; the caller rates the call 5",
+        # the clerk hangs up about 14 s in; the survey question then plays for 11 s
+        [Keys(1500, "4"), Keys(21000, "5")],
         Disposition.ANSWERED,
-        (*MENU, "branch-4"),
-        "callee",
+        (*MENU, "branch-4", "survey", "goodbye"),
+        "system",
         {"PJSIP/cchc-4a": Desk("answer", 2000, 4000), "PJSIP/cchc-4b": Desk("busy")},
-        "4",
+        "4",  # the survey's key is an answer, not a choice in the menus
         "4",
         "PJSIP/cchc-4a",
+        outcomes=(("branch-4", "answered"), ("survey", "answered"), ("goodbye", "hung_up")),
     ),
     RealScenario(
         "busy: the caller leaves a spoken message ended by #",

@@ -1,7 +1,12 @@
 """Load benchmark: the simulator in its own process drives concurrent calls through the menu to a
 dial; one controller process handles them. Prints figures; asserts nothing.
 
-    .venv/bin/python -m benchmarks.calls --calls 1000 --rate 300
+    .venv/bin/python -m benchmarks.calls --calls 1000 --rate 300 [--runs 3]
+
+Each run starts a fresh simulator process and a fresh controller; the figures printed last are
+the median of the runs, with the machine (cores, CPU model), Python's version and the load
+average, since the machine may be shared. The controller's CPU is counted from the websocket's
+connection to the last call's end: imports and loading the routing are not a call's cost.
 
 Each scripted caller hears the greeting and the menu, presses 4 half a second into the menu, the
 branch phone rings 2 s, answers and talks 5 s. Reported: peak concurrent calls, call set-ups per
@@ -24,10 +29,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchmarks.real_load import machine
 from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
+from ivr.ari.event_types import AriEvent
+from ivr.ari.overload import Limits
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
+from ivr.metrics import CALLS_SHED
 from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
@@ -36,6 +45,11 @@ from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parent.parent
+STALL_SECONDS = 60.0  # no call ended for this long: the run is stuck, say so instead of hanging
+
+
+class Stalled(RuntimeError):
+    pass
 
 
 def _rss_bytes() -> int:
@@ -76,7 +90,9 @@ async def _sim_main(conn: Connection, calls: int, rate: float) -> None:
 # --- the controller's process ----------------------------------------------------------------
 
 
-async def controller(url: str, calls: int, conn: Connection, store: bool) -> dict[str, Any]:
+async def controller(
+    url: str, calls: int, conn: Connection, store: bool, profiler: cProfile.Profile | None
+) -> dict[str, Any]:
     manifest = load_manifest(ROOT / "prompts" / "manifest.yaml")
     routing = load_routing(ROOT / "routing" / "hotline.yaml", manifest.keys())
     memory = MemoryObserver()
@@ -90,13 +106,14 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
         observer = FanOut(memory, writer)
     day = __import__("datetime").datetime(2026, 11, 25, 2, 0, tzinfo=__import__("datetime").UTC)
     client = AriClient(url, "ivr", "secret", "hotline")
-    app = StasisApp(client, lambda: routing, observer, clock=lambda: day)
+    limits = Limits(max_calls=calls)  # all of them at once; a loop lagging still sheds
+    app = StasisApp(client, lambda: routing, observer, clock=lambda: day, limits=limits)
     setup_times: list[float] = []
     first_seen: dict[str, float] = {}
     original_on_event = app.on_event
     original_request = client.on_request
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: AriEvent) -> None:
         if event["type"] == "StasisStart" and not event.get("args"):
             first_seen[event["channel"]["id"]] = time.perf_counter()
         original_on_event(event)
@@ -115,15 +132,30 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
     await app.stream.connected.wait()
     base_rss = _rss_bytes()
     peak_live, peak_rss = 0, base_rss
-    answered_at: list[float] = []
-    t0 = time.perf_counter()
-    while len(memory.done) < calls:
+    if profiler:
+        profiler.enable()
+    cpu0 = time.process_time()
+    t0 = last_end = time.perf_counter()
+    ended = 0.0
+    shed0 = _shed_total()
+    while len(memory.done) + _shed_total() - shed0 < calls:
         await asyncio.sleep(0.05)
         live = len(app.calls)
         if live > peak_live:
             peak_live, peak_rss = live, max(peak_rss, _rss_bytes())
-        answered_at.append(time.perf_counter())
+        now = time.perf_counter()
+        if len(memory.done) + _shed_total() - shed0 != ended:
+            ended, last_end = len(memory.done) + _shed_total() - shed0, now
+        elif now - last_end > STALL_SECONDS:
+            raise Stalled(
+                f"{calls - ended} calls never ended in the controller "
+                f"({live} still live, e.g. {sorted(app.calls)[:5]})"
+            )
+    cpu = time.process_time() - cpu0
+    shed = _shed_total() - shed0
     wall = time.perf_counter() - t0
+    if profiler:
+        profiler.disable()
     sim_stats = conn.recv()
     await app.stop()
     task.cancel()
@@ -139,6 +171,7 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
         "calls": calls,
         "answered": dispositions.get(Disposition.ANSWERED.value, 0),
         "dispositions": dispositions,
+        "shed": shed,
         "peak_live": peak_live,
         "setup_per_second": calls / sim_stats["placing_seconds"],
         "setup_p50_ms": 1000 * statistics.median(setup_times),
@@ -149,38 +182,50 @@ async def controller(url: str, calls: int, conn: Connection, store: bool) -> dic
         "dtmf_max_ms": 1000 * lat[-1],
         "rss_per_live_call_kb": (peak_rss - base_rss) / max(peak_live, 1) / 1024,
         "wall_seconds": wall,
-        "sim": sim_stats,
+        "cpu_seconds": cpu,
+        "cpu_ms_per_call": 1000 * cpu / calls,
+        "requests": sim_stats["requests"],
+        "events": sim_stats["events"],
     }
+
+
+def _shed_total() -> float:
+    """New calls sent to the fallback because of overload, so far (they end in the dialplan)."""
+    return sum(
+        s.value for m in CALLS_SHED.collect() for s in m.samples if s.name.endswith("_total")
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--calls", type=int, default=1000)
-    ap.add_argument("--rate", type=float, default=300.0, help="calls placed per second")
-    ap.add_argument("--profile", action="store_true", help="print where the controller's time went")
-    ap.add_argument("--store", action="store_true", help="write every call to SQLite as well")
-    args = ap.parse_args()
-    logs.configure(level="WARNING")
+def run_once(calls: int, rate: float, store: bool, profiler: cProfile.Profile | None) -> Any:
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=sim_process, args=(child, args.calls, args.rate))
+    proc = mp.get_context("spawn").Process(target=sim_process, args=(child, calls, rate))
     proc.start()
-    url = parent.recv()
-    profiler = cProfile.Profile() if args.profile else None
-    if profiler:
-        profiler.enable()
-    cpu0 = time.process_time()
-    result = asyncio.run(controller(url, args.calls, parent, args.store))
-    cpu = time.process_time() - cpu0
-    if profiler:
-        profiler.disable()
-    proc.join()
-    r = result
-    print(f"calls: {r['calls']}  answered: {r['answered']}  outcomes: {r['dispositions']}")
-    print(f"peak concurrent calls in one controller: {r['peak_live']}")
+    try:
+        url = parent.recv()
+        return asyncio.run(controller(url, calls, parent, store, profiler))
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the runs (outcomes: the first run's)."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"calls: {r['calls']:.0f}  answered: {r['answered']:.0f}  outcomes: {r['dispositions']}")
+    print(f"shed to the fallback (overload): {r['shed']:.0f}")
+    print(f"peak concurrent calls in one controller: {r['peak_live']:.0f}")
     print(
         f"call set-ups offered: {r['setup_per_second']:.0f}/s; StasisStart→answer "
         f"p50 {r['setup_p50_ms']:.2f} ms, p99 {r['setup_p99_ms']:.2f} ms"
@@ -188,14 +233,39 @@ def main() -> None:
     print(
         f"DTMF event → next ARI request: p50 {r['dtmf_p50_ms']:.2f} ms, "
         f"p99 {r['dtmf_p99_ms']:.2f} ms, max {r['dtmf_max_ms']:.2f} ms "
-        f"({r['dtmf_samples']} samples)"
+        f"({r['dtmf_samples']:.0f} samples)"
     )
     print(f"memory: {r['rss_per_live_call_kb']:.1f} KB resident per live call at the peak")
     print(
-        f"controller CPU: {cpu:.1f} s for {r['wall_seconds']:.1f} s of wall time "
-        f"({1000 * cpu / r['calls']:.2f} ms per call); simulator: {r['sim']['requests']} "
-        f"requests, {r['sim']['events']} events"
+        f"controller CPU: {r['cpu_seconds']:.2f} s for {r['wall_seconds']:.1f} s of wall time "
+        f"({r['cpu_ms_per_call']:.2f} ms per call); simulator: {r['requests']:.0f} "
+        f"requests, {r['events']:.0f} events"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=300.0, help="calls placed per second")
+    ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
+    ap.add_argument("--profile", action="store_true", help="print where the controller's time went")
+    ap.add_argument("--store", action="store_true", help="write every call to SQLite as well")
+    args = ap.parse_args()
+    logs.configure(level="WARNING")
+    profiler = cProfile.Profile() if args.profile else None
+    runs = []
+    for n in range(1, args.runs + 1):
+        try:
+            runs.append(run_once(args.calls, args.rate, args.store, profiler))
+        except Stalled as e:
+            raise SystemExit(f"run {n}: stuck: {e}") from None
+        print(f"--- run {n} of {args.runs}")
+        report(runs[-1])
+    m = machine()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"=== median of {len(runs)} runs ({m['cores']} cores, {m['cpu']}; Python {m['python']};")
+    print(f"    load average after the runs: {load})")
+    report(median_of(runs))
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(15)

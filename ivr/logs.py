@@ -25,6 +25,10 @@ def configure(*, json: bool = False, level: str = "INFO") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     escaping: list[structlog.typing.Processor] = [] if json else [escape_controls]
+    if not json:
+        # escape_controls imports it on first use; importing the CLI package (report charts
+        # included) takes seconds: do it now, not on the event loop at a call's first warning
+        import ivr.cli.terminal  # noqa: F401
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

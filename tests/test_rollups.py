@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.reports.facts import read_facts
@@ -21,12 +22,15 @@ from ivr.reports.query import classifier, report_from_store
 from ivr.reports.report import Report, build_report
 from ivr.reports.rollups import report_from_rollups
 from ivr.routing.model import Routing
-from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.db import make_engine
+from ivr.store.lease import sweep
+from ivr.store.reconcile.task import Reconciler
 from ivr.store.rollups import rebuild
 from ivr.store.rows import Op
 from ivr.store.sql import write_ops
 from models import Call, call_rollups, lookup_rollups
 from models.rollups import EDGES
+from tests.test_reconcile_store import LATER, LINES
 from tests.test_report_measures import WEEK, fixture_calls, store_with
 
 BY = ["branch", "unit", "department", "day", "week", "month", "hour", "weekday", "disposition"]
@@ -133,9 +137,8 @@ def _ops(call: Call, *, finished: bool) -> list[Op]:
     return [("call", row), *(("step", _row(s) | {"call_id": call.id}) for s in call.steps)]
 
 
-def test_the_writer_keeps_rollups_equal_to_a_rebuild(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
-    upgrade(url)
+def test_the_writer_keeps_rollups_equal_to_a_rebuild(db_url: str) -> None:
+    url = db_url
     calls = fixture_calls()
     started = [op for c in calls for op in _ops(c, finished=False)]
     finished = [op for c in calls for op in _ops(c, finished=True)]
@@ -147,12 +150,39 @@ def test_the_writer_keeps_rollups_equal_to_a_rebuild(tmp_path: Path) -> None:
         await write_ops(engine, finished)
         await write_ops(engine, finished)  # a batch written again changes nothing
         await write_ops(engine, started)  # late "in progress" versions reopen nothing
-        kept = await rollup_rows(engine)
-        await rebuild(engine)
-        assert await rollup_rows(engine) == kept
-        assert sum(r[6] for r in kept[0]) == len(calls)  # column 6: calls
+        assert await kept_equals_rebuild(engine) == len(calls)
 
     with_engine(url, go)
+
+
+async def kept_equals_rebuild(engine: AsyncEngine) -> int:
+    """The rollups as kept equal a rebuild's; the calls they count."""
+    kept = await rollup_rows(engine)
+    await rebuild(engine)
+    assert await rollup_rows(engine) == kept
+    return sum(r[6] for r in kept[0])  # column 6: calls
+
+
+def test_interrupted_and_fallback_calls_are_kept_too(db_url: str, tmp_path: Path) -> None:
+    """The lease sweep closing calls in progress, and the reconciler's fallback rows."""
+    started = [op for c in fixture_calls()[:4] for op in _ops(c, finished=False)]
+    cel = tmp_path / "hotline.csv"
+    cel.write_text("".join(LINES), encoding="utf-8")
+
+    async def go(engine: AsyncEngine) -> None:
+        await write_ops(engine, started)  # their controller "c1" holds no lease
+        assert await sweep(engine, dt.datetime.now(dt.UTC)) == 4
+        await Reconciler(engine, cel, settle=30, clock=lambda: LATER).once()  # 2 fallback rows
+        assert await kept_equals_rebuild(engine) == 6
+        async with engine.connect() as c:
+            found = await c.execute(
+                select(call_rollups.c.disposition, func.sum(call_rollups.c.calls)).group_by(
+                    call_rollups.c.disposition
+                )
+            )
+            assert {d: n for d, n in found if n} == {"interrupted": 4, "fallback": 2}
+
+    with_engine(db_url, go)
 
 
 def test_rollups_that_miss_calls_are_not_used(tmp_path: Path, routing: Routing) -> None:

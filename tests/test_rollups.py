@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import re
+import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.cli import main
 from ivr.reports.facts import read_facts
 from ivr.reports.grouping import Grouper
 from ivr.reports.measures import Durations, Figures, Options
@@ -30,6 +33,7 @@ from ivr.store.rows import Op
 from ivr.store.sql import write_ops
 from models import Call, call_rollups, lookup_rollups
 from models.rollups import EDGES
+from tests.conftest import ROOT
 from tests.test_reconcile_store import LATER, LINES
 from tests.test_report_measures import WEEK, fixture_calls, store_with
 
@@ -221,3 +225,11 @@ def test_what_rollups_cannot_answer_reads_every_row(
         return await report_from_rollups(engine, WEEK, by, grouper, None, options, min_days)
 
     assert with_engine(url, go) is None
+
+
+def test_readme_rebuild_command_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^ivr db rollups rebuild$", readme, re.M)
+    url = store_with(tmp_path, fixture_calls())
+    assert main([*shlex.split(command)[1:], "--db", url]) == 0
+    assert "13 cuộc gọi" in capsys.readouterr().out  # the fixture's 13 calls, by hand

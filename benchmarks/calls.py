@@ -134,7 +134,7 @@ async def controller(
     peak_live, peak_rss = 0, base_rss
     if profiler:
         profiler.enable()
-    cpu0 = time.process_time()
+    cpu0, times0 = time.process_time(), os.times()
     t0 = last_end = time.perf_counter()
     ended = 0.0
     shed0 = _shed_total()
@@ -151,7 +151,7 @@ async def controller(
                 f"{calls - ended} calls never ended in the controller "
                 f"({live} still live, e.g. {sorted(app.calls)[:5]})"
             )
-    cpu = time.process_time() - cpu0
+    cpu, times = time.process_time() - cpu0, os.times()
     shed = _shed_total() - shed0
     wall = time.perf_counter() - t0
     if profiler:
@@ -184,6 +184,8 @@ async def controller(
         "wall_seconds": wall,
         "cpu_seconds": cpu,
         "cpu_ms_per_call": 1000 * cpu / calls,
+        "user_ms_per_call": 1000 * (times.user - times0.user) / calls,
+        "system_ms_per_call": 1000 * (times.system - times0.system) / calls,
         "requests": sim_stats["requests"],
         "events": sim_stats["events"],
     }
@@ -238,7 +240,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"memory: {r['rss_per_live_call_kb']:.1f} KB resident per live call at the peak")
     print(
         f"controller CPU: {r['cpu_seconds']:.2f} s for {r['wall_seconds']:.1f} s of wall time "
-        f"({r['cpu_ms_per_call']:.2f} ms per call); simulator: {r['requests']:.0f} "
+        f"({r['cpu_ms_per_call']:.2f} ms per call: user {r['user_ms_per_call']:.2f}, kernel "
+        f"{r['system_ms_per_call']:.2f}); simulator: {r['requests']:.0f} "
         f"requests, {r['events']:.0f} events"
     )
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from ivr.ari.errors import AriUnavailable, MalformedResponse, error_for
 from ivr.ari.models import Application, Bridge, Channel, LiveRecording, Playback
@@ -69,6 +71,7 @@ class AriClient:
     ) -> None:
         bare, url_user, url_password = split_credentials(base_url)
         self.base_url = bare.rstrip("/")
+        self._base = str(URL(self.base_url))  # quoted once: every request's URL starts with it
         self.app = app
         if url_password is not None and not password:  # ari_url's own password, if it has one
             user, password = url_user or user, url_password
@@ -91,7 +94,10 @@ class AriClient:
         if self._http is None or self._http.closed:
             connector = aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True)
             self._http = aiohttp.ClientSession(
-                headers=self.auth_header, timeout=self._timeout, connector=connector
+                headers=self.auth_header,
+                timeout=self._timeout,
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # ARI sets none; a jar is work per request
             )
         return self._http
 
@@ -102,12 +108,11 @@ class AriClient:
     async def request(
         self, method: str, path: str, params: Params | None = None, *, raw: bool = False
     ) -> Any:
-        query = {k: _q(v) for k, v in (params or {}).items() if v is not None}
-        url = self.base_url + path
+        url = self._url(path, params)
         if self.on_request is not None:
             self.on_request(method, path)
         try:
-            async with self.http().request(method, url, params=query) as resp:
+            async with self.http().request(method, url) as resp:
                 if raw and resp.status == 200:
                     return await resp.read()
                 data = await resp.read()
@@ -119,6 +124,16 @@ class AriClient:
                 return body
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
             raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
+
+    def _url(self, path: str, params: Params | None) -> URL:
+        """The request's URL, the same as aiohttp's ``params=`` makes; ``path`` is quoted by
+        :func:`_p` already, so yarl is told not to parse and quote it again (per request)."""
+        url = URL(self._base + path, encoded=True)
+        if params:
+            query = {k: _q(v) for k, v in params.items() if v is not None}
+            if query:
+                url = url.extend_query(query)
+        return url
 
     async def parsed(
         self, parse: Callable[[Any], T], method: str, path: str, params: Params | None = None
@@ -296,5 +311,9 @@ def _json(data: bytes) -> Any:
         return _NOT_JSON
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def _p(segment: str) -> str:
-    return quote(segment, safe="")
+    """A path segment, percent-encoded; ids (``1795668215.333``) need nothing, so no quoting."""
+    return segment if _PLAIN.fullmatch(segment) else quote(segment, safe="")

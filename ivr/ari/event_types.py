@@ -85,11 +85,17 @@ def parse_event(raw: Any) -> AriEvent | None:
 
 
 def _is_ref(obj: Any, ident: str) -> bool:
+    # plain loops: this runs for every event (a generator per check cost more than the checks)
     if not isinstance(obj, dict) or not isinstance(obj.get(ident), str):
         return False
-    if any(k in obj and not isinstance(obj[k], str) for k in _TEXT_FIELDS):
-        return False
-    return not any(obj.get(k) is not None and not isinstance(obj[k], dict) for k in _OBJECT_FIELDS)
+    for key in _TEXT_FIELDS:
+        if key in obj and not isinstance(obj[key], str):
+            return False
+    for key in _OBJECT_FIELDS:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, dict):
+            return False
+    return True
 
 
 def event_target(event: AriEvent) -> str | None:

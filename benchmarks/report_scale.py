@@ -96,30 +96,30 @@ def main() -> None:
     routing = load_routing(ROUTING)
     folder = Path(tempfile.mkdtemp(prefix="ivr-report-scale-"))
     folder.chmod(0o755)  # initdb runs as postgres when we are root
-    results: dict[str, dict[str, float] | None] = {}
-    try:
-        if args.only != "postgresql":
-            results["SQLite"] = asyncio.run(
-                sqlite_run(folder / "lite", args.rows, routing, args.repeat)
-            )
-        if args.only != "sqlite":
-            results["PostgreSQL"] = asyncio.run(
-                postgres_run(folder / "pg", args.rows, routing, args.repeat)
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     print(f"{args.rows:,} call rows over a year; report of {MONTH.label()} by branch")
     print("| backend | load | rollups rebuild | month's calls | report (rollups), median of "
           f"{args.repeat} | report reading every row |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for name, f in results.items():
-        if f is None:
-            print(f"| {name} | not installed | | | | |")
-            continue
-        print(
-            f"| {name} | {f['load_s']:.1f} s | {f['rebuild_s']:.1f} s | {int(f['month_calls']):,} "
-            f"| {f['report_s'] * 1000:.0f} ms | {f['raw_s'] * 1000:.0f} ms |"
-        )
+    print("|---|---|---|---|---|---|", flush=True)
+    try:
+        if args.only != "postgresql":
+            lite = sqlite_run(folder / "lite", args.rows, routing, args.repeat)
+            show("SQLite", asyncio.run(lite))
+        if args.only != "sqlite":
+            pg = postgres_run(folder / "pg", args.rows, routing, args.repeat)
+            show("PostgreSQL", asyncio.run(pg))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def show(name: str, f: dict[str, float] | None) -> None:
+    if f is None:
+        print(f"| {name} | not installed | | | | |")
+        return
+    print(
+        f"| {name} | {f['load_s']:.1f} s | {f['rebuild_s']:.1f} s | {int(f['month_calls']):,} "
+        f"| {f['report_s'] * 1000:.0f} ms | {f['raw_s'] * 1000:.0f} ms |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -216,10 +216,11 @@ def run_once(calls: int, rate: float, store: bool, profiler: cProfile.Profile | 
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over the runs (outcomes: the first run's)."""
+    """Each figure's median over the runs. Outcomes and memory: the first run's (a later run
+    reuses the memory the first one left to the process, so its growth says nothing)."""
     out = dict(runs[0])
     for key, value in runs[0].items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if key != "rss_per_live_call_kb" and isinstance(value, int | float):
             out[key] = statistics.median(r[key] for r in runs)
     return out
 
@@ -237,7 +238,10 @@ def report(r: dict[str, Any]) -> None:
         f"p99 {r['dtmf_p99_ms']:.2f} ms, max {r['dtmf_max_ms']:.2f} ms "
         f"({r['dtmf_samples']:.0f} samples)"
     )
-    print(f"memory: {r['rss_per_live_call_kb']:.1f} KB resident per live call at the peak")
+    print(
+        f"memory: {r['rss_per_live_call_kb']:.1f} KB resident per live call at the peak "
+        "(the process's first run)"
+    )
     print(
         f"controller CPU: {r['cpu_seconds']:.2f} s for {r['wall_seconds']:.1f} s of wall time "
         f"({r['cpu_ms_per_call']:.2f} ms per call: user {r['user_ms_per_call']:.2f}, kernel "

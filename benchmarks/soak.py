@@ -1,0 +1,232 @@
+"""Soak benchmark (issue 16, deliverable 4): calls at a steady rate for a long time through the
+simulator; does the controller stay flat? Prints figures; asserts nothing.
+
+    .venv/bin/python -m benchmarks.soak --minutes 60 --rate 20
+
+The simulator runs in its own process (as in benchmarks.calls) and places calls at ``--rate``
+per second for ``--minutes``; each caller hears the greeting and the menu, presses 4 half a
+second into the menu, the branch phone rings 2 s, answers and talks 5 s. The controller
+(StasisApp, with the SQLite writer of the store) runs in this process. Every ``--every`` seconds
+one line: calls ended so far, calls live, the controller's resident memory, its asyncio tasks,
+its open file descriptors, and the DTMF event → next ARI request p99 over that window. At the end:
+whether memory stayed within 10 % of the first steady-state sample (the first window after the
+calls' ramp-up), and whether tasks and descriptors grew beyond the live calls' own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from benchmarks.calls import ROOT, _pct, _rss_bytes
+from ivr import logs
+from ivr.ari.app import StasisApp
+from ivr.ari.client import AriClient
+from ivr.ari.overload import Limits
+from ivr.flow.record import CallRecord, FanOut, Step
+from ivr.prompts.manifest import load_manifest
+from ivr.routing.load import load_routing
+from ivr.sim.http import AsteriskSim
+from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from ivr.store.writer import StoreWriter
+
+MEMORY_SLACK = 0.10  # memory may vary this much around the first steady sample
+OFFICE = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # a Wednesday, 09:00 in Vietnam
+
+
+# --- the simulator's process -----------------------------------------------------------------
+
+
+def sim_process(conn: Connection, seconds: float, rate: float) -> None:
+    asyncio.run(_sim_main(conn, seconds, rate))
+
+
+async def _sim_main(conn: Connection, seconds: float, rate: float) -> None:
+    clerks = Clerks(default=ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=5))
+    sim = AsteriskSim(speed=1.0, clerks=clerks, prompt_seconds=lambda _m: 2.0)
+    url = await sim.start()
+    conn.send(url)
+    await sim.wait_connected()
+    script = CallerScript((Press("4", on="prompt:main-menu", after=0.5),))
+    started = time.perf_counter()
+    live: set[asyncio.Future[Any]] = set()
+    placed = 0
+    while time.perf_counter() - started < seconds:
+        due = started + placed / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        call = sim.call(script)
+        live.add(call.done)
+        call.done.add_done_callback(live.discard)
+        placed += 1
+        if placed % 1000 == 0:
+            sim.requests.clear()  # the simulator's own logs: not what is measured here
+            sim.events.clear()
+    await asyncio.gather(*live)
+    conn.send({"placed": placed})
+    await sim.stop()
+
+
+# --- the controller, in this process --------------------------------------------------------
+
+
+class Ended:
+    """Counts the calls that ended (keeps no record: a soak must not grow by its own probe)."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def call_started(self, record: CallRecord) -> None:
+        pass
+
+    def call_step(self, channel_id: str, step: Step) -> None:
+        pass
+
+    def call_ended(self, record: CallRecord) -> None:
+        self.ended += 1
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds since the first call
+    ended: int
+    live: int
+    rss_mb: float
+    tasks: int
+    fds: int
+    dtmf_p99_ms: float
+    dtmf_n: int
+
+    def line(self) -> str:
+        return (
+            f"{self.at:7.0f} s  ended {self.ended:7d}  live {self.live:4d}  "
+            f"RSS {self.rss_mb:7.1f} MB  tasks {self.tasks:5d}  fds {self.fds:4d}  "
+            f"DTMF→next p99 {self.dtmf_p99_ms:7.2f} ms ({self.dtmf_n} samples)"
+        )
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def controller(url: str, seconds: float, every: float, conn: Connection) -> list[Sample]:
+    manifest = load_manifest(ROOT / "prompts" / "manifest.yaml")
+    routing = load_routing(ROOT / "routing" / "hotline.yaml", manifest.keys())
+    folder = Path(tempfile.mkdtemp(prefix="ivr-soak-"))
+    await asyncio.to_thread(upgrade, sqlite_url(folder))
+    writer = StoreWriter(make_engine(sqlite_url(folder)), folder / "spool")
+    await writer.start()
+    ended = Ended()
+    client = AriClient(url, "ivr", "secret", "hotline")
+    app = StasisApp(
+        client,
+        lambda: routing,
+        FanOut(ended, writer),
+        clock=lambda: OFFICE,
+        limits=Limits(max_calls=0),
+    )
+    task = asyncio.create_task(app.run())
+    await app.stream.connected.wait()
+    samples: list[Sample] = []
+    t0 = time.perf_counter()
+    try:
+        while True:
+            due = t0 + every * (len(samples) + 1)
+            while time.perf_counter() < due and not conn.poll():  # noqa: ASYNC110 (a clock; a pipe is not awaitable)
+                await asyncio.sleep(max(0.0, min(1.0, due - time.perf_counter())))
+            finished = conn.poll()  # the simulator has sent its last word: every call is over
+            window = sorted(app.latency.samples)
+            app.latency.samples.clear()
+            s = Sample(
+                time.perf_counter() - t0,
+                ended.ended,
+                len(app.calls),
+                _rss_bytes() / 2**20,
+                len(asyncio.all_tasks()),
+                _fds(),
+                1000 * _pct(window, 0.99),
+                len(window),
+            )
+            samples.append(s)
+            print(s.line(), flush=True)
+            if finished:
+                break
+        conn.recv()
+    finally:
+        await app.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+        await writer.stop()
+    return samples
+
+
+def verdict(samples: list[Sample], seconds: float, ramp: float) -> list[str]:
+    """The summary lines: memory, tasks and descriptors against the first steady sample."""
+    steady = [s for s in samples if ramp <= s.at <= seconds]
+    if len(steady) < 2:
+        return ["too short for a verdict: fewer than two samples after the ramp-up"]
+    first, rest = steady[0], steady[1:]
+    high = max(s.rss_mb for s in rest)
+    low = min(s.rss_mb for s in rest)
+    flat = all(abs(s.rss_mb - first.rss_mb) <= MEMORY_SLACK * first.rss_mb for s in rest)
+    # tasks and fds follow the live calls: compare what is left beyond them
+    extra_tasks = [s.tasks - s.live for s in steady]
+    extra_fds = [s.fds for s in steady]
+    p99 = [s.dtmf_p99_ms for s in steady if s.dtmf_n]
+    return [
+        f"memory: first steady sample {first.rss_mb:.1f} MB (at {first.at:.0f} s), then "
+        f"{low:.1f}–{high:.1f} MB: {'within' if flat else 'NOT within'} 10 %",
+        f"asyncio tasks beyond one per live call: {extra_tasks[0]} first, {extra_tasks[-1]} last, "
+        f"max {max(extra_tasks)}: {'no growth' if extra_tasks[-1] <= extra_tasks[0] else 'GREW'}",
+        f"open file descriptors: {extra_fds[0]} first, {extra_fds[-1]} last, max "
+        f"{max(extra_fds)}: {'no growth' if extra_fds[-1] <= extra_fds[0] else 'GREW'}",
+        f"DTMF→next request p99 per window: {min(p99):.2f}–{max(p99):.2f} ms" if p99 else "",
+    ]
+
+
+def run(minutes: float, rate: float, every: float) -> None:
+    seconds = minutes * 60
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=sim_process, args=(child, seconds, rate))
+    proc.start()
+    try:
+        url = parent.recv()
+        samples = asyncio.run(controller(url, seconds, every, parent))
+    finally:
+        proc.join(timeout=60)
+        if proc.is_alive():
+            proc.kill()
+    print(
+        f"=== soak: {rate:g} calls/s for {minutes:g} min through the simulator; "
+        f"{samples[-1].ended if samples else 0} calls ended; {os.cpu_count()} cores, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    for line in verdict(samples, seconds, ramp=every):
+        if line:
+            print(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--rate", type=float, default=20.0, help="calls placed per second")
+    ap.add_argument("--every", type=float, default=30.0, help="seconds between two samples")
+    args = ap.parse_args()
+    logs.configure(level="WARNING")
+    run(args.minutes, args.rate, args.every)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,7 +35,14 @@ def _columns() -> list[Column[object]]:
     return cols
 
 
-call_rollups = Table("call_rollups", Base.metadata, *_columns(), PrimaryKeyConstraint(*KEYS))
+# SQLite: clustered on the key, so a period's rows are read in one sequential range
+call_rollups = Table(
+    "call_rollups",
+    Base.metadata,
+    *_columns(),
+    PrimaryKeyConstraint(*KEYS),
+    sqlite_with_rowid=False,
+)
 
 lookup_rollups = Table(
     "lookup_rollups",
@@ -44,4 +51,5 @@ lookup_rollups = Table(
     Column("code", String(64), nullable=False),
     Column("lookups", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("slot", "code"),
+    sqlite_with_rowid=False,
 )

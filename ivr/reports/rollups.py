@@ -49,19 +49,20 @@ WAIT_B, TALK_B = AT["wait_b0"], AT["talk_b0"]
 class BucketTally(Tally):
     """A :class:`Tally` fed with summed rollup rows: durations as count, sum and buckets."""
 
-    vec: list[float] = field(default_factory=lambda: [0] * len(AT))
+    parts: list[Sequence[float]] = field(default_factory=list)
     closed: int = 0
     holiday: int = 0
 
     def add_sums(self, sums: Sequence[float], hours: str) -> None:
-        self.vec = [a + b for a, b in zip(self.vec, sums, strict=True)]
+        self.parts.append(sums)
         if hours == "closed":
             self.closed += int(sums[0])
         elif hours == "holiday":
             self.holiday += int(sums[0])
 
     def figures(self) -> Figures:
-        v = [int(x) for x in self.vec]
+        vec = [sum(column) for column in zip(*self.parts, strict=True)] or [0.0] * len(AT)
+        v = [int(x) for x in vec]
         c = self.counts
         c["received"] = v[AT["calls"]]
         c["received_closed"], c["received_holiday"] = self.closed, self.holiday
@@ -71,7 +72,7 @@ class BucketTally(Tally):
         c["routed"], c["answered_in_time"] = v[AT["routed"]], v[AT["answered_in_time"]]
         c["voicemail"], c["no_answer_no_message"] = v[AT["voicemail"]], v[AT["no_message"]]
         open_calls = c["received"] - c["received_closed"] - c["received_holiday"]
-        wait, talk = self.vec[AT["wait_sum"]], self.vec[AT["talk_sum"]]
+        wait, talk = vec[AT["wait_sum"]], vec[AT["talk_sum"]]
         return Figures(
             **c,
             answered_rate=ratio(c["answered"], open_calls),
@@ -119,12 +120,20 @@ async def report_from_rollups(
         return None
     start, end = period.start, period.end
     dims = _dimensions(by)
+    t = call_rollups.c
     async with engine.connect() as conn:
         rows = (await conn.execute(_summed(dims, start, end))).all()
+        shape = (
+            await conn.execute(
+                select(t.slot, t.branch, t.digits, func.sum(t.calls))
+                .where(t.slot >= start, t.slot < end)
+                .group_by(t.slot, t.branch, t.digits)
+            )
+        ).all()
         stored = await conn.scalar(
             select(func.count()).where(Call.started_at >= start, Call.started_at < end)
         )
-        if sum(r[len(dims)] for r in rows) != stored:
+        if sum(r[-1] for r in shape) != stored:
             log.warning(
                 "bảng tổng hợp không khớp số cuộc gọi: đọc từng cuộc gọi; "
                 "chạy `ivr db rollups rebuild`"
@@ -139,24 +148,33 @@ async def report_from_rollups(
     acc = _Acc(opts, grouper, by, BucketTally(opts))
     for r in rows:
         if r[len(dims)]:
-            _add(acc, dict(zip(dims, r, strict=False)), r[len(dims) :], classify)
+            _add(acc, dict(zip(dims, r, strict=False)), r[len(dims) :], classify, start)
+    for slot, branch, digits, calls in shape:
+        _shape(acc, _aware(slot), branch, digits, int(calls or 0))
     acc.lookups = lookups
     return _finish(acc, period)
 
 
+TIMED = frozenset({"day", "week", "month", "hour", "weekday", "department"})
+
+
 def _dimensions(by: Sequence[str]) -> list[str]:
-    """The rollup columns to group by: what every report needs, and what ``by`` adds."""
-    dims = ["slot", "branch", "digits", "hours"]
-    if {"unit", "department"} & set(by):
-        dims.append("unit")
-    if "disposition" in by:
-        dims.append("disposition")
+    """The rollup columns the measures are grouped by: the office-hours class, the slot when a
+    grouping needs the time (else only for calls the report classifies), and what ``by`` adds."""
+    wanted = set(by)
+    dims = ["hours", "slot" if TIMED & wanted else "unclassified"]
+    dims += [d for d in ("branch", "unit", "disposition") if d in wanted]
+    if "department" in wanted:
+        dims += [d for d in ("branch", "unit") if d not in dims]
     return dims
 
 
 def _summed(dims: list[str], start: dt.datetime, end: dt.datetime) -> Any:
     t = call_rollups.c
-    cols = [t[d] for d in dims]
+    cols = [
+        case((t.hours == "", t.slot), else_=None).label(d) if d == "unclassified" else t[d]
+        for d in dims
+    ]
     of = (
         (t.disposition == Disposition.VOICEMAIL.value),
         t.disposition.in_([d.value for d in NO_MESSAGE]),
@@ -172,14 +190,27 @@ def _summed(dims: list[str], start: dt.datetime, end: dt.datetime) -> Any:
     )
 
 
-def _add(acc: _Acc, d: dict[str, Any], sums: Sequence[float], classify: Classify | None) -> None:
-    slot = d["slot"] if d["slot"].tzinfo is not None else d["slot"].replace(tzinfo=dt.UTC)
-    hours = d["hours"] or (classify(slot) if classify is not None else "open")
-    calls = int(sums[0])
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
+def _add(
+    acc: _Acc,
+    d: dict[str, Any],
+    sums: Sequence[float],
+    classify: Classify | None,
+    start: dt.datetime,
+) -> None:
+    """One group of rollup rows into the total and the groupings."""
+    slot = d.get("slot") or d.get("unclassified")
+    at = _aware(slot) if isinstance(slot, dt.datetime) else start  # not needed by `by`
+    if isinstance(slot, str):  # SQLite gives the CASE's datetime back as text
+        at = _aware(dt.datetime.fromisoformat(slot))
+    hours = d["hours"] or (classify(at) if classify is not None else "open")
     like = CallFact(
-        key="", started_at=slot, disposition=d.get("disposition", ""),
-        branch=d["branch"] or None, unit=d.get("unit") or None, endpoint=None,
-        digits=d["digits"], hours=hours, routed=False, answered=False, ring_seconds=0.0,
+        key="", started_at=at, disposition=d.get("disposition", ""),
+        branch=d.get("branch") or None, unit=d.get("unit") or None, endpoint=None,
+        digits="", hours=hours, routed=False, answered=False, ring_seconds=0.0,
         waiting_seconds=None, talk_seconds=0.0, abandoned=None, voicemail=False, lookups=(),
     )  # fmt: skip
     assert isinstance(acc.total, BucketTally)
@@ -192,10 +223,14 @@ def _add(acc: _Acc, d: dict[str, Any], sums: Sequence[float], classify: Classify
             tally = group[key] = BucketTally(acc.options)
         assert isinstance(tally, BucketTally)
         tally.add_sums(sums, hours)
+
+
+def _shape(acc: _Acc, slot: dt.datetime, branch: str, digits: str, calls: int) -> None:
+    """Calls per day, per hour × weekday, per branch, keys per branch."""
     local = slot.astimezone(acc.grouper.zone)
     acc.heat[local.weekday()][local.hour] += calls
     acc.per_day[local.date().isoformat()] += calls
-    if d["branch"]:
-        acc.per_branch[d["branch"]] += calls
-        if d["digits"]:
-            acc.keys[d["branch"]][d["digits"]] += calls
+    if branch:
+        acc.per_branch[branch] += calls
+        if digits:
+            acc.keys[branch][digits] += calls

@@ -46,6 +46,7 @@ def upgrade() -> None:
         "call_rollups",
         *_rollup_columns(),
         sa.PrimaryKeyConstraint(*KEYS, name=op.f("pk_call_rollups")),
+        sqlite_with_rowid=False,  # clustered on the key: a period is one sequential range
     )
     op.create_table(
         "lookup_rollups",
@@ -53,6 +54,7 @@ def upgrade() -> None:
         sa.Column("code", sa.String(64), nullable=False),
         sa.Column("lookups", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("slot", "code", name=op.f("pk_lookup_rollups")),
+        sqlite_with_rowid=False,
     )
     op.create_index(op.f("ix_calls_started_at_id"), "calls", ["started_at", "id"])
     op.create_index(op.f("ix_calls_endpoint_started_at"), "calls", ["endpoint", "started_at"])

@@ -24,7 +24,8 @@ BUSY = ClerkScript(ClerkKind.BUSY, ring_seconds=1)
 NO_ANSWER = ClerkScript(ClerkKind.NO_ANSWER)
 UNREACHABLE = ClerkScript(ClerkKind.UNREACHABLE)
 WAITS_FOR_CALLER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=None)
-LATE_ANSWER = ClerkScript(ClerkKind.ANSWER, ring_seconds=6, talk_seconds=2)  # after announcements
+# answers well after a dial's announcement (2 prompts × 2 s in the simulator) has ended
+LATE_ANSWER = ClerkScript(ClerkKind.ANSWER, ring_seconds=9, talk_seconds=2)
 
 DAY = "2026-11-25 09:00"  # a Wednesday morning
 # Hậu Giang's communes were merged on 1/7/2025 (NQ 1668/NQ-UBTVQH15); both are Monday/Tuesday mornings
@@ -392,7 +393,7 @@ SCENARIOS = [
             "4",
             branch="4",
             endpoint="PJSIP/cchc-4a",
-            wait_seconds=6,  # the desk's 6 s of ringing (through FastAGI, after the announcement)
+            wait_seconds=9,  # the desk's 9 s of ringing (through FastAGI, after the announcement)
             outcomes=(("branch-4", "answered"),),
         ),
         clerks={"PJSIP/cchc-4a": LATE_ANSWER, "PJSIP/cchc-4b": NO_ANSWER},

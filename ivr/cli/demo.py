@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr.cli.codes import DONE, USAGE
+from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import settings_of, speed
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.prompts.manifest import ManifestError
@@ -31,19 +31,32 @@ def add_commands(sub: Any) -> None:
     demo.add_argument(
         "--root", type=Path, default=PROJECT_ROOT, help="thư mục dự án (định tuyến mẫu)"
     )
+    demo.add_argument(
+        "--asterisk",
+        action="store_true",
+        help="gọi qua Asterisk 22 thật (scripts/asterisk, cần root; lần đầu khoảng 3 phút)"
+        " với SIPp làm người gọi và máy bàn, thay cho tổng đài mô phỏng",
+    )
     demo.set_defaults(func=_cmd_demo, log_level="WARNING")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ivr.sim.demo import run_demo
+    from ivr.sim.real_demo import AsteriskUnavailable, run_real_demo
 
     settings = settings_of(args)
     folder = Path(settings.data_dir)
     try:
-        calls = asyncio.run(run_demo(args.root, speed=args.speed, data_dir=folder))
+        if args.asterisk:
+            calls = asyncio.run(run_real_demo(args.root, data_dir=folder))
+        else:
+            calls = asyncio.run(run_demo(args.root, speed=args.speed, data_dir=folder))
     except (RoutingError, ManifestError) as e:
         print(e, file=sys.stderr)
         return USAGE
+    except AsteriskUnavailable as e:
+        print(e, file=sys.stderr)
+        return FAILED
     days = sorted({c.started_at.astimezone(_VN).date() for c in calls})
     where = _store_flags(args, settings, folder)
     print(f"\nCác cuộc gọi thử được giữ trong {folder}; xem lại bằng:")

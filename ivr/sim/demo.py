@@ -166,6 +166,11 @@ async def _demo(
         await asyncio.gather(*(c.done for c in calls))
         await h.idle()
     await observer.stop()
+    return await print_stored(engine, out)
+
+
+async def print_stored(engine: AsyncEngine, out: TextIO) -> list[Call]:
+    """The demo's calls as read back from the store, each checked against what it expects."""
     print(f"\nĐọc lại từ kho ghi cuộc gọi ({engine.url.render_as_string()}):\n", file=out)
     stored = await list_calls(engine, CallFilter(limit=1000))
     by_caller = {c.caller_number: c.id for c in stored}

@@ -133,10 +133,7 @@ async def _demo(
     root: Path, speed: float, out: TextIO, engine: AsyncEngine, folder: Path
 ) -> list[Call]:
     routing = load_demo_routing(root)
-    manifest = with_units(load_manifest(root / "prompts" / "manifest.yaml"), routing)
-    seconds = _prompt_seconds(
-        {p.id: p.text for p in manifest.values()}, root / "prompts" / "sounds" / "vi" / "hotline"
-    )
+    seconds = demo_prompt_seconds(root, routing)
     observer = StoreWriter(engine, folder / "spool")
     await observer.start()
     when: dict[str, dt.datetime] = {}
@@ -225,6 +222,14 @@ def _print_call(demo: DemoCall, rec: Call | None, out: TextIO) -> bool:
         )
     print(f"    định tuyến phiên bản {rec.routing_version}", file=out)
     return good
+
+
+def demo_prompt_seconds(root: Path, routing: Routing) -> Callable[[str], float]:
+    """How long each prompt plays in the simulator: as long as the built audio Asterisk plays."""
+    manifest = with_units(load_manifest(root / "prompts" / "manifest.yaml"), routing)
+    return _prompt_seconds(
+        {p.id: p.text for p in manifest.values()}, root / "prompts" / "sounds" / "vi" / "hotline"
+    )
 
 
 def _prompt_seconds(texts: dict[str, str], built: Path) -> Callable[[str], float]:

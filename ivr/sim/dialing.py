@@ -132,6 +132,9 @@ class Dialing(PbxBase):
         leg.variables["talk_seconds"] = (
             "" if clerk.talk_seconds is None else str(clerk.talk_seconds)
         )
+        # a clerk talks from the moment they pick up, as a real phone does (the differential test
+        # found the simulator counting from the bridge: 1.6 s longer on a directory call)
+        leg.variables["answered_at"] = str(asyncio.get_running_loop().time())
 
     # --- bridges --------------------------------------------------------------------------------
 
@@ -179,7 +182,15 @@ class Dialing(PbxBase):
                     call.log.append(f"talking:{peer.endpoint}")
                 talk = ch.variables.get("talk_seconds")
                 if not ch.inbound and talk:
-                    self.later(float(talk), functools.partial(self._clerk_hangs_up, ch), ch)
+                    left = float(talk) - self._since_answer(ch)
+                    self.later(left, functools.partial(self._clerk_hangs_up, ch), ch)
+
+    def _since_answer(self, leg: Channel) -> float:
+        """Nominal seconds since the desk picked up (0 when unknown)."""
+        at = leg.variables.get("answered_at")
+        if not at:
+            return 0.0
+        return (asyncio.get_running_loop().time() - float(at)) * self.speed
 
     def _clerk_hangs_up(self, leg: Channel) -> None:
         if leg.gone:

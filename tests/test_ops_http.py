@@ -20,8 +20,10 @@ from ivr.sim.harness import Harness
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
+from tests.conftest import vn_time
 
 CLERKS = Clerks(by_endpoint={"PJSIP/cchc-4a": ClerkScript(ClerkKind.ANSWER, 1, talk_seconds=2)})
+OPEN = vn_time("2026-11-25 09:00")  # a Wednesday morning: the office is open
 SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$")
 
 
@@ -51,7 +53,9 @@ async def test_a_call_moves_the_counters_and_health_follows_ari(
     routing: Routing, store: tuple[StoreWriter, AsyncEngine]
 ) -> None:
     writer, engine = store
-    async with Harness(routing, CallMetrics(writer), speed=50, clerks=CLERKS) as h:
+    async with Harness(
+        routing, CallMetrics(writer), speed=50, clerks=CLERKS, clock=lambda: OPEN
+    ) as h:
         assert h.app is not None
         app = h.app
         ops = OpsServer(

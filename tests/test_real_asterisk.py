@@ -223,6 +223,7 @@ async def _place_call(
         failed = await sipp.close()
         if adapter == "agi":
             await server.stop()
+            await asyncio.wait_for(server.idle(), 30)  # the call's socket is closed before we go
         else:
             await app.stop()
             task.cancel()

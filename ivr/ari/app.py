@@ -29,7 +29,7 @@ import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, Conflict, NotFound
-from ivr.ari.event_types import AriEvent, event_target
+from ivr.ari.event_types import AriEvent, ChannelRef, event_target
 from ivr.ari.events import Backoff, EventStream
 from ivr.ari.models import Application
 from ivr.ari.overload import Limits, LoopLag, Smoothed, overloaded
@@ -124,30 +124,38 @@ class StasisApp:
         log.warning("overloaded: new call sent to the fallback", call=channel_id, limit=why)
         self._spawn(self._hand_back(channel_id, f"overload:{why}", leg_check=False))
 
-    def _start_call(self, event: AriEvent) -> None:
-        ch = event["channel"]
+    @staticmethod
+    def _call_info(ch: ChannelRef) -> CallInfo:
+        """Who is calling and what they dialled, from the channel of a StasisStart."""
         caller = ch.get("caller") or {}
         plan = ch.get("dialplan") or {}
-        info = CallInfo(
+        return CallInfo(
             channel_id=ch["id"],
             caller_number=str(caller.get("number", "")),
             caller_name=str(caller.get("name", "")),
             dialed=str(plan.get("exten", "")),
             linked_id=str(ch.get("linkedid", "") or ch["id"]),
         )
+
+    def _session(self, info: CallInfo, routing: Routing) -> AriCallSession:
+        session = AriCallSession(
+            self.client,
+            self,
+            info,
+            language=routing.hotline.language,
+            sound_prefix=self.sound_prefix,
+            recordings_dir=self.recordings_dir,
+            timer_scale=self.timer_scale,
+            unreachable=self.unreachable,
+        )
+        session.retry_delays = self.retry_delays
+        return session
+
+    def _start_call(self, event: AriEvent) -> None:
+        info = self._call_info(event["channel"])
         try:
             routing = self.routing()
-            session = AriCallSession(
-                self.client,
-                self,
-                info,
-                language=routing.hotline.language,
-                sound_prefix=self.sound_prefix,
-                recordings_dir=self.recordings_dir,
-                timer_scale=self.timer_scale,
-                unreachable=self.unreachable,
-            )
-            session.retry_delays = self.retry_delays
+            session = self._session(info, routing)
         except Exception:
             log.exception("could not start a call; handing it back", call=info.channel_id)
             self._spawn(self._hand_back(info.channel_id, None))

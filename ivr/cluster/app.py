@@ -19,12 +19,10 @@ from ivr.ari.app import StasisApp
 from ivr.ari.claim import Playbacks, claim, follow
 from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import overloaded
-from ivr.ari.session import AriCallSession
 from ivr.cluster import resume
 from ivr.cluster.presence import PeerWatch, Presence
 from ivr.cluster.takeover import TAKEOVER_ARG, app_name, take_over
 from ivr.flow.record import CallTrace, Identified, call_key, summary
-from ivr.session import CallInfo
 
 log = structlog.get_logger("ivr.cluster")
 
@@ -78,29 +76,11 @@ class ClusterApp(StasisApp):
 
     async def _resume(self, event: AriEvent) -> None:
         ch = event["channel"]
-        caller = ch.get("caller") or {}
-        plan = ch.get("dialplan") or {}
         node = str(event.get("asterisk_id", ""))
         stored = await resume.load(self.engine, call_key(node, ch["id"]))
-        info = CallInfo(
-            channel_id=ch["id"],
-            caller_number=str(caller.get("number", "")),
-            caller_name=str(caller.get("name", "")),
-            dialed=str(plan.get("exten", "")),
-            linked_id=str(ch.get("linkedid", "") or ch["id"]),
-        )
+        info = self._call_info(ch)
         routing = self.routing()
-        session = AriCallSession(
-            self.client,
-            self,
-            info,
-            language=routing.hotline.language,
-            sound_prefix=self.sound_prefix,
-            recordings_dir=self.recordings_dir,
-            timer_scale=self.timer_scale,
-            unreachable=self.unreachable,
-        )
-        session.retry_delays = self.retry_delays
+        session = self._session(info, routing)
         clock = self.clock_for(info)
         record = stored.record
         trace = CallTrace(

@@ -153,3 +153,45 @@ async def test_a_finished_record_replaces_an_interrupted_one(db_url: str, tmp_pa
     await a.stop()
     await survivor.stop()
     await engine.dispose()
+
+
+async def test_two_single_controllers_on_one_host_get_their_own_ids_and_leave_each_other_alone(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`ivr run` twice on one machine, one database: two ARI apps (or two Asterisks). Each
+    default id is its own, so the second's start-up sweep of "its previous life" does not close
+    the first's call (with one id for both, it did: same host, same id)."""
+    from ivr.cli.serve import _open_store
+    from ivr.config import Settings
+
+    one = Settings(database_url=db_url, data_dir=str(tmp_path / "1"), ari_app="hotline")
+    two = Settings(database_url=db_url, data_dir=str(tmp_path / "2"), ari_app="hotline-b")
+    three = Settings(  # the same app on another Asterisk of this host
+        database_url=db_url, data_dir=str(tmp_path / "3"), ari_url="http://127.0.0.1:8089/ari"
+    )
+    engine_1, first = await _open_store(one)
+    key = _call_in_progress(first, "ast-1", "1764043200.11")
+    assert await first.sync()
+    engine_2, second = await _open_store(two)  # its start sweeps its own previous life
+    engine_3, third = await _open_store(three)
+    ids = {first.owner.id, second.owner.id, third.owner.id}
+    assert len(ids) == 3, ids
+    assert all(i.startswith(f"{first.owner.host}:ari:") for i in ids)
+    assert await _disposition(engine_1, key) == "in_progress"
+    for writer, engine in ((third, engine_3), (second, engine_2)):
+        await writer.stop()
+        await engine.dispose()
+    assert await _disposition(engine_1, key) == "in_progress"  # their clean stops too
+    await first.stop()
+    assert await _disposition(engine_1, key) == "interrupted"  # its own stop closes it
+    await engine_1.dispose()
+
+
+def test_a_default_id_too_long_for_its_column_stays_unique() -> None:
+    from ivr.store.lease import ID_LENGTH, default_instance
+
+    a = default_instance("ari", "hotline-" + "x" * 80 + "@127.0.0.1:8088")
+    b = default_instance("ari", "hotline-" + "x" * 80 + "@127.0.0.1:8089")
+    assert a != b
+    assert len(a) <= ID_LENGTH
+    assert len(b) <= ID_LENGTH

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -215,7 +216,7 @@ async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngin
     instance = settings.controller_id if settings.cluster and role == "ari" else None
     try:
         await require_current(engine)
-        owner = Owner.here(instance or default_instance(role))
+        owner = Owner.here(instance or default_instance(role, _serves(settings, role)))
         writer = StoreWriter(engine, settings.spool_path, owner=owner)
         await writer.start()
     except (SQLAlchemyError, OSError) as e:  # down, corrupt, read-only: one line (RUN_HELP)
@@ -225,6 +226,14 @@ async def _open_store(settings: Settings, role: str = "ari") -> tuple[AsyncEngin
         await engine.dispose()
         raise
     return engine, writer
+
+
+def _serves(settings: Settings, role: str) -> str:
+    """What makes this controller's default lease id unique on its host: for ARI its app and
+    Asterisk (FastAGI's role already carries its port)."""
+    if role != "ari":
+        return ""
+    return f"{app_name(settings)}@{urlsplit(settings.ari_url).netloc}"
 
 
 async def _serve_until_signal(live: LiveRouting) -> None:

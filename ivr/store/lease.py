@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -60,9 +61,20 @@ class Owner:
         return cls(instance, node, socket.gethostname(), os.getpid())
 
 
-def default_instance(role: str) -> str:
-    """An instance id stable across restarts: this machine's name and the service's role."""
-    return f"{socket.gethostname()}:{role}"[:64]
+ID_LENGTH = 64  # controllers.id
+
+
+def default_instance(role: str, serves: str = "") -> str:
+    """An instance id stable across restarts and unique on this machine: its name, the service's
+    role and what it serves (for ARI, the application and the Asterisk it is registered on: two
+    controllers on one host can share neither, Asterisk gives an application to one websocket;
+    FastAGI's role carries its port). Too long for the column: the tail becomes a digest."""
+    host = socket.gethostname()
+    full = f"{host}:{role}:{serves}" if serves else f"{host}:{role}"
+    if len(full) <= ID_LENGTH:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    return f"{host[: ID_LENGTH - len(role) - 18]}:{role}:{digest}"[:ID_LENGTH]
 
 
 async def claim(engine: AsyncEngine, owner: Owner, now: dt.datetime, lease: float) -> None:

@@ -3,7 +3,9 @@ the Ministry's DOCX) read back with their own parsers; every figure equals the J
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -20,6 +22,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.cli import main
 from ivr.web.app import make_app
 from ivr.web.data.report_files import ascii_name
 from ivr.web.routing_desk import RoutingDesk
@@ -236,3 +239,68 @@ async def test_ministry_docx_download_equals_the_json(client: TestClient[object,
     got = {row.cells[0].text: (row.cells[2].text, row.cells[3].text) for row in table.rows[1:]}
     want = {k: (str(v["received"]), str(v["answered"])) for k, v in branch_rows(report).items()}
     assert got == want
+
+
+def docx_text(body: bytes) -> str:
+    """Every paragraph of the document, its tables' cells included (the agency header is one)."""
+    document = docx.Document(io.BytesIO(body))
+    cells = [
+        p.text for t in document.tables for row in t.rows for c in row.cells for p in c.paragraphs
+    ]
+    return "\n".join([p.text for p in document.paragraphs] + cells)
+
+
+def agency_file(tmp_path: Path) -> Path:
+    """The example with this agency's own text, as an admin edits it."""
+    text = (ROOT / "ivr" / "reports" / "agency.example.toml").read_text(encoding="utf-8")
+    for old, new in (
+        ('agency = "SỞ NỘI VỤ"', 'agency = "SỞ KIỂM THỬ"'),
+        ('report_number = "..."', 'report_number = "417"'),
+        ('signer_name = "..."', 'signer_name = "Trần Thị Kiểm Thử"'),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "co-quan.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def test_ministry_docx_uses_the_agency_file_the_cli_uses(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's DOCX is written from the agency file it was started with (`ivr web
+    --agency`), and reads as `ivr report ministry --agency` writes it from the same file."""
+    agency = agency_file(tmp_path)
+    desk = RoutingDesk(site.routing_file, ROOT / "prompts" / "manifest.yaml")
+    assert desk.reload()
+    config = dataclasses.replace(web_config(site), agency=agency)
+    async with TestClient(TestServer(make_app(site.engine, config, desk))) as c:
+        await signed_in(c, "giamsat")
+        r = await c.get(f"/reports/download/docx?{DAY}")
+        assert r.status == 200
+        web_text = docx_text(await r.read())
+    assert "Trần Thị Kiểm Thử" in web_text
+    assert "SỞ KIỂM THỬ" in web_text
+    assert "Số: 417/BC-SNV" in web_text
+    assert "SỞ NỘI VỤ" not in web_text  # not the example's
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IVR_CONFIG", raising=False)
+    out = tmp_path / "cli.docx"
+    argv = ["report", "ministry", "--db", site.url, "--routing", str(site.routing_file)]
+    argv += ["--from", "2026-11-25", "--to", "2026-11-25", "--agency", str(agency)]
+    assert await asyncio.to_thread(main, [*argv, "--out", str(out)]) == 0
+    assert docx_text(out.read_bytes()) == web_text
+
+
+def test_web_refuses_a_bad_agency_file_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IVR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("IVR_CONFIG", raising=False)
+    bad = tmp_path / "co-quan.toml"
+    bad.write_text('agency = "SỞ KIỂM THỬ"\n', encoding="utf-8")  # the rest is missing
+    assert main(["web", "--agency", str(bad), "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert "thiếu" in err

@@ -12,9 +12,11 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from ivr.cases.rules import RulesError, load_rules
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import database_url, require_database, settings_of
 from ivr.config import ConfigError
+from ivr.reports.agency import AgencyError, load_agency
 from ivr.store.db import make_engine, require_current
 from ivr.store.errors import NotReady
 from ivr.web.app import load_secret, make_app
@@ -27,6 +29,14 @@ log = structlog.get_logger("ivr.web")
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("web", help="bảng điều khiển web (web_address, mặc định 127.0.0.1:8080)")
     p.add_argument("--address", help="HOST:CỔNG nghe (mặc định web_address trong cấu hình)")
+    p.add_argument(
+        "--agency",
+        type=Path,
+        help="tệp thông tin cơ quan cho báo cáo gửi Bộ (như ivr report ministry --agency)",
+    )
+    p.add_argument(
+        "--rules", type=Path, help="tệp quy định hồ sơ PAKN TOML (như ivr cases --rules)"
+    )
     p.set_defaults(func=_cmd_web)
 
 
@@ -38,6 +48,12 @@ def _cmd_web(args: argparse.Namespace) -> int:
     host, _, port = address.rpartition(":")
     if not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"--address '{address}' cần dạng HOST:CỔNG, vd. 127.0.0.1:8080")
+    try:  # a file the admin got wrong is said at start, not at the first download
+        load_agency(args.agency)
+        load_rules(args.rules)  # None: IVR_CASES_RULES or the defaults, as ivr cases reads them
+    except (AgencyError, RulesError) as e:
+        print(e, file=sys.stderr)
+        return USAGE
     url = database_url(settings)
     require_database(url)
     try:
@@ -50,6 +66,8 @@ def _cmd_web(args: argparse.Namespace) -> int:
         secret_key=secret,
         routing=Path(settings.routing),
         prompts=Path(settings.prompts),
+        agency=args.agency,
+        case_rules=args.rules,
     )
     try:
         asyncio.run(_serve(url, config, host.strip("[]") or "127.0.0.1", int(port)))

@@ -72,7 +72,12 @@ def _filtered(f: CallSearch) -> Select[Call]:
         q = q.where(Call.started_at < f.until)
     if f.after is not None:
         at, key = f.after
-        q = q.where(or_(Call.started_at < at, and_(Call.started_at == at, Call.id < key)))
+        # the plain bound lets the index on started_at start the scan at the page's edge (the
+        # OR alone is read as a filter over every newer row: slow deep in a large table)
+        q = q.where(
+            Call.started_at <= at,
+            or_(Call.started_at < at, and_(Call.started_at == at, Call.id < key)),
+        )
     return q
 
 

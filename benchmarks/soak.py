@@ -1,7 +1,8 @@
 """Soak benchmark (issue 16, deliverable 4): calls at a steady rate for a long time through the
-simulator; does the controller stay flat? Prints figures; asserts nothing.
+simulator or the real Asterisk; does the controller stay flat? Prints figures; asserts nothing.
 
     .venv/bin/python -m benchmarks.soak --minutes 60 --rate 20
+    .venv/bin/python -m benchmarks.soak --real --minutes 10 --rate 4      # as root
 
 The simulator runs in its own process (as in benchmarks.calls) and places calls at ``--rate``
 per second for ``--minutes``; each caller hears the greeting and the menu, presses 4 half a
@@ -11,6 +12,13 @@ one line: calls ended so far, calls live, the controller's resident memory, its 
 its open file descriptors, and the DTMF event → next ARI request p99 over that window. At the end:
 whether memory stayed within 10 % of the first steady-state sample (the first window after the
 calls' ramp-up), and whether tasks and descriptors grew beyond the live calls' own.
+
+With ``--real`` the calls go through the benchmark's own real Asterisk 22 (benchmarks.pbx) with
+SIPp callers and desks, as ``benchmarks.real_load`` places them (its ``run_step``, in a thread:
+answered, greeting, 4 pressed in the menu as RFC 4733, branch 4's first desk answers after 1 s,
+talk 2 s); the controller is the same StasisApp in this process on the benchmark's ARI app, so
+the same series is sampled. At the end also real_load's figures: calls completed at the caller
+and at the desk, callers stranded, key → desk INVITE p50/p99, bridges and channels left.
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from benchmarks.calls import ROOT, _pct, _rss_bytes
+from benchmarks.pbx import IVR_APP, IVR_SERVICE, Pbx
+from benchmarks.real_load import Options, run_step
 from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
@@ -120,7 +131,14 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def controller(url: str, seconds: float, every: float, conn: Connection) -> list[Sample]:
+async def controller(
+    client: AriClient,
+    every: float,
+    drive: Callable[[], Awaitable[Any]],
+    recordings_dir: str = "/var/spool/asterisk/recording",
+) -> tuple[list[Sample], Any]:
+    """The controller on ``client``'s app; once it is connected ``drive()`` places the calls
+    (its result is returned); one sample every ``every`` s, and one when the calls are over."""
     manifest = load_manifest(ROOT / "prompts" / "manifest.yaml")
     routing = load_routing(ROOT / "routing" / "hotline.yaml", manifest.keys())
     folder = Path(tempfile.mkdtemp(prefix="ivr-soak-"))
@@ -128,24 +146,24 @@ async def controller(url: str, seconds: float, every: float, conn: Connection) -
     writer = StoreWriter(make_engine(sqlite_url(folder)), folder / "spool")
     await writer.start()
     ended = Ended()
-    client = AriClient(url, "ivr", "secret", "hotline")
     app = StasisApp(
         client,
         lambda: routing,
         FanOut(ended, writer),
         clock=lambda: OFFICE,
+        recordings_dir=recordings_dir,
         limits=Limits(max_calls=0),
     )
     task = asyncio.create_task(app.run())
     await app.stream.connected.wait()
     samples: list[Sample] = []
+    load = asyncio.ensure_future(drive())
     t0 = time.perf_counter()
     try:
         while True:
             due = t0 + every * (len(samples) + 1)
-            while time.perf_counter() < due and not conn.poll():  # noqa: ASYNC110 (a clock; a pipe is not awaitable)
-                await asyncio.sleep(max(0.0, min(1.0, due - time.perf_counter())))
-            finished = conn.poll()  # the simulator has sent its last word: every call is over
+            await asyncio.wait({load}, timeout=max(0.0, due - time.perf_counter()))
+            finished = load.done()  # every call is over
             window = sorted(app.latency.samples)
             app.latency.samples.clear()
             s = Sample(
@@ -162,14 +180,15 @@ async def controller(url: str, seconds: float, every: float, conn: Connection) -
             print(s.line(), flush=True)
             if finished:
                 break
-        conn.recv()
+        result = await load
     finally:
+        load.cancel()
         await app.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
         await writer.stop()
-    return samples
+    return samples, result
 
 
 def verdict(samples: list[Sample], seconds: float, ramp: float) -> list[str]:
@@ -196,6 +215,16 @@ def verdict(samples: list[Sample], seconds: float, ramp: float) -> list[str]:
     ]
 
 
+def _report(samples: list[Sample], seconds: float, every: float, where: str) -> None:
+    print(
+        f"=== soak: {where}; {samples[-1].ended if samples else 0} calls ended; "
+        f"{os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    for line in verdict(samples, seconds, ramp=every):
+        if line:
+            print(line)
+
+
 def run(minutes: float, rate: float, every: float) -> None:
     seconds = minutes * 60
     parent, child = mp.Pipe()
@@ -203,19 +232,53 @@ def run(minutes: float, rate: float, every: float) -> None:
     proc.start()
     try:
         url = parent.recv()
-        samples = asyncio.run(controller(url, seconds, every, parent))
+        client = AriClient(url, "ivr", "secret", "hotline")
+        samples, _placed = asyncio.run(
+            controller(client, every, lambda: asyncio.to_thread(parent.recv))
+        )
     finally:
         proc.join(timeout=60)
         if proc.is_alive():
             proc.kill()
-    print(
-        f"=== soak: {rate:g} calls/s for {minutes:g} min through the simulator; "
-        f"{samples[-1].ended if samples else 0} calls ended; {os.cpu_count()} cores, "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    _report(samples, seconds, every, f"{rate:g} calls/s for {minutes:g} min through the simulator")
+
+
+def run_real(minutes: float, rate: float, every: float) -> None:
+    """Through the benchmark's real Asterisk, with real_load's SIPp callers and desks."""
+    seconds = minutes * 60
+    opts = Options(rate, seconds, rfc4733=True, ami=False, ring_ms=1000, talk_ms=2000)
+    folder = Path(tempfile.mkdtemp(prefix="ivr-soak-real-"))
+    pbx = Pbx.up()
+    try:
+        env = pbx.env
+        client = AriClient(
+            env["IVR_TEST_ARI_URL"], env["IVR_TEST_ARI_USER"], env["IVR_TEST_ARI_PASSWORD"], IVR_APP
+        )
+
+        def load() -> dict[str, Any]:
+            return run_step(pbx, opts, "ivr", IVR_SERVICE, "09902", folder / "ivr", None)
+
+        samples, figures = asyncio.run(
+            controller(
+                client, every, lambda: asyncio.to_thread(load), env["IVR_TEST_RECORDINGS_DIR"]
+            )
+        )
+        version = pbx.version()
+    finally:
+        pbx.down()
+    _report(
+        samples,
+        seconds,
+        every,
+        f"{rate:g} calls/s for {minutes:g} min through Asterisk {version} with SIPp",
     )
-    for line in verdict(samples, seconds, ramp=every):
-        if line:
-            print(line)
+    p = figures["key_to_invite_ms"]
+    print(
+        f"SIPp: {figures['attempted']} calls placed, completed {figures['completed_caller']} at "
+        f"the caller and {figures['completed_desk']} at the desk, {figures['stranded']} stranded; "
+        f"key → desk INVITE p50 {p['p50']} ms, p99 {p['p99']} ms; left over: "
+        f"{figures['leaked_bridges']} bridges, {figures['leaked_channels']} channels"
+    )
 
 
 def main() -> None:
@@ -223,9 +286,16 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=20.0, help="calls placed per second")
     ap.add_argument("--every", type=float, default=30.0, help="seconds between two samples")
+    ap.add_argument(
+        "--real", action="store_true", help="through the real Asterisk with SIPp (as root)"
+    )
     args = ap.parse_args()
+    if args.real and os.geteuid() != 0:
+        ap.error("--real needs root (scripts/asterisk, tcpdump)")
+    if not 0 < args.rate <= (50 if args.real else 200) or args.minutes <= 0:
+        ap.error("--rate must be in (0, 50] with --real, (0, 200] without; --minutes > 0")
     logs.configure(level="WARNING")
-    run(args.minutes, args.rate, args.every)
+    (run_real if args.real else run)(args.minutes, args.rate, args.every)
 
 
 if __name__ == "__main__":

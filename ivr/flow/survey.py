@@ -3,9 +3,13 @@
 The answer is a step (kind ``survey``, outcome ``answered``, the key as its input); the store
 turns it into a survey answer linked to the call, its branch, unit and the desk that answered
 (ivr.store.rows). No key, or a key off the scale, ``retries`` times: no answer, the call goes on.
-A call outside the node's ``sample`` or ``branches`` is not asked (outcome ``skipped``). With
-``zalo_prompts``, the caller's ``zalo_key`` is recorded as outcome ``zalo_consent``: the only
-thing the call does about Zalo (ivr.survey.zalo sends the survey after the call, from the store).
+A call outside the node's ``sample`` or ``branches`` is not asked (outcome ``skipped``).
+
+The Zalo offer (``zalo_prompts``) follows a score, and only where it can lead somewhere: Zalo is
+configured (``routing.zalo_survey``, set from the settings) and the caller's number is a
+Vietnamese mobile ZNS can reach. One key, no retry: ``zalo_key`` is recorded as outcome
+``zalo_consent``, anything else (or nothing) as ``zalo_declined``. That step is the only thing
+the call does about Zalo: ivr.survey.zalo sends the survey after the call, from the store.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from ivr.flow.context import CallContext
 from ivr.flow.record import Step
 from ivr.routing.model import SurveyNode
+from ivr.survey.zalo.phone import BadPhone, normalise
 
 SURVEY_KIND = "survey"
 ZALO_CONSENT = "zalo_consent"
@@ -26,10 +31,21 @@ async def survey(ctx: CallContext, name: str, node: SurveyNode) -> str | None:
         ctx.step(name, SURVEY_KIND, "skipped")
         return node.next
     ctx.session.flush_digits()  # keys pressed during the conversation were meant for the desk
-    await _ask(ctx, name, node)
-    if node.zalo_prompts:
+    if await _ask(ctx, name, node) and zalo_offered(ctx, node):
         await _offer_zalo(ctx, name, node)
     return node.next
+
+
+def zalo_offered(ctx: CallContext, node: SurveyNode) -> bool:
+    """Whether this caller hears the Zalo offer (pure): a prompt for it, Zalo configured, and
+    a number the survey can be sent to (a hidden or landline number cannot get one)."""
+    if not (node.zalo_prompts and ctx.routing.zalo_survey):
+        return False
+    try:
+        normalise(ctx.trace.info.caller_number or "")
+    except BadPhone:
+        return False
+    return True
 
 
 def surveyed(node: SurveyNode, call_id: str, branch: str | None) -> bool:
@@ -42,7 +58,8 @@ def surveyed(node: SurveyNode, call_id: str, branch: str | None) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < node.sample
 
 
-async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> None:
+async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> bool:
+    """Ask for the score; whether the caller gave one."""
     s = ctx.session
     for attempt in range(1, node.retries + 1):
         await s.play(node.prompts)
@@ -51,7 +68,7 @@ async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> None:
             ctx.step(name, SURVEY_KIND, "answered", key, detail=ctx.trace.endpoint or "")
             if node.thanks_prompts:
                 await s.play(node.thanks_prompts, interruptible=False)
-            return
+            return True
         s.flush_digits()
         if key:
             ctx.step(name, SURVEY_KIND, "invalid", key)
@@ -62,6 +79,7 @@ async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> None:
         if retry_prompts and attempt < node.retries:
             await s.play(retry_prompts)
     ctx.step(name, SURVEY_KIND, "no_answer")
+    return False
 
 
 async def _offer_zalo(ctx: CallContext, name: str, node: SurveyNode) -> None:

@@ -364,8 +364,9 @@ class SurveyNode(NodeBase):
     key (or another key) ``retries`` times: no answer is recorded and the call goes on to
     ``next``. Only a ``sample`` share of the calls (decided by the call's id), and, if
     ``branches`` is given, only calls a desk of those branches answered, are asked. With
-    ``zalo_prompts`` the caller is then offered a survey over Zalo: ``zalo_key`` agrees (a step;
-    ivr.survey.zalo sends it after the call)."""
+    ``zalo_prompts``, a caller who gave a score from a Vietnamese mobile number is then offered
+    the survey over Zalo (``zalo_key`` agrees: a step; ivr.survey.zalo sends it after the call);
+    only where Zalo is configured (:attr:`Routing.zalo_survey`), else it is never played."""
 
     type: Literal["survey"]
     prompts: list[PromptId] = Field(min_length=1)
@@ -422,6 +423,19 @@ class Routing(Strict):
     version: str = ""  # set by the loader: a digest of the file's bytes
 
     _by_code: dict[str, list[Unit]] = PrivateAttr(default_factory=dict)
+    _zalo_survey: bool = PrivateAttr(default=False)
+
+    @property
+    def zalo_survey(self) -> bool:
+        """Whether the survey nodes may offer the Zalo survey: Zalo is configured (the settings',
+        not the file's, to say: see :func:`ivr.survey.offer.calls_routing`)."""
+        return self._zalo_survey
+
+    def offering_zalo(self) -> Routing:
+        """This routing, its survey nodes offering the Zalo survey (a copy; this one unchanged)."""
+        copy = self.model_copy()
+        copy._zalo_survey = True
+        return copy
 
     def model_post_init(self, context: object, /) -> None:
         for u in self.units:

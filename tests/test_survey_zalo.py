@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.cli.serve import new_app
 from ivr.config import Settings
-from ivr.flow.record import Disposition
+from ivr.flow.record import Disposition, MemoryObserver
+from ivr.routing.live import LiveRouting
 from ivr.routing.model import Routing
 from ivr.sim.scripts import Press
 from ivr.store.db import make_engine, sqlite_url, upgrade
@@ -26,6 +28,7 @@ from ivr.survey.zalo import outbox
 from models import CallStep
 from models.survey import ZaloOutbox
 
+from .conftest import ROUTING_FILE
 from .scenarios import ANSWER, MENU, SURVEYED, Expect, Scenario, on_menu
 from .test_scenarios import check_record, run_agi_scenario, run_scenario
 
@@ -101,3 +104,16 @@ async def test_only_the_consenting_caller_gets_an_outbox_entry(
     finally:
         await writer.stop()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(("settings", "offered"), [(ZALO, True), (Settings(), False)])
+async def test_ivr_run_hands_its_calls_the_routing_as_the_settings_say(
+    prompt_ids: list[str], settings: Settings, offered: bool
+) -> None:
+    live = LiveRouting(ROUTING_FILE, lambda: prompt_ids)
+    client, app = new_app(settings, live, MemoryObserver(), None)
+    try:
+        assert app.routing().zalo_survey is offered
+        assert app.routing().version == live.current.version
+    finally:
+        await client.close()

@@ -35,6 +35,7 @@ from ivr.store.errors import NotReady
 from ivr.store.lease import Owner, default_instance
 from ivr.store.reconcile.task import Reconciler
 from ivr.store.writer import StoreWriter
+from ivr.survey.offer import calls_routing
 from ivr.survey.zalo import service as zalo_survey
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ async def _agi(settings: Settings, host: str, port: int) -> int:
     )
     try:
         server = AgiServer(
-            live,
+            calls_routing(live, settings),  # the survey offers Zalo only where it is configured
             CallMetrics(writer),
             sound_prefix=settings.sound_prefix,
             recordings_dir=settings.recordings_dir,
@@ -303,14 +304,15 @@ def new_app(
         "limits": limits(settings),
     }
     if not settings.cluster:
-        return client, StasisApp(client, live, CallMetrics(records), **kwargs)
+        routes = calls_routing(live, settings)  # the survey offers Zalo only where configured
+        return client, StasisApp(client, routes, CallMetrics(records), **kwargs)
     from ivr.cluster.app import ClusterApp
 
     if engine is None:
         raise ValueError("a cluster's app needs the store's engine")
     app = ClusterApp(
         client,
-        live,
+        calls_routing(live, settings),
         CallMetrics(records),
         engine=engine,
         controller=settings.controller_id,

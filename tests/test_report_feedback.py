@@ -15,7 +15,7 @@ Cases (owner, received, answer deadline, what happened):
 
 Answers (branch, phone, score): S1 4 cchc-4a 5 (Mon), S2 4 cchc-4b 3 (Tue), S3 1 cchc-1 4 (Zalo,
 Wed), S4 1 cchc-1 1 (Sun 23:59); outside: S5 Mon 30 00:00 (5), S6 Sun 22 23:59 (2).
-  → 4 answers, mean (5+3+4+1)/4 = 3.25, CSAT (4–5) 2/4 = 50 %;
+  → 4 answers, mean (5+3+4+1)/4 = 3.25, CSAT (above the middle, 4–5 of 5) 2/4 = 50 %;
     branch 4: mean 4.0, CSAT 50 %; branch 1: mean 2.5, CSAT 50 %; cchc-4a: 5.0, 100 %.
 """
 
@@ -32,9 +32,11 @@ import docx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.cases.facts import read_facts
+from ivr.cases.figures import Satisfaction, ScoreFact, on_five, period_figures, satisfied
 from ivr.cli import main
-from ivr.store.db import make_engine
-from models import Case, SurveyAnswer
+from ivr.store.db import make_engine, sqlite_url, upgrade
+from models import Call, CallStep, Case, SurveyAnswer
 from tests.conftest import ROOT, vn_time
 from tests.test_report_measures import fixture_calls, store_with
 
@@ -131,7 +133,8 @@ def test_table_says_it_in_words(store: Path, capsys: pytest.CaptureFixture[str])
     ) in out
     assert "  Sở Nội vụ: tiếp nhận 2; đã trả lời 1, trong đó đúng hạn 0 (0,0 %)" in out
     assert (
-        "Mức độ hài lòng: 4 lượt đánh giá, điểm trung bình 3,25/5, tỷ lệ hài lòng (4–5 điểm) 50,0 %"
+        "Mức độ hài lòng: 4 lượt đánh giá, điểm trung bình 3,25/5, "
+        "tỷ lệ hài lòng (điểm trên mức giữa thang) 50,0 %"
     ) in out
     assert "  Nhánh 1: 2 lượt đánh giá, điểm trung bình 2,50/5" in out
 
@@ -164,7 +167,7 @@ def test_csv_and_xlsx_carry_them_in_the_rows_that_have_them(store: Path) -> None
         "1",
     ]
     assert [total[h] for h in ("PAKN từ chối", "PAKN quá hạn")] == ["1", "1"]
-    assert [total[h] for h in ("Lượt đánh giá", "Điểm hài lòng TB", "Tỷ lệ hài lòng (4–5)")] == [
+    assert [total[h] for h in ("Lượt đánh giá", "Điểm hài lòng TB", "Tỷ lệ hài lòng (CSAT)")] == [
         "4",
         "3.25",
         "0.5",
@@ -175,14 +178,14 @@ def test_csv_and_xlsx_carry_them_in_the_rows_that_have_them(store: Path) -> None
         "1",
         "1",
     )
-    assert rows[("phone", "PJSIP/cchc-4a")]["Tỷ lệ hài lòng (4–5)"] == "1.0"
+    assert rows[("phone", "PJSIP/cchc-4a")]["Tỷ lệ hài lòng (CSAT)"] == "1.0"
     assert rows[("phone", "PJSIP/cchc-4a")]["PAKN tiếp nhận"] == ""  # cases have no phone
     xlsx = store / "r.xlsx"
     assert main(["report", *WEEK, "--by", "branch", "--format", "xlsx", "--out", str(xlsx)]) == 0
     with zipfile.ZipFile(xlsx) as z:
         shared = z.read("xl/sharedStrings.xml").decode()
         total_sheet = z.read("xl/worksheets/sheet2.xml").decode()  # Nhánh, then Cả kỳ
-    assert "Tỷ lệ hài lòng (4–5)" in shared
+    assert "Tỷ lệ hài lòng (CSAT)" in shared
     assert "<v>3.25</v>" in total_sheet
 
 
@@ -196,8 +199,59 @@ def test_ministry_docx_states_cases_and_satisfaction(store: Path) -> None:
     ) in text
     assert (
         "Mức độ hài lòng của người gọi: 4 lượt đánh giá, điểm trung bình 3,25/5, "
-        "tỷ lệ hài lòng (4–5 điểm) 50,0 %."
+        "tỷ lệ hài lòng (điểm trên mức giữa thang) 50,0 %."
     ) in text
     assert (
         "- Nhánh 4 (Cải cách thủ tục hành chính): 2 lượt đánh giá, điểm trung bình 4,00/5" in text
     )
+
+
+# --- CSAT on any scale (ivr.cases.figures; MEASURES.md) ---------------------------------------
+# Branch 3 asked on a 3-point scale: 3, 2, 1, 3 → satisfied (above 2): 3, 3 → 2/4 = 50 %;
+#   on the 5-point scale 5, 3, 1, 5 → mean 14/4 = 3.5.
+# Branch 5 on a 5-point scale: 5, 4, 3 → satisfied (above 3): 5, 4 → 2/3 = 66.7 %; mean 12/3 = 4.0.
+# Together: 4/7 = 57.1 %, mean 26/7 = 3.714… → 3.71.
+# The other scales: 2 of 2 satisfied (→ 5), 1 of 2 not (→ 1); 3 of 4 satisfied (→ 3.67), 2 of 4 not.
+MIXED = [("3", 3, 3), ("3", 2, 3), ("3", 1, 3), ("3", 3, 3), ("5", 5, 5), ("5", 4, 5), ("5", 3, 5)]
+
+
+def test_csat_counts_each_answer_above_the_middle_of_its_own_scale() -> None:
+    at = vn_time("2026-11-24 10:00")
+    facts = [ScoreFact(at, score, branch=b, scale=n) for b, score, n in MIXED]
+    f = period_figures([], facts, vn_time("2026-11-23 00:00"), vn_time("2026-11-30 00:00"))
+    assert f.satisfaction == Satisfaction(7, 3.71, 57.1)
+    assert f.satisfaction_by_branch == {
+        "3": Satisfaction(4, 3.5, 50.0),
+        "5": Satisfaction(3, 4.0, 66.7),
+    }
+    assert [satisfied(s, 2) for s in (1, 2)] == [False, True]
+    assert [satisfied(s, 4) for s in (1, 2, 3, 4)] == [False, False, True, True]
+    assert [round(on_five(s, 4), 2) for s in (1, 2, 3, 4)] == [1.0, 2.33, 3.67, 5.0]
+
+
+async def test_an_answer_is_read_with_the_scale_its_call_recorded(tmp_path: Path) -> None:
+    """The answered step says ``scale=N`` (ivr.flow.survey); a call without it, and Zalo's
+    rating, are on 5 points."""
+    await asyncio.to_thread(upgrade, sqlite_url(tmp_path))
+    engine = make_engine(sqlite_url(tmp_path))
+    at = vn_time("2026-11-24 10:00")
+    rows: list[object] = []
+    for key, detail in (("n/three", "scale=3"), ("n/old", "PJSIP/cchc-4a")):
+        rows.append(
+            Call(id=key, channel_id=key[2:], node="n", controller="c", linked_id=key,
+                 caller_number="0912345678", started_at=at, disposition="answered",
+                 routing_version="v")
+        )  # fmt: skip
+        rows.append(CallStep(call_id=key, seq=1, node="survey", kind="survey",
+                             outcome="answered", input="3", detail=detail, at=at))  # fmt: skip
+        rows.append(SurveyAnswer(call_id=key, source="ivr", answered_at=at, score=3))
+    rows.append(SurveyAnswer(source="zalo", external_id="z", answered_at=at, score=3))
+    try:
+        async with AsyncSession(engine) as s, s.begin():
+            s.add_all(rows)
+        _, scores = await read_facts(engine, at - dt.timedelta(hours=1), at + dt.timedelta(hours=1))
+    finally:
+        await engine.dispose()
+    by_call = {(a.source, a.score, a.scale) for a in scores}
+    assert by_call == {("ivr", 3, 3), ("ivr", 3, 5), ("zalo", 3, 5)}
+    assert sum(satisfied(a.score, a.scale) for a in scores) == 1  # 3 of 3 only

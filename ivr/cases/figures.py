@@ -9,7 +9,12 @@ Definitions:
   answer deadline (local day); rejected: cases refused (từ chối) in the period;
 - overdue: cases received before the period's end, still unanswered and not refused at its end,
   whose answer deadline is a day before the day the period ends on;
-- satisfaction: answers (1–5) given in the period; CSAT is the share of 4 and 5, in percent.
+- satisfaction: answers given in the period, each on its own scale (2–5 points, the survey
+  node's ``scale`` when it was given; Zalo's rating is 1–5). CSAT is the share, in percent, of
+  answers *above the middle of their scale* (score > (scale + 1) / 2): 4–5 of 5, 3–4 of 4, 3 of
+  3, 2 of 2 — the top two boxes of a 5-point scale, the top one of a 3-point. The mean is taken
+  on the 5-point scale: a score s of n points counts as 1 + 4 (s − 1) / (n − 1), so answers on
+  different scales can be averaged (1 of 3 → 1, 2 of 3 → 3, 3 of 3 → 5).
 """
 
 from __future__ import annotations
@@ -40,6 +45,17 @@ class ScoreFact:
     branch: str | None = None
     unit: str | None = None
     endpoint: str | None = None
+    scale: int = 5  # the points of the scale the score was given on (2–5)
+
+
+def satisfied(score: int, scale: int) -> bool:
+    """Above the middle of its scale (see the module's definitions)."""
+    return 2 * score > scale + 1
+
+
+def on_five(score: int, scale: int) -> float:
+    """The score moved onto the 5-point scale, its ends kept (1 → 1, ``scale`` → 5)."""
+    return 1 + 4 * (score - 1) / (scale - 1)
 
 
 @dataclass
@@ -89,7 +105,7 @@ def period_figures(
         for k in counts:
             _count(k, c, start, end, end_day, tz)
     kept = [s for s in scores if start <= s.answered_at < end]
-    out.satisfaction = _satisfaction(s.score for s in kept)
+    out.satisfaction = _satisfaction(kept)
     out.satisfaction_by_branch = _grouped(kept, lambda s: s.branch)
     out.satisfaction_by_endpoint = _grouped(kept, lambda s: s.endpoint)
     out.satisfaction_by_source = _grouped(kept, lambda s: s.source)
@@ -117,20 +133,19 @@ def _count(
     k.overdue += still_open and c.answer_due < end_day
 
 
-def _satisfaction(values: Iterable[int]) -> Satisfaction:
-    scores = list(values)
-    if not scores:
+def _satisfaction(answers: Iterable[ScoreFact]) -> Satisfaction:
+    kept = list(answers)
+    if not kept:
         return Satisfaction(0, None, None)
-    good = sum(1 for v in scores if v >= 4)
-    return Satisfaction(
-        len(scores), round(sum(scores) / len(scores), 2), round(100 * good / len(scores), 1)
-    )
+    good = sum(1 for a in kept if satisfied(a.score, a.scale))
+    mean = sum(on_five(a.score, a.scale) for a in kept) / len(kept)
+    return Satisfaction(len(kept), round(mean, 2), round(100 * good / len(kept), 1))
 
 
 def _grouped(
     kept: list[ScoreFact], key: Callable[[ScoreFact], str | None]
 ) -> dict[str, Satisfaction]:
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[ScoreFact]] = {}
     for s in kept:
-        groups.setdefault(key(s) or "", []).append(s.score)
+        groups.setdefault(key(s) or "", []).append(s)
     return {k: _satisfaction(v) for k, v in sorted(groups.items())}

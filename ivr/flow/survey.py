@@ -1,6 +1,7 @@
 """The satisfaction survey after a conversation: one question, one key 1–``scale``.
 
-The answer is a step (kind ``survey``, outcome ``answered``, the key as its input); the store
+The answer is a step (kind ``survey``, outcome ``answered``, the key as its input, the node's
+scale as its detail ``scale=N``, which the reports need to tell who was satisfied); the store
 turns it into a survey answer linked to the call, its branch, unit and the desk that answered
 (ivr.store.rows). No key, or a key off the scale, ``retries`` times: no answer, the call goes on.
 A call outside the node's ``sample`` or ``branches`` is not asked (outcome ``skipped``).
@@ -24,6 +25,18 @@ from ivr.survey.zalo.phone import BadPhone, normalise
 
 SURVEY_KIND = "survey"
 ZALO_CONSENT = "zalo_consent"
+DEFAULT_SCALE = 5  # answers stored before the scale was recorded, and Zalo's 1–5 rating
+
+
+def scale_detail(scale: int) -> str:
+    """The answered step's detail: the scale the key was given on (the reports need it)."""
+    return f"scale={scale}"
+
+
+def answer_scale(detail: str | None) -> int:
+    """The scale an answered step's detail names; DEFAULT_SCALE when it names none (pure)."""
+    text = (detail or "").removeprefix("scale=")
+    return int(text) if text != detail and text.isdigit() and 2 <= int(text) <= 5 else DEFAULT_SCALE
 
 
 async def survey(ctx: CallContext, name: str, node: SurveyNode) -> str | None:
@@ -65,7 +78,7 @@ async def _ask(ctx: CallContext, name: str, node: SurveyNode) -> bool:
         await s.play(node.prompts)
         key = await s.read_digits(1, node.timeout, node.timeout, terminators="")
         if key and key in node.keys:
-            ctx.step(name, SURVEY_KIND, "answered", key, detail=ctx.trace.endpoint or "")
+            ctx.step(name, SURVEY_KIND, "answered", key, detail=scale_detail(node.scale))
             if node.thanks_prompts:
                 await s.play(node.thanks_prompts, interruptible=False)
             return True

@@ -25,8 +25,10 @@ class Complaints:
 @dataclass(frozen=True, slots=True)
 class Satisfaction:
     answers: int = 0
-    mean: float | None = None  # 1..5
-    csat_rate: float | None = None  # answers of 4 or 5 ÷ answers
+    mean: float | None = None  # 1..5, each answer moved onto the 5-point scale
+    csat_rate: float | None = (
+        None  # answers above their scale's middle ÷ answers (ivr.cases.figures)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +82,7 @@ def satisfaction_text(s: Satisfaction) -> str:
         return "chưa có lượt đánh giá nào trong kỳ"
     mean = f"{s.mean:.2f}".replace(".", ",")
     csat = "–" if s.csat_rate is None else f"{s.csat_rate * 100:.1f} %".replace(".", ",")
-    return f"{s.answers} lượt đánh giá, điểm trung bình {mean}/5, tỷ lệ hài lòng (4–5 điểm) {csat}"
+    return (
+        f"{s.answers} lượt đánh giá, điểm trung bình {mean}/5, "
+        f"tỷ lệ hài lòng (điểm trên mức giữa thang) {csat}"
+    )

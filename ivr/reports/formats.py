@@ -64,7 +64,7 @@ FEEDBACK_COLUMNS: tuple[tuple[str, str, FeedbackValue], ...] = (
     ("PAKN quá hạn", "count", lambda c, s: c.overdue if c else None),
     ("Lượt đánh giá", "count", lambda c, s: s.answers if s else None),
     ("Điểm hài lòng TB", "mean", lambda c, s: s.mean if s else None),
-    ("Tỷ lệ hài lòng (4–5)", "rate", lambda c, s: s.csat_rate if s else None),
+    ("Tỷ lệ hài lòng (CSAT)", "rate", lambda c, s: s.csat_rate if s else None),
 )
 
 

@@ -35,6 +35,61 @@ class Pbx(Media, Dialing):
     # --- inbound calls --------------------------------------------------------------------------
 
     def place_call(self, script: CallerScript) -> SimCall:
+        call = self._inbound(script)
+        ch = call.channel
+        if not self.app_connected():
+            # Stasis() fails at once: STASISSTATUS=FAILED, the dialplan goes on (fallback).
+            call.log.append("stasis-failed")
+            ch.variables["STASISSTATUS"] = "FAILED"
+            self._leave(ch, "dialplan:stasis-failed")
+            return call
+        ch.in_stasis = True
+        ch.app = self.app
+        self.emit("StasisStart", args=[], channel=ch.json())
+        self._spawn(self._run_script(call))
+        return call
+
+    def place_broadcast(self, script: CallerScript, timeout: float) -> SimCall:
+        """``Answer(); StasisBroadcast(timeout=…)``: every connected app gets CallBroadcast; the
+        first claim wins the call; unclaimed at the timeout, the dialplan goes on."""
+        call = self._inbound(script)
+        ch = call.channel
+        ch.state = "Up"
+        ch.broadcast = True
+        ch.dialplan.update(app_name="StasisBroadcast", app_data=f"timeout={int(timeout * 1000)}")
+        for app in self.apps_connected():
+            self.emit("CallBroadcast", to=app, channel=ch.json(), caller=script.number,
+                      called=script.exten)  # fmt: skip
+        self.later(timeout, lambda: self._broadcast_timeout(ch), ch)
+        self._spawn(self._run_script(call))
+        return call
+
+    def _broadcast_timeout(self, ch: Channel) -> None:
+        if ch.broadcast:
+            ch.broadcast = False
+            ch.variables["STASISSTATUS"] = "TIMEOUT"
+            self._leave(ch, "dialplan:broadcast-timeout")
+
+    def claim(self, channel_id: str, app: str) -> None:
+        """``POST /events/claim``: the first claimant gets the channel (StasisStart follows the
+        204); any later claim is 404, as Asterisk 22.10.1 answers (not the 409 of its docs)."""
+        ch = self.channels.get(channel_id)
+        if ch is None or ch.gone or not ch.broadcast:
+            raise fail(404, "Channel not found or not in broadcast state")
+        ch.broadcast = False
+        ch.in_stasis = True
+        ch.app = app
+        asyncio.get_running_loop().call_soon(
+            lambda: self.emit("StasisStart", args=[], channel=ch.json())
+        )
+
+    def subscribe(self, app: str, channel_id: str) -> None:
+        """The app also gets the channel's events outside Stasis (its end, after StasisEnd)."""
+        ch = self.get(channel_id)
+        if ch.app in {"", app}:
+            ch.subscribed = True
+
+    def _inbound(self, script: CallerScript) -> SimCall:
         cid = self.new_id()
         ch = Channel(
             id=cid,
@@ -49,19 +104,11 @@ class Pbx(Media, Dialing):
             },
             inbound=True,
             created=wire.timestamp(),
+            rtp=script.rtp,
         )
         call = SimCall(ch, script)
         self.channels[cid] = ch
         self.calls[cid] = call
-        if not self.app_connected():
-            # Stasis() fails at once: STASISSTATUS=FAILED, the dialplan goes on (fallback).
-            call.log.append("stasis-failed")
-            ch.variables["STASISSTATUS"] = "FAILED"
-            self._leave(ch, "dialplan:stasis-failed")
-            return call
-        ch.in_stasis = True
-        self.emit("StasisStart", args=[], channel=ch.json())
-        self._spawn(self._run_script(call))
         return call
 
     async def _run_script(self, call: SimCall) -> None:
@@ -150,5 +197,9 @@ class Pbx(Media, Dialing):
 
     # --- queries --------------------------------------------------------------------------------
 
-    def app_channels(self) -> list[str]:
-        return [c.id for c in self.channels.values() if c.in_stasis and not c.gone]
+    def app_channels(self, app: str | None = None) -> list[str]:
+        """The channels ``app`` (default: ours) holds in Stasis."""
+        name = app or self.app
+        return [
+            c.id for c in self.channels.values() if c.in_stasis and not c.gone and c.app == name
+        ]

@@ -123,11 +123,13 @@ class Dialing(PbxBase):
         self.emit_ch("ChannelStateChange", leg)
         self._dial_event(leg, "ANSWER")
         leg.in_stasis = True
+        leg.app = self.app
         leg.dialplan = {
             **leg.dialplan,
             "app_name": "Stasis",
             "app_data": ",".join([self.app, *args]),
         }
+        self.emit_ch("ChannelVarset", leg, variable="STASISSTATUS", value="")
         self.emit("StasisStart", args=args, channel=leg.json())
         leg.variables["talk_seconds"] = (
             "" if clerk.talk_seconds is None else str(clerk.talk_seconds)
@@ -164,17 +166,20 @@ class Dialing(PbxBase):
             if not ch.in_stasis:
                 raise fail(422, "Channel not in Stasis application")
             chans.append(ch)
+        entered = []
         for ch in chans:
             if ch.bridge == bridge.id:
                 continue
             ch.bridge = bridge.id
             bridge.channels.append(ch.id)
+            entered.append(ch)
             self.emit("ChannelEnteredBridge", bridge=bridge.json(), channel=ch.json())
+        if entered and len(bridge.channels) == 2:
+            self._peers_meet(*(self.channels[c] for c in bridge.channels))
         for ch in chans:
             others = [c for c in bridge.channels if c != ch.id]
             if others:
                 peer = self.channels[others[0]]
-                ch.connected = dict(peer.caller)
                 self.mark(ch, "bridged")
                 call = self.calls.get(ch.id)
                 if call is not None:
@@ -184,6 +189,29 @@ class Dialing(PbxBase):
                 if not ch.inbound and talk:
                     left = float(talk) - self._since_answer(ch)
                     self.later(left, functools.partial(self._clerk_hangs_up, ch), ch)
+
+    def _peers_meet(self, first: Channel, second: Channel) -> None:
+        """Two channels now share a bridge: Asterisk sets BRIDGEPEER and BRIDGEPVTCALLID on both
+        three times (the later one first), and each learns the other's connected line."""
+
+        def peer_variables() -> None:
+            for ch, peer in ((second, first), (first, second)):
+                ch.variables["BRIDGEPEER"] = peer.name
+                self.emit_ch("ChannelVarset", ch, variable="BRIDGEPEER", value=peer.name)
+                self.emit_ch(
+                    "ChannelVarset",
+                    ch,
+                    variable="BRIDGEPVTCALLID",
+                    value=peer.json()["protocol_id"],
+                )
+
+        peer_variables()
+        peer_variables()
+        second.connected = dict(first.caller)
+        self.emit_ch("ChannelConnectedLine", second)
+        peer_variables()
+        first.connected = dict(second.caller)
+        self.emit_ch("ChannelConnectedLine", first)
 
     def _since_answer(self, leg: Channel) -> float:
         """Nominal seconds since the desk picked up (0 when unknown)."""
@@ -205,9 +233,17 @@ class Dialing(PbxBase):
         ch.bridge = None
         if bridge is None:
             return
+        if ch.variables.pop("BRIDGEPEER", None) is not None:
+            for var in ("BRIDGEPEER", "BRIDGEPVTCALLID"):
+                self.emit_ch("ChannelVarset", ch, variable=var, value="")
         if ch.id in bridge.channels:
             bridge.channels.remove(ch.id)
         self.emit("ChannelLeftBridge", bridge=bridge.json(), channel=ch.json())
+
+    def _bridge_peer(self, ch: Channel) -> Channel | None:
+        bridge = self.bridges.get(ch.bridge or "")
+        others = [c for c in (bridge.channels if bridge else []) if c != ch.id]
+        return self.channels.get(others[0]) if others else None
 
     def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         bridge = self.get_bridge(bridge_id)

@@ -56,6 +56,7 @@ class _Conn:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     frozen: bool = False
+    everything: bool = False  # subscribeAll=true
 
 
 class AsteriskSim:
@@ -71,6 +72,7 @@ class AsteriskSim:
         clerks: Clerks | None = None,
         prompt_seconds: Callable[[str], float] | None = None,
         missing_sounds: set[str] | None = None,
+        dialplan_seconds: float = 1.0,
     ) -> None:
         self.app = app
         self.user = user
@@ -82,13 +84,15 @@ class AsteriskSim:
             clerks=clerks,
             prompt_seconds=prompt_seconds,
             missing_sounds=missing_sounds,
+            dialplan_seconds=dialplan_seconds,
         )
-        self.pbx.app_connected = lambda: bool(self._conns)
+        self.pbx.app_connected = lambda: self.app in self._conns
+        self.pbx.apps_connected = lambda: list(self._conns)
         self.requests: list[SeenRequest] = []
         self.events: list[dict[str, Any]] = []
         # (method, route template) → (status, body) or a Fault: answer this instead
         self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]] | Fault] = {}
-        self._conns: list[_Conn] = []
+        self._conns: dict[str, _Conn] = {}  # app name → its websocket
         self._event_waiters: list[
             tuple[Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]
         ] = []
@@ -102,7 +106,8 @@ class AsteriskSim:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(middlewares=[self._auth_and_errors])
         app.router.add_get("/ari/events", self._events)
-        for method, route, handler in AriRest(self.pbx, self.app, self._application).routes():
+        rest = AriRest(self.pbx, self._application, self._applications)
+        for method, route, handler in rest.routes():
             app.router.add_route(method, "/ari" + route, self._wrap(route, handler))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -117,7 +122,7 @@ class AsteriskSim:
         return self.base_url
 
     async def stop(self) -> None:
-        for conn in list(self._conns):
+        for conn in list(self._conns.values()):
             await conn.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -127,32 +132,48 @@ class AsteriskSim:
     def call(self, script: CallerScript) -> SimCall:
         return self.pbx.place_call(script)
 
+    def broadcast_call(self, script: CallerScript, timeout: float = 2.0) -> SimCall:
+        """A caller sent to ``StasisBroadcast(timeout=…)``: offered to every connected app."""
+        return self.pbx.place_broadcast(script, timeout)
+
     async def wait_connected(self, count: int = 1) -> None:
         """Until the app has opened its websocket ``count`` times in all, and is connected."""
-        while self.connections < count or not self._conns:
+        while self.connections < count or self.app not in self._conns:
+            self._conn_changed.clear()
+            await self._conn_changed.wait()
+
+    @property
+    def apps(self) -> list[str]:
+        """The apps whose websocket is open now."""
+        return list(self._conns)
+
+    async def wait_apps(self, predicate: Callable[[list[str]], bool]) -> None:
+        """Until the connected apps satisfy ``predicate`` (e.g. a closed websocket is noticed)."""
+        while not predicate(self.apps):
             self._conn_changed.clear()
             await self._conn_changed.wait()
 
     async def drop_websockets(self) -> None:
         """Close the app's websocket from the server side, like an Asterisk restart of HTTP."""
-        for conn in list(self._conns):
-            self._conns.remove(conn)
+        for app, conn in list(self._conns.items()):
+            del self._conns[app]
+            self._conn_changed.set()
             conn.queue.put_nowait(None)
             await conn.ws.close()
 
     def freeze_websockets(self) -> None:
         """A silent drop: keep the socket open but send nothing and answer no ping."""
-        for conn in self._conns:
+        for conn in self._conns.values():
             conn.frozen = True
 
     def thaw_websockets(self) -> None:
         """After a freeze: send events again (those emitted meanwhile are lost)."""
-        for conn in self._conns:
+        for conn in self._conns.values():
             conn.frozen = False
 
     @property
     def connected(self) -> bool:
-        return bool(self._conns)
+        return self.app in self._conns
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -172,25 +193,29 @@ class AsteriskSim:
             if not fut.done() and predicate(event):
                 fut.set_result(event)
                 self._event_waiters.remove(waiter)
-        text = json.dumps(event, ensure_ascii=False)
-        for conn in self._conns:
-            if not conn.frozen:
-                conn.queue.put_nowait(text)
+        conn = self._conns.get(app)
+        if conn is not None and not conn.frozen:
+            conn.queue.put_nowait(json.dumps(event, ensure_ascii=False))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        apps = request.query.get("app", "")
-        if apps != self.app:
+        """An app's websocket. Any app name is accepted, as Asterisk does; a second connection
+        for an app replaces the first. Only ``self.app`` gets calls; another app (a monitor with
+        subscribeAll) is listed by /applications but fed nothing (the simulator does not make
+        the dialplan's events)."""
+        app = request.query.get("app", "")
+        if not app or "," in app:
             return web.json_response(
                 wire.error("Invalid application provided in param [app]."), status=400
             )
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
-        conn = _Conn(ws)
-        for old in list(self._conns):  # a new connection for the app replaces the old one
-            self._conns.remove(old)
+        conn = _Conn(ws, everything=request.query.get("subscribeAll") == "true")
+        old = self._conns.pop(app, None)
+        if old is not None:
             old.queue.put_nowait(None)
-        self._conns.append(conn)
-        self.connections += 1
+        self._conns[app] = conn
+        if app == self.app:
+            self.connections += 1
         self._conn_changed.set()
         writer = asyncio.create_task(self._writer(conn))
         try:
@@ -200,8 +225,9 @@ class AsteriskSim:
                 elif msg.type is WSMsgType.CLOSE:
                     break
         finally:
-            if conn in self._conns:
-                self._conns.remove(conn)
+            if self._conns.get(app) is conn:
+                del self._conns[app]
+                self._conn_changed.set()
             conn.queue.put_nowait(None)
             await writer
         return ws
@@ -267,16 +293,36 @@ class AsteriskSim:
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(wire.error("Resource not found"), status=404)
 
-    def _application(self) -> dict[str, Any] | None:
-        return self._app_json() if self._conns else None
+    def _application(self, name: str) -> dict[str, Any] | None:
+        """An app as GET /applications/{name} shows it, None when Asterisk has no such app.
 
-    def _app_json(self) -> dict[str, Any]:
-        return {
-            "name": self.app,
-            "channel_ids": self.pbx.app_channels(),
-            "bridge_ids": list(self.pbx.bridges),
-            "endpoint_ids": [],
-            "device_names": [],
-            "events_allowed": [],
-            "events_disallowed": [],
-        }
+        Asterisk keeps an app whose websocket closed while it still holds channels (they stay
+        parked in Stasis, websocket-drop-and-recover); with no channels left it is gone.
+        """
+        conn = self._conns.get(name)
+        if conn is not None and conn.everything:
+            return _app_json(name, ["__AST_CHANNEL_ALL_TOPIC"], ["__AST_BRIDGE_ALL_TOPIC"],
+                             ["__AST_ENDPOINT_ALL_TOPIC"], ["__AST_DEVICE_STATE_ALL_TOPIC"])  # fmt: skip
+        channels = self.pbx.app_channels(name)
+        if conn is None and not channels:
+            return None
+        bridges = list(self.pbx.bridges) if name == self.app else []
+        return _app_json(name, channels, bridges, [], [])
+
+    def _applications(self) -> list[dict[str, Any]]:
+        names = dict.fromkeys([*self._conns, self.app])
+        return [app for app in map(self._application, names) if app is not None]
+
+
+def _app_json(
+    name: str, channels: list[str], bridges: list[str], endpoints: list[str], devices: list[str]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "channel_ids": channels,
+        "bridge_ids": bridges,
+        "endpoint_ids": endpoints,
+        "device_names": devices,
+        "events_allowed": [],
+        "events_disallowed": [],
+    }

@@ -207,6 +207,8 @@ class Media(PbxBase):
             "silence_duration": 0,
         }
         end = max(rec.started, self.nominal() - trim) if recorded else rec.started
+        if not rec.channel.rtp:  # no audio ever came: a bare 44-byte WAV header
+            end = rec.started
         self.stored[rec.name] = recording_wav(rec.started, end, rec.channel.speech)
         self.live_recordings.pop(rec.name, None)
         rec.channel.recording = None

@@ -87,6 +87,10 @@ class Channel:
     variables: dict[str, str] = field(default_factory=dict)
     endpoint: str = ""
     originator: str | None = None
+    app: str = ""  # the Stasis app that controls it (set when it enters Stasis)
+    subscribed: bool = False  # the app subscribed to it: it sees the channel's end too
+    broadcast: bool = False  # offered by StasisBroadcast and not claimed yet
+    rtp: bool = True  # the phone sends media (False: a phone that never sends RTP)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     speech: list[tuple[float, float]] = field(default_factory=list)  # nominal (start, end)
 

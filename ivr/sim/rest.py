@@ -33,20 +33,28 @@ def cid(r: web.Request) -> str:
 
 
 class AriRest:
-    """The REST face of ``pbx``; ``application`` is the app's JSON, or None when not connected."""
+    """The REST face of ``pbx``; ``application(name)`` is an app's JSON, None when there is no
+    such app, and ``applications()`` lists them all."""
 
-    def __init__(self, pbx: Pbx, app: str, application: Callable[[], dict[str, Any] | None]):
+    def __init__(
+        self,
+        pbx: Pbx,
+        application: Callable[[str], dict[str, Any] | None],
+        applications: Callable[[], list[dict[str, Any]]],
+    ):
         self.p = pbx
-        self.app = app
         self.application = application
+        self.applications = applications
 
     def routes(self) -> list[Route]:
         return [
             *self._channel_routes(),
             *self._media_routes(),
             *self._bridge_routes(),
-            ("GET", "/applications", self.app_list),
+            ("GET", "/applications", lambda r: (200, self.applications())),
             ("GET", "/applications/{applicationName}", self.app_get),
+            ("POST", "/applications/{applicationName}/subscription", self.subscribe),
+            ("POST", "/events/claim", self.claim),
         ]
 
     def _channel_routes(self) -> list[Route]:
@@ -205,12 +213,27 @@ class AriRest:
 
     # --- applications -------------------------------------------------------------------------
 
-    def app_list(self, r: web.Request) -> Reply:
-        app = self.application()
-        return 200, [app] if app is not None else []
+    def _app(self, r: web.Request) -> tuple[str, dict[str, Any]]:
+        name = r.match_info["applicationName"]
+        app = self.application(name)
+        if app is None:
+            raise fail(404, "Application not found")
+        return name, app
 
     def app_get(self, r: web.Request) -> Reply:
-        app = self.application()
-        if r.match_info["applicationName"] != self.app or app is None:
-            raise fail(404, "Application not found")
-        return 200, app
+        return 200, self._app(r)[1]
+
+    def subscribe(self, r: web.Request) -> Reply:
+        name, _ = self._app(r)
+        source = q(r, "eventSource")
+        if not source:
+            raise fail(400, "Missing parameter eventSource")
+        kind, _, ident = source.partition(":")
+        if kind != "channel":
+            raise fail(400, "Invalid event source type")
+        self.p.subscribe(name, ident)
+        return 200, self._app(r)[1]
+
+    def claim(self, r: web.Request) -> Reply:
+        self.p.claim(q(r, "channelId"), q(r, "application"))
+        return None

@@ -51,6 +51,7 @@ class CallerScript:
     name: str = ""
     exten: str = "18001022"
     label: str = ""  # for reports
+    rtp: bool = True  # False: a phone that sends no audio at all (recordings come out empty)
 
 
 class ClerkKind(enum.StrEnum):

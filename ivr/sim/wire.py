@@ -29,6 +29,24 @@ CAUSE_TEXT = {
 }
 
 
+# what a short call's statistics look like (values from shared/ari/traces)
+RTP_QOS = (
+    ("RTPAUDIOQOS", "ssrc=1;themssrc=2;lp=0;rxjitter=0.000000;rxcount=75;txjitter=0.002375;"
+     "txcount=76;rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000"),
+    ("RTPAUDIOQOSJITTER", "minrxjitter=000.000250;maxrxjitter=000.002625;avgrxjitter=000.001671;"
+     "stdevrxjitter=000.000601;mintxjitter=000.000000;maxtxjitter=000.000000;"
+     "avgtxjitter=000.000000;stdevtxjitter=000.000000;"),
+    ("RTPAUDIOQOSLOSS", "  minrxlost=000.000000;  maxrxlost=000.000000;  avgrxlost=000.000000;"
+     "  stdevrxlost=000.000000;  mintxlost=000.000000;  maxtxlost=000.000000;"
+     "  avgtxlost=000.000000;  stdevtxlost=000.000000;"),
+    ("RTPAUDIOQOSRTT", "     minrtt=000.000000;     maxrtt=000.000000;     avgrtt=000.000000;"
+     "     stdevrtt=000.000000;"),
+    ("RTPAUDIOQOSMES", "   minrxmes=000.000000;   maxrxmes=000.000000;   avgrxmes=000.000000;"
+     "   stdevrxmes=000.000000;   mintxmes=000.000000;   maxtxmes=000.000000;"
+     "   avgtxmes=000.000000;   stdevtxmes=000.000000;"),
+)  # fmt: skip
+
+
 def wav_bytes(speech_seconds: float, rate: int = 8000) -> bytes:
     """A mono 16-bit WAV: a 440 Hz tone standing in for the caller's voice."""
     frames = int(speech_seconds * rate)

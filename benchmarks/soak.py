@@ -250,6 +250,7 @@ def run_real(minutes: float, rate: float, every: float) -> None:
     folder = Path(tempfile.mkdtemp(prefix="ivr-soak-real-"))
     pbx = Pbx.up()
     try:
+        pbx.install_menu()  # the benchmark's number 18001028 → [hotline-inbound] on IVR_APP
         env = pbx.env
         client = AriClient(
             env["IVR_TEST_ARI_URL"], env["IVR_TEST_ARI_USER"], env["IVR_TEST_ARI_PASSWORD"], IVR_APP
@@ -265,7 +266,10 @@ def run_real(minutes: float, rate: float, every: float) -> None:
         )
         version = pbx.version()
     finally:
-        pbx.down()
+        try:
+            pbx.remove_menu()
+        finally:
+            pbx.down()
     _report(
         samples,
         seconds,

@@ -1,5 +1,7 @@
 """Failover without Asterisk: where a taken-over call goes on (pure), who is judged dead (the
-presence locks on a real PostgreSQL, the holder killed with SIGKILL), what plays where."""
+presence locks on a real PostgreSQL, the holder killed with SIGKILL), what plays where, and a
+dead controller's conversation adopted by a survivor (the real ARI client and store, a fake ARI
+on loopback that records the requests; the test sends the events)."""
 
 from __future__ import annotations
 
@@ -9,24 +11,37 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from sqlalchemy import select
 
 from ivr.ari.claim import Playbacks
+from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
+from ivr.cluster.app import ClusterApp
 from ivr.cluster.presence import PeerWatch, lock_key
 from ivr.cluster.resume import resume_at
-from ivr.flow.record import Step
+from ivr.cluster.takeover import Conversation, conversations
+from ivr.flow.record import CallTrace, Identified, Step
 from ivr.routing.model import Routing
+from ivr.session import CallInfo
 from ivr.store.db import make_engine, upgrade
 from ivr.store.lease import Owner, claim
+from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
+from models import Call, CallStep
 
 ROOT = Path(__file__).resolve().parent.parent
 
 OPEN = Step("start", "hours", "open")
 GREETED = Step("greeting", "prompt", "played")
+T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
+CHOSE_4 = Step("main-menu", "menu", "chosen", "4")
+RINGING = Step("branch-4", "state", "ringing", detail="PJSIP/cchc-4a,PJSIP/cchc-4b", at=T0)
+TALKING = Step("branch-4", "state", "talking", detail="PJSIP/cchc-4a", at=T0)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +52,12 @@ GREETED = Step("greeting", "prompt", "played")
         ([OPEN, GREETED], "main-menu"),
         ([OPEN, GREETED, Step("main-menu", "menu", "no_input")], "main-menu"),
         ([OPEN, GREETED, Step("main-menu", "menu", "invalid", "*")], "main-menu"),
-        ([OPEN, GREETED, Step("main-menu", "menu", "chosen", "4")], None),  # ringing: operators
+        # the choice made, the desks not dialled yet: the dial node from its start
+        ([OPEN, GREETED, Step("main-menu", "menu", "chosen", "4")], "branch-4"),
+        ([OPEN, GREETED, CHOSE_4, RINGING], "branch-4"),  # ringing: the same desks again
+        ([OPEN, GREETED, CHOSE_4, RINGING, TALKING], None),  # not bridged after all: operators
+        # a second death: the first survivor's mark is no node
+        ([OPEN, GREETED, Step("takeover", "takeover", "resumed"), CHOSE_4, RINGING], "branch-4"),
         ([OPEN, GREETED, Step("main-menu", "menu", "exhausted")], "goodbye"),
         ([OPEN, Step("no-such-node", "prompt", "played")], None),
         ([OPEN, GREETED, Step("main-menu", "menu", "chosen", "0")], None),  # the directory
@@ -138,3 +158,212 @@ async def test_a_killed_controller_is_taken_over_once(pg_url: str) -> None:
         for w in watches:
             await w.close()
         await engine.dispose()
+
+
+def test_conversations_are_the_dead_apps_bridges_of_a_caller_and_its_leg() -> None:
+    bridges = [
+        {"id": "br-1", "channels": ["c1-leg3", "c1"]},
+        {"id": "br-2", "channels": ["c2"]},  # a caller alone: not a conversation
+        {"id": "br-3", "channels": ["x9", "x9-leg1"]},  # another app's
+    ]
+    found = conversations(bridges, {"c1", "c1-leg3", "c2"})
+    assert found == [Conversation("br-1", "c1", "c1-leg3")]
+    assert conversations(None, {"c1"}) == []
+
+
+# --- a dead controller's conversation, adopted ---------------------------------------------------
+
+CALLER, LEG, BRIDGE, NODE = "1764043200.5", "1764043200.5-leg2", "1764043200.5-br3", "ast-1"
+
+
+class FakeAri:
+    """The requests ARI gets, recorded; every channel exists until it is hung up."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.gone: set[str] = set()
+        self.seen = asyncio.Condition()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.removeprefix("/ari")
+        async with self.seen:
+            self.requests.append((request.method, path, dict(request.query)))
+            self.seen.notify_all()
+        parts = path.strip("/").split("/")
+        if parts[0] == "channels" and len(parts) == 2:
+            if parts[1] in self.gone:
+                return web.json_response({"message": "Channel not found"}, status=404)
+            if request.method == "DELETE":
+                self.gone.add(parts[1])
+                return web.Response(status=204)
+            return web.json_response(_channel(parts[1]))
+        if parts[0] == "channels" and parts[2:3] == ["play"]:
+            pb = {"id": parts[3], "state": "queued", "target_uri": f"channel:{parts[1]}"}
+            return web.json_response({**pb, "media_uri": request.query["media"]}, status=201)
+        return web.Response(status=204)
+
+    async def wait_for(self, method: str, path: str) -> None:
+        await self.wait_until(lambda: (method, path) in self.made)
+
+    async def wait_until(self, made: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10), self.seen:
+            await self.seen.wait_for(made)
+
+    @property
+    def made(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, _q in self.requests]
+
+
+def _channel(channel_id: str) -> dict[str, object]:
+    return {
+        "id": channel_id,
+        "name": f"PJSIP/trunk-{channel_id}",
+        "state": "Up",
+        "caller": {"name": "", "number": "0912345678"},
+        "connected": {"name": "", "number": ""},
+        "accountcode": "",
+        "dialplan": {"context": "hotline-cluster", "exten": "18001022", "priority": 3},
+        "creationtime": "2026-11-25T09:00:00.000+0700",
+        "language": "vi",
+        "linkedid": CALLER,
+    }
+
+
+@pytest.fixture
+async def fake_ari() -> AsyncIterator[tuple[FakeAri, str]]:
+    fake = FakeAri()
+    server = web.Server(fake.handle)
+    runner = web.ServerRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield fake, f"http://127.0.0.1:{port}/ari"
+    finally:
+        await runner.cleanup()
+
+
+async def _dead_controllers_call(url: str, folder: Path) -> None:
+    """What the dead controller had written: the menu, branch 4's desks rang, 4a answered."""
+    engine = make_engine(url)
+    dead = StoreWriter(engine, folder / "dead", owner=Owner("dead", host="elsewhere"))
+    await dead.start()
+    observer = Identified(dead, NODE)
+    trace = CallTrace(CallInfo(CALLER, "0912345678"), "v1", T0 - dt.timedelta(seconds=30))
+    trace.answered_at = T0 - dt.timedelta(seconds=30)
+    observer.call_started(trace.snapshot())
+    for step in (OPEN, GREETED, CHOSE_4, RINGING, TALKING):
+        observer.call_step(CALLER, trace.add(step))
+    assert await dead.sync()
+    await dead.drain()
+    for task in (dead._task, dead._lease_task):  # it dies: no clean stop
+        assert task is not None
+        task.cancel()
+    await asyncio.gather(dead._task, dead._lease_task, return_exceptions=True)
+    await engine.dispose()
+
+
+async def _survivor(
+    routing: Routing, url: str, ari: str, folder: Path
+) -> tuple[ClusterApp, StoreWriter]:
+    engine = make_engine(url)
+    writer = StoreWriter(engine, folder / "survivor", owner=Owner("survivor", host="h"))
+    await writer.start()
+    app = ClusterApp(
+        AriClient(ari, "ivr", "pw", "hotline-survivor"),
+        lambda: routing,
+        writer,
+        clock=lambda: T0 + dt.timedelta(seconds=42),  # the desk answered at T0: 42 s of talk
+        engine=engine,
+        controller="survivor",
+    )
+    app.node = NODE
+    return app, writer
+
+
+async def _row_and_steps(writer: StoreWriter) -> tuple[Call, list[tuple[str, str, str]]]:
+    assert await writer.sync()
+    async with writer.engine.connect() as conn:
+        rows = list((await conn.execute(select(Call))).all())
+        steps = await conn.execute(
+            select(CallStep.node, CallStep.kind, CallStep.outcome)
+            .where(CallStep.call_id == f"{NODE}/{CALLER}")
+            .order_by(CallStep.seq)
+        )
+        assert len(rows) == 1, rows  # one call, one row
+        return rows[0], [tuple(s) for s in steps]  # type: ignore[return-value,misc]
+
+
+def _hung_up(channel: str) -> AriEvent:
+    return {"type": "ChannelHangupRequest", "channel": _channel(channel), "cause": 16}  # type: ignore[typeddict-item]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_adopted_conversation_the_caller_hangs_up(
+    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+) -> None:
+    fake, ari = fake_ari
+    await _dead_controllers_call(db_url, tmp_path)
+    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("POST", "/applications/hotline-survivor/subscription")
+    await fake.wait_for("GET", f"/channels/{LEG}")  # both legs are there: the talk goes on
+    assert ("DELETE", f"/bridges/{BRIDGE}") not in fake.made
+    app.on_event(_hung_up(CALLER))
+    await asyncio.wait_for(adopting, 10)
+    sub = next(q for m, p, q in fake.requests if p.endswith("/subscription") and m == "POST")
+    assert sub["eventSource"] == f"channel:{CALLER},channel:{LEG}"
+    assert ("DELETE", f"/channels/{LEG}") in fake.made  # the desk is hung up
+    assert ("DELETE", f"/bridges/{BRIDGE}") in fake.made
+    assert not any(p.endswith("/move") for _m, p in fake.made)  # never moved: never cut
+    row, steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "answered", "caller")
+    assert (row.endpoint, row.talk_seconds) == ("PJSIP/cchc-4a", 42.0)
+    assert steps[-2:] == [("takeover", "takeover", "adopted"), ("branch-4", "dial", "answered")]
+    assert app.routes == {}
+    assert app.calls == {}
+    await app.client.close()
+    await writer.stop()
+    await writer.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_adopted_conversation_the_desk_hangs_up_and_the_survey_follows(
+    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+) -> None:
+    fake, ari = fake_ari
+    await _dead_controllers_call(db_url, tmp_path)
+    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("GET", f"/channels/{LEG}")
+    app.on_event({"type": "ChannelDestroyed", "channel": _channel(LEG), "cause": 16})  # type: ignore[typeddict-item]
+    await fake.wait_for("POST", f"/channels/{CALLER}/move")  # alone in the bridge: brought here
+    assert ("DELETE", f"/bridges/{BRIDGE}") in fake.made
+    assert ("DELETE", f"/channels/{LEG}") not in fake.made
+    app.on_event(
+        {  # type: ignore[typeddict-item]
+            "type": "StasisStart",
+            "channel": _channel(CALLER),
+            "args": ["takeover"],
+            "asterisk_id": NODE,
+        }
+    )
+    # the survey's question, asked by the survivor
+    await fake.wait_until(
+        lambda: any(p.startswith(f"/channels/{CALLER}/play/") for _m, p in fake.made)
+    )
+    app.on_event(_hung_up(CALLER))  # the caller does not answer it
+    await asyncio.wait_for(adopting, 10)
+    row, steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "answered", "callee")
+    assert row.talk_seconds == 42.0
+    kinds = [k for _n, k, _o in steps]
+    assert kinds.count("takeover") == 1
+    assert ("branch-4", "dial", "answered") in steps
+    assert steps.index(("branch-4", "dial", "answered")) > steps.index(
+        ("takeover", "takeover", "adopted")
+    )
+    await app.client.close()
+    await writer.stop()
+    await writer.engine.dispose()

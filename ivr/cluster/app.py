@@ -10,6 +10,7 @@ watchdog) is :class:`ivr.ari.app.StasisApp`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
@@ -17,12 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ari.app import StasisApp
 from ivr.ari.claim import Playbacks, claim, follow
+from ivr.ari.errors import AriError, AriUnavailable, NotFound
 from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import overloaded
-from ivr.cluster import resume
+from ivr.ari.session import AriCallSession
+from ivr.cluster import adopt, resume
 from ivr.cluster.presence import PeerWatch, Presence
-from ivr.cluster.takeover import TAKEOVER_ARG, app_name, take_over
+from ivr.cluster.takeover import TAKEOVER_ARG, Conversation, app_name, conversations, take_over
+from ivr.flow.context import CallContext, Clock
 from ivr.flow.record import CallTrace, Identified, call_key, summary
+from ivr.routing.model import DialNode, DirectoryNode, Routing
+from ivr.session import CallInfo
 
 log = structlog.get_logger("ivr.cluster")
 
@@ -45,18 +51,29 @@ class ClusterApp(StasisApp):
         self.peers = PeerWatch(engine, controller, self._peer_died)
         self.holding = asyncio.Event()  # set once this controller's presence lock is held
         self.taken_over: list[tuple[str, int]] = []  # (peer, callers moved), for tests and logs
+        self.node = ""  # this Asterisk's entity id, from its events: part of a call's key
+        # adopted callers moved into this app once their desk hung up: the session waits
+        self.arriving: dict[str, tuple[AriCallSession, asyncio.Future[None]]] = {}
+        self.adopt_recheck = adopt.RECHECK_SECONDS
 
     # --- events -------------------------------------------------------------------------------
 
     def on_event(self, event: AriEvent) -> None:
         kind = event["type"]
+        self.node = str(event.get("asterisk_id", "")) or self.node
         if kind in ("PlaybackStarted", "PlaybackFinished", "ChannelDestroyed"):
             self.playbacks.see(event)
         if kind == "CallBroadcast":
             self._spawn(self._offered(event["channel"]["id"]))
             return
         if kind == "StasisStart" and event.get("args", [])[:1] == [TAKEOVER_ARG]:
-            self._spawn(self._resume(event))
+            waiting = self.arriving.pop(event["channel"]["id"], None)
+            if waiting is None:
+                self._spawn(self._resume(event))
+            else:  # an adopted caller: its events go to its session from now on
+                session, arrived = waiting
+                self.routes[session.id] = session
+                arrived.set_result(None)
             return
         super().on_event(event)
 
@@ -70,18 +87,22 @@ class ClusterApp(StasisApp):
     # --- a dead peer --------------------------------------------------------------------------
 
     async def _peer_died(self, peer: str) -> None:
-        moved = await take_over(self.client, app_name(self.prefix, peer), self.playbacks)
-        self.taken_over.append((peer, moved))
-        log.warning("nhận cuộc gọi từ bộ điều khiển đã ngừng", peer=peer, calls=moved)
+        taken = await take_over(self.client, app_name(self.prefix, peer), self.playbacks)
+        for talk in taken.conversations:
+            self._spawn(self._adopt(talk))
+        calls = taken.moved + len(taken.conversations)
+        self.taken_over.append((peer, calls))
+        log.warning(
+            "nhận cuộc gọi từ bộ điều khiển đã ngừng",
+            peer=peer,
+            calls=calls,
+            conversations=len(taken.conversations),
+        )
 
-    async def _resume(self, event: AriEvent) -> None:
-        ch = event["channel"]
-        node = str(event.get("asterisk_id", ""))
-        stored = await resume.load(self.engine, call_key(node, ch["id"]))
-        info = self._call_info(ch)
-        routing = self.routing()
-        session = self._session(info, routing)
-        clock = self.clock_for(info)
+    def _trace(
+        self, info: CallInfo, stored: resume.Stored, routing: Routing, clock: Clock
+    ) -> CallTrace:
+        """The call as the store has it, to go on writing the same record."""
         record = stored.record
         trace = CallTrace(
             info=info,
@@ -93,6 +114,17 @@ class ClusterApp(StasisApp):
             unit=record.unit if record else None,
         )
         trace.visited = list(summary(stored.steps)[0])
+        return trace
+
+    async def _resume(self, event: AriEvent) -> None:
+        ch = event["channel"]
+        node = str(event.get("asterisk_id", ""))
+        stored = await resume.load(self.engine, call_key(node, ch["id"]))
+        info = self._call_info(ch)
+        routing = self.routing()
+        session = self._session(info, routing)
+        clock = self.clock_for(info)
+        trace = self._trace(info, stored, routing, clock)
         at = resume.resume_at(routing, stored.steps)
         log.warning("cuộc gọi được tiếp tục sau khi nhận", call=info.channel_id, node=at)
         self.routes[info.channel_id] = session
@@ -107,6 +139,85 @@ class ClusterApp(StasisApp):
             self.routes.pop(info.channel_id, None)
             self.calls.pop(info.channel_id, None)
 
+    # --- a dead peer's conversation -----------------------------------------------------------
+
+    async def _adopt(self, talk: Conversation) -> None:
+        """Keep a dead peer's conversation going; end or go on with the call as it would have."""
+        node = self.node or await self._entity_id()
+        try:
+            ch = await self.client.request("GET", f"/channels/{talk.caller}")
+        except NotFound:
+            ch = {"id": talk.caller}  # the caller has just gone: the record still ends here
+        info = self._call_info(ch)
+        routing = self.routing()
+        session = self._session(info, routing)
+        clock = self.clock_for(info)
+        stored = await resume.load(self.engine, call_key(node, talk.caller))
+        trace = self._trace(info, stored, routing, clock)
+        at = resume.position(routing, stored.steps)
+        for channel in (talk.caller, talk.leg):
+            self.routes[channel] = session
+        task = asyncio.current_task()
+        if task is not None:
+            self.calls[talk.caller] = task
+        log.warning("cuộc đàm thoại được giữ sau khi nhận", call=talk.caller, node=at.node)
+        ctx = resume.restart(session, routing, Identified(self.observer, node), clock, trace)
+        ctx.step("takeover", "takeover", "adopted", detail=at.node or "")
+        try:
+            await adopt.subscribe(self.client, talk)
+            ended = await adopt.until_one_leaves(self.client, session, talk, self.adopt_recheck)
+            self.routes.pop(talk.leg, None)
+            self.routes.pop(talk.caller, None)
+            next_node = _conversation_over(ctx, at, ended.by)
+            await adopt.unsubscribe(self.client, talk)
+            await adopt.part(self.client, talk, ended)
+            if ended.by == "callee" and next_node is not None:
+                await self._into_our_app(session)
+                await resume.go_on(ctx, next_node)
+                return
+            if ended.by == "callee":
+                with contextlib.suppress(AriError, AriUnavailable):
+                    await session.hangup("normal")
+            ctx.observer.call_ended(trace.snapshot(clock()))
+        finally:
+            for channel in (talk.caller, talk.leg):
+                if self.routes.get(channel) is session:
+                    self.routes.pop(channel, None)
+            self.arriving.pop(talk.caller, None)
+            self.calls.pop(talk.caller, None)
+
+    async def _into_our_app(self, session: AriCallSession) -> None:
+        """Move the caller here; its events reach ``session`` from its StasisStart on."""
+        arrived = asyncio.get_running_loop().create_future()
+        self.arriving[session.id] = (session, arrived)
+        await self.client.request(
+            "POST",
+            f"/channels/{session.id}/move",
+            {"app": self.client.app, "appArgs": TAKEOVER_ARG},
+        )
+        await asyncio.wait_for(arrived, 10.0)
+
+    async def _entity_id(self) -> str:
+        info = await self.client.request("GET", "/asterisk/info")
+        return str((info or {}).get("system", {}).get("entity_id", ""))
+
+    # --- channels that look unowned -----------------------------------------------------------
+
+    async def _hand_back(self, channel_id: str, why: str | None, *, leg_check: bool = True) -> None:
+        """Not a channel talking in a bridge this controller does not hold: a peer adopted
+        that conversation when this controller (its previous life) died."""
+        if why in ("orphan", "watchdog") and await self._bridged_elsewhere(channel_id):
+            log.info("cuộc đàm thoại do bộ điều khiển khác giữ; không trả lại", call=channel_id)
+            return
+        await super()._hand_back(channel_id, why, leg_check=leg_check)
+
+    async def _bridged_elsewhere(self, channel_id: str) -> bool:
+        try:
+            bridges = await self.client.request("GET", "/bridges")
+        except (AriError, AriUnavailable):
+            return False
+        return any(channel_id in (t.caller, t.leg) for t in conversations(bridges, {channel_id}))
+
     # --- life cycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -120,3 +231,19 @@ class ClusterApp(StasisApp):
             await asyncio.gather(watch, return_exceptions=True)
             await self.peers.close()
             await self.presence.release()
+
+
+def _conversation_over(ctx: CallContext, at: resume.Position, by: str) -> str | None:
+    """The dial step the dead controller would have written (answered, the talk time from the
+    desk's answer), and the node after the conversation."""
+    trace = ctx.trace
+    node = ctx.routing.nodes.get(at.node or "")
+    kind = "directory" if isinstance(node, DirectoryNode) else "dial"
+    if at.since is not None:
+        trace.talk_seconds += max(0.0, (ctx.clock() - at.since).total_seconds())
+    trace.endpoint = at.detail or None
+    trace.hangup_by = by
+    ctx.step(at.node or "", kind, "answered", detail=f"{at.detail}=answered")
+    if by == "caller" or not isinstance(node, DialNode | DirectoryNode):
+        return None
+    return node.on.answered

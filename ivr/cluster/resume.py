@@ -2,14 +2,18 @@
 
 The dead controller's steps (in the store) say where the call was: the node after its last step
 is the one it was in. A menu, a prompt, an office-hours check or a goodbye can simply be run again (the
-caller hears the menu again); anything else (ringing desks, a message being recorded, the
-directory) is handed to the dialplan's fallback, the operators. The record goes on in the same
-row: same key, the old steps kept, the new ones after them.
+caller hears the menu again). Desks that were ringing are dialled again by the survivor, without
+the announcement the caller already heard: the caller keeps hearing ringback and keeps the desk
+they chose (the dead controller's legs cannot be kept: a leg answered later would enter the dead
+app). A conversation is not resumed here but adopted where it is (:mod:`ivr.cluster.adopt`).
+Anything else (a message being recorded, the directory) is handed to the dialplan's fallback, the
+operators. The record goes on in the same row: same key, the old steps kept, the new ones after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,9 +25,9 @@ from structlog.contextvars import bound_contextvars
 from ivr.flow.context import CallContext, Clock
 from ivr.flow.engine import MAX_NODES_PER_CALL
 from ivr.flow.hand_back import hand_back
-from ivr.flow.nodes import run_node
+from ivr.flow.nodes import dial, run_node
 from ivr.flow.record import CallObserver, CallRecord, CallTrace, Disposition, Step
-from ivr.routing.model import HangupNode, HoursNode, MenuNode, PromptNode, Routing
+from ivr.routing.model import DialNode, HangupNode, HoursNode, MenuNode, PromptNode, Routing
 from ivr.session import CallerHangup, CallSession
 from models import Call, CallStep
 
@@ -53,16 +57,44 @@ def next_node(routing: Routing, step: Step) -> str | None:
     return None
 
 
-def resume_at(routing: Routing, steps: Sequence[Step]) -> str | None:
-    """The node to run again for a call whose steps are ``steps``, or None: the fallback."""
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a call was: its node, and the live state the node had reached ("ringing" with the
+    desks dialled, "talking" with the one that answered, or "")."""
+
+    node: str | None
+    state: str = ""
+    detail: str = ""
+    since: dt.datetime | None = None
+
+
+def position(routing: Routing, steps: Sequence[Step]) -> Position:
     node: str | None = routing.hotline.entry
+    state: Step | None = None
     for step in steps:
+        if step.kind == "takeover":  # an earlier survivor's mark: the call went on where it was
+            continue
         if node is None:
-            return None
-        node = next_node(routing, step)
-    if node is None or not isinstance(routing.nodes.get(node), REPLAYABLE):
+            return Position(None)
+        if step.kind == "state":  # the node's live state: it goes on in the same node
+            node, state = step.node, step
+            continue
+        node, state = next_node(routing, step), None
+    if state is None:
+        return Position(node)
+    return Position(node, state.outcome, state.detail, state.at)
+
+
+def resume_at(routing: Routing, steps: Sequence[Step]) -> str | None:
+    """The node to run again for a call whose steps are ``steps``, or None: the fallback. A dial
+    node is run again (its desks dialled again) unless its desk had answered."""
+    at = position(routing, steps)
+    node = routing.nodes.get(at.node) if at.node else None
+    if isinstance(node, DialNode) and at.state in ("", "ringing"):
+        return at.node
+    if at.state or not isinstance(node, REPLAYABLE):
         return None
-    return node
+    return at.node
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +109,18 @@ async def load(engine: AsyncEngine, key: str) -> Stored:
     async with engine.connect() as conn:
         call = (await conn.execute(select(Call).where(Call.id == key))).one_or_none()
         rows = await conn.execute(
-            select(CallStep.node, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
+            select(
+                CallStep.node,
+                CallStep.kind,
+                CallStep.outcome,
+                CallStep.input,
+                CallStep.detail,
+                CallStep.at,
+            )
             .where(CallStep.call_id == key)
             .order_by(CallStep.seq)
         )
-        steps = tuple(Step(r.node, r.kind, r.outcome, r.input, at=r.at) for r in rows)
+        steps = tuple(Step(r.node, r.kind, r.outcome, r.input, r.detail, r.at) for r in rows)
     if call is None:
         return Stored(None, steps)
     return Stored(_record(call), steps)
@@ -127,15 +166,22 @@ async def continue_call(
     same record: the old steps are given to the observer again (a keyed no-op in the store)."""
     info = session.info
     with bound_contextvars(call=info.channel_id, linkedid=info.linked_id, node=node):
-        observer.call_started(trace.snapshot())
-        for step in trace.steps:
-            observer.call_step(info.channel_id, step)
-        ctx = CallContext(session, routing, trace, clock, observer)
+        ctx = restart(session, routing, observer, clock, trace)
         ctx.step("takeover", "takeover", "resumed" if node else "fallback", detail=node or "")
-        return await _go_on(ctx, node)
+        return await go_on(ctx, node)
 
 
-async def _go_on(ctx: CallContext, node: str | None) -> CallRecord:
+def restart(
+    session: CallSession, routing: Routing, observer: CallObserver, clock: Clock, trace: CallTrace
+) -> CallContext:
+    """The call's record written again by this controller (same key, the old steps kept)."""
+    observer.call_started(trace.snapshot())
+    for step in trace.steps:
+        observer.call_step(session.info.channel_id, step)
+    return CallContext(session, routing, trace, clock, observer)
+
+
+async def go_on(ctx: CallContext, node: str | None) -> CallRecord:
     session, routing, trace = ctx.session, ctx.routing, ctx.trace
     cancelled: asyncio.CancelledError | None = None
     try:
@@ -147,6 +193,7 @@ async def _go_on(ctx: CallContext, node: str | None) -> CallRecord:
             if trace.answered_at is None:
                 await session.answer()
                 trace.answered_at = ctx.clock()
+            node = await _first(ctx, node)
             for _ in range(MAX_NODES_PER_CALL):
                 if node is None:
                     break
@@ -167,3 +214,15 @@ async def _go_on(ctx: CallContext, node: str | None) -> CallRecord:
     if cancelled is not None:
         raise cancelled
     return record
+
+
+async def _first(ctx: CallContext, name: str) -> str | None:
+    """The first node run again. Desks that were ringing are dialled again without the
+    announcement (the caller heard it) and their ringing so far counts as waiting."""
+    node = ctx.routing.nodes[name]
+    at = position(ctx.routing, ctx.trace.steps)
+    if not (isinstance(node, DialNode) and at.state == "ringing" and at.node == name):
+        return await run_node(ctx, name)
+    if at.since is not None:
+        ctx.trace.wait_seconds += max(0.0, (ctx.clock() - at.since).total_seconds())
+    return await dial(ctx, name, node.model_copy(update={"prompts": []}))

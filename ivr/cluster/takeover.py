@@ -4,14 +4,15 @@ Its channels are still in its app (Asterisk keeps them in Stasis when the websoc
 each, a leg it had dialled is hung up (the caller will be dialled again or go to the
 operators); a caller first has its prompt stopped (else Asterisk would finish it before our next
 command), then is moved into our app with the argument ``takeover``, where the call goes on
-(:mod:`ivr.cluster.resume`). A caller in a conversation with a clerk is left in the bridge:
-moving it would cut the conversation.
+(:mod:`ivr.cluster.resume`). A caller in a conversation with a clerk is neither moved nor cut:
+the bridge and both legs are adopted where they are (:mod:`ivr.cluster.adopt`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -29,38 +30,62 @@ def app_name(prefix: str, controller: str) -> str:
     return f"{prefix}{controller}"
 
 
-async def take_over(client: AriClient, peer_app: str, playbacks: Playbacks) -> int:
-    """Move the dead app's callers into ours; returns how many were moved."""
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A caller and the desk's leg in a bridge of the dead controller."""
+
+    bridge: str
+    caller: str
+    leg: str
+
+
+@dataclass
+class Taken:
+    moved: int = 0  # callers moved into our app (resumed or handed to the fallback)
+    conversations: list[Conversation] = field(default_factory=list)  # to adopt where they are
+
+
+async def take_over(client: AriClient, peer_app: str, playbacks: Playbacks) -> Taken:
+    """Move the dead app's callers into ours and find its conversations."""
     try:
         app = await client.application(peer_app)
     except NotFound:
-        return 0
-    bridged = await _bridged(client)
+        return Taken()
+    channels = set(app.channel_ids)
+    talks = conversations(await client.request("GET", "/bridges"), channels)
+    bridged = {c for t in talks for c in (t.caller, t.leg)}
+    loose = [c for c in app.channel_ids if c not in bridged]
     moved = await asyncio.gather(
-        *(_one(client, c, playbacks, bridged) for c in app.channel_ids), return_exceptions=True
+        *(_one(client, c, playbacks) for c in loose), return_exceptions=True
     )
-    for channel, result in zip(app.channel_ids, moved, strict=True):
+    for channel, result in zip(loose, moved, strict=True):
         if isinstance(result, BaseException):
             log.error("could not take a channel over", call=channel, error=str(result))
-    return sum(1 for r in moved if r is True)
+    return Taken(sum(1 for r in moved if r is True), talks)
 
 
-async def _bridged(client: AriClient) -> set[str]:
-    body = await client.request("GET", "/bridges")
-    return {c for b in body or [] for c in b.get("channels", [])}
+def conversations(bridges: object, channels: set[str]) -> list[Conversation]:
+    """The bridges holding two of ``channels``: a caller and a leg it dialled (``dialed,<caller>``
+    is the leg's Stasis argument; the leg's id starts with the caller's)."""
+    found = []
+    for b in bridges if isinstance(bridges, list) else []:
+        members = [c for c in b.get("channels", []) if c in channels]
+        if len(members) != 2:
+            continue
+        a, c = members
+        caller, leg = (a, c) if c.startswith(a) else (c, a)
+        found.append(Conversation(str(b["id"]), caller, leg))
+    return found
 
 
-async def _one(client: AriClient, channel_id: str, playbacks: Playbacks, bridged: set[str]) -> bool:
+async def _one(client: AriClient, channel_id: str, playbacks: Playbacks) -> bool:
     try:
         ch = await client.channel(channel_id)
     except NotFound:
         return False
-    if ",dialed," in f",{ch.app_data},":
+    if ",dialed," in f",{ch.app_data},":  # a desk still ringing: the survivor dials again
         with contextlib.suppress(AriError, AriUnavailable):
             await client.hangup(channel_id)
-        return False
-    if channel_id in bridged:
-        log.warning("caller in a conversation left in its bridge", call=channel_id)
         return False
     await playbacks.stop(client, channel_id)
     await client.request(

@@ -125,3 +125,67 @@ async def test_a_caller_who_leaves_during_the_question_gives_no_answer(routing: 
     assert record.path[-1] == "survey"
     assert survey_answer(record.steps) is None
     assert "goodbye" not in session.played
+
+
+def test_a_survey_branch_that_does_not_exist_is_refused_where_it_is_written() -> None:
+    text = ASKED + SURVEY.replace("next: bye", "next: bye, branches: ['1', '42']")
+    found = problems(text)
+    where = at(text, "'42'")
+    assert found == [f"r.yaml:{where}: nodes.rate.branches: nhánh '42' không có (các nhánh: 1)"]
+
+
+def test_a_survey_branch_listed_twice_is_refused() -> None:
+    text = ASKED + SURVEY.replace("next: bye", "next: bye, branches: ['1', '1']")
+    where = at(text, "'1'", 1)
+    assert problems(text) == [f"r.yaml:{where}: nodes.rate.branches: nhánh '1' ghi hai lần"]
+
+
+def test_a_survey_branch_whose_desks_never_lead_to_it_is_refused() -> None:
+    """Branch 2 exists, but its dial node goes to goodbye when answered: nobody would be asked."""
+    two = (
+        ASKED.replace(
+            '  "1": {name: Một,',
+            '  "2": {name: Hai, owner: Sở Tư pháp, endpoints: [PJSIP/cchc-2]}\n  "1": {name: Một,',
+        )
+        .replace(
+            '    choices: {"1": b1, "0": dir}',
+            '    choices: {"1": b1, "2": b2, "0": dir}',
+        )
+        .replace(
+            "  vm: {type: voicemail",
+            '  b2: {type: dial, branch: "2", on: {busy: vm, no_answer: vm, unreachable: vm}}\n'
+            "  vm: {type: voicemail",
+        )
+    )
+    fine = two + SURVEY.replace("next: bye", "next: bye, branches: ['1']")
+    assert isinstance(parse_routing(fine.encode(), "r.yaml", PROMPTS).nodes["rate"], SurveyNode)
+    text = two + SURVEY.replace("next: bye", "next: bye, branches: ['1', '2']")
+    where = at(text, "'2'")
+    assert problems(text) == [
+        f"r.yaml:{where}: nodes.rate.branches: không nút quay số nào của nhánh '2' "
+        "dẫn tới 'rate' khi cán bộ nghe máy: không cuộc gọi nào của nhánh này được hỏi"
+    ]
+
+
+@pytest.mark.parametrize(("option", "said"), [
+    ("scale: 10", "thang điểm 10 không dùng được: phải từ 2 đến 5 điểm"),
+    ("scale: 1", "thang điểm 1 không dùng được"),
+    ("sample: 1.5", "tỷ lệ khảo sát 1.5 phải từ 0 đến 1"),
+    ("sample: -0.1", "tỷ lệ khảo sát -0.1 phải từ 0 đến 1"),
+])  # fmt: skip
+def test_nonsense_scales_and_sample_rates_are_refused_in_vietnamese(option: str, said: str) -> None:
+    text = ASKED + SURVEY.replace("next: bye", f"next: bye, {option}")
+    (found,) = problems(text)
+    line, col = at(text, option).split(":")
+    value_at = f"{line}:{int(col) + option.index(' ') + 1}"  # the value, after "key: "
+    assert found.startswith(f"r.yaml:{value_at}: nodes.rate.{option.split(':')[0]}: {said}")
+
+
+@pytest.mark.parametrize("option", ["scale: 2", "scale: 3", "scale: 4", "sample: 0", "sample: 1"])
+def test_sensible_scales_and_sample_rates_load(option: str) -> None:
+    r = parse_routing((ASKED + SURVEY.replace("next: bye", f"next: bye, {option}")).encode(),
+                      "r.yaml", PROMPTS)  # fmt: skip
+    node = r.nodes["rate"]
+    assert isinstance(node, SurveyNode)
+    field, value = option.split(": ")
+    assert float(getattr(node, field)) == float(value)

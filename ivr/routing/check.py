@@ -91,6 +91,40 @@ def _surveys(r: Routing) -> list[Finding]:
                 )
     if r.hotline.entry in r.nodes and isinstance(r.nodes[r.hotline.entry], SurveyNode):
         out.append((("hotline", "entry"), "nút bắt đầu không thể là nút khảo sát"))
+    for name, node in r.nodes.items():
+        if isinstance(node, SurveyNode):
+            out += _survey_branches(r, name, node)
+    return out
+
+
+def _survey_branches(r: Routing, name: str, node: SurveyNode) -> list[Finding]:
+    """Each branch a survey lists exists, once, and has a desk whose answered calls lead here
+    (else nobody of that branch is ever asked)."""
+    leading = {
+        n.branch
+        for n in r.nodes.values()
+        if isinstance(n, DialNode) and n.branch is not None and n.on.answered == name
+    }
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for i, key in enumerate(node.branches):
+        path = ("nodes", name, "branches", i)
+        if key not in r.branches:
+            known = ", ".join(sorted(r.branches))
+            out.append(
+                (path, f"nodes.{name}.branches: nhánh '{key}' không có (các nhánh: {known})")
+            )
+        elif key in seen:
+            out.append((path, f"nodes.{name}.branches: nhánh '{key}' ghi hai lần"))
+        elif key not in leading:
+            out.append(
+                (
+                    path,
+                    f"nodes.{name}.branches: không nút quay số nào của nhánh '{key}' dẫn tới "
+                    f"'{name}' khi cán bộ nghe máy: không cuộc gọi nào của nhánh này được hỏi",
+                )
+            )
+        seen.add(key)
     return out
 
 

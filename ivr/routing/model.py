@@ -370,8 +370,8 @@ class SurveyNode(NodeBase):
 
     type: Literal["survey"]
     prompts: list[PromptId] = Field(min_length=1)
-    scale: int = Field(default=5, ge=2, le=5)  # the store keeps 1–5
-    sample: float = Field(default=1.0, ge=0.0, le=1.0)
+    scale: int = 5  # 2–5: one key; the store keeps 1–5 (ivr.cases.figures: CSAT on any scale)
+    sample: float = 1.0  # the share of calls asked, 0–1
     branches: list[Text] = Field(default_factory=list)  # empty: every branch
     timeout: float = Field(default=5.0, gt=0, le=60)
     retries: int = Field(default=2, ge=1, le=10)
@@ -381,6 +381,27 @@ class SurveyNode(NodeBase):
     zalo_prompts: list[PromptId] = Field(default_factory=list)  # "bấm 1 để nhận phiếu … Zalo"
     zalo_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "1"
     next: NodeName
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: int) -> int:
+        if not 2 <= v <= len(SURVEY_KEYS):
+            raise ValueError(
+                f"thang điểm {v} không dùng được: phải từ 2 đến {len(SURVEY_KEYS)} điểm "
+                "(người gọi bấm một phím; kho dữ liệu giữ điểm 1–5)"
+            )
+        return v
+
+    @field_validator("sample", mode="before")
+    @classmethod
+    def _sample(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)  # 0 and 1 written as whole numbers
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError(
+                f"tỷ lệ khảo sát {v} phải từ 0 đến 1 (vd. 0.3: khoảng 30 % cuộc gọi được hỏi)"
+            )
+        return v
 
     @property
     def keys(self) -> str:

@@ -190,6 +190,8 @@ class FakeAri:
             self.requests.append((request.method, path, dict(request.query)))
             self.seen.notify_all()
         parts = path.strip("/").split("/")
+        if parts == ["channels"] and request.method == "POST":  # originate
+            return web.json_response(_channel(request.query["channelId"]))
         if parts[0] == "channels" and len(parts) == 2:
             if parts[1] in self.gone:
                 return web.json_response({"message": "Channel not found"}, status=404)
@@ -244,7 +246,9 @@ async def fake_ari() -> AsyncIterator[tuple[FakeAri, str]]:
         await runner.cleanup()
 
 
-async def _dead_controllers_call(url: str, folder: Path) -> None:
+async def _dead_controllers_call(
+    url: str, folder: Path, last: tuple[Step, ...] = (RINGING, TALKING)
+) -> None:
     """What the dead controller had written: the menu, branch 4's desks rang, 4a answered."""
     engine = make_engine(url)
     dead = StoreWriter(engine, folder / "dead", owner=Owner("dead", host="elsewhere"))
@@ -253,7 +257,7 @@ async def _dead_controllers_call(url: str, folder: Path) -> None:
     trace = CallTrace(CallInfo(CALLER, "0912345678"), "v1", T0 - dt.timedelta(seconds=30))
     trace.answered_at = T0 - dt.timedelta(seconds=30)
     observer.call_started(trace.snapshot())
-    for step in (OPEN, GREETED, CHOSE_4, RINGING, TALKING):
+    for step in (OPEN, GREETED, CHOSE_4, *last):
         observer.call_step(CALLER, trace.add(step))
     assert await dead.sync()
     await dead.drain()
@@ -364,6 +368,37 @@ async def test_adopted_conversation_the_desk_hangs_up_and_the_survey_follows(
     assert steps.index(("branch-4", "dial", "answered")) > steps.index(
         ("takeover", "takeover", "adopted")
     )
+    await app.client.close()
+    await writer.stop()
+    await writer.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_desks_that_were_ringing_are_dialled_again_without_the_announcement(
+    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+) -> None:
+    fake, ari = fake_ari
+    await _dead_controllers_call(db_url, tmp_path, last=(RINGING,))
+    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    moved_in: AriEvent = {  # type: ignore[typeddict-item]
+        "type": "StasisStart",
+        "channel": _channel(CALLER),
+        "args": ["takeover"],
+        "asterisk_id": NODE,
+    }
+    app.on_event(moved_in)
+    await fake.wait_until(lambda: len([m for m, p in fake.made if p == "/channels"]) == 2)
+    dialled = [q["endpoint"] for m, p, q in fake.requests if (m, p) == ("POST", "/channels")]
+    assert dialled == ["PJSIP/cchc-4a", "PJSIP/cchc-4b"]  # the same desks
+    await fake.wait_for("POST", f"/channels/{CALLER}/ring")  # ringback at once
+    assert not any("/play/" in p for _m, p in fake.made)  # the announcement is not said again
+    app.on_event(_hung_up(CALLER))  # the caller gives up while they ring
+    async with asyncio.timeout(10):
+        await asyncio.gather(*app._background)
+    row, steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "abandoned", "caller")
+    assert row.wait_seconds >= 42.0  # the dead controller's ringing counts
+    assert steps[-2:] == [("takeover", "takeover", "resumed"), ("branch-4", "state", "ringing")]
     await app.client.close()
     await writer.stop()
     await writer.engine.dispose()

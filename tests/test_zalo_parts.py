@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.survey.zalo import tokens
+from ivr.survey.zalo.codes import Verdict, reason, verdict
 from ivr.survey.zalo.phone import BadPhone, normalise
 from ivr.survey.zalo.webhook import HEADER, PATH, app, signature
 from models import Call, SurveyAnswer
@@ -170,3 +172,46 @@ async def test_a_forged_or_bad_rating_is_refused_and_nothing_stored(
     other = json.dumps({"event_name": "user_received_message", "timestamp": "1"}).encode()
     assert await post(url, other, sign=signature("app1", other, "1", "oa-secret")) == 200
     assert await answers(engine) == []
+
+
+async def test_the_signature_is_taken_with_or_without_its_mac_prefix(
+    hook: tuple[str, AsyncEngine],
+) -> None:
+    """Zalo's docs as read give sha256(app id + body + timestamp + OA secret); whether the header
+    says ``mac=`` first is unconfirmed, so both forms (and upper-case hex) are accepted."""
+    url, engine = hook
+    body = rating("pbx1/9.2", 3)
+    digest = hashlib.sha256(b"app1" + body + b"1764054000000" + b"oa-secret").hexdigest()
+    assert signature("app1", body, "1764054000000", "oa-secret") == "mac=" + digest
+    assert await post(url, body, sign=digest.upper()) == 200
+    assert await post(url, rating("pbx1/9.3", 2), sign="MAC=" + hashlib.sha256(
+        b"app1" + rating("pbx1/9.3", 2) + b"1764054000000" + b"oa-secret").hexdigest()) == 200  # fmt: skip
+    assert await post(url, rating("pbx1/9.4", 2), sign=digest) == 401  # another body's digest
+    assert sorted(a[4] or "" for a in await answers(engine)) == ["pbx1/9.2", "pbx1/9.3"]
+
+
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    (0, "Success", Verdict.SENT),
+    (-100, "Unknown error", Verdict.RETRY),
+    (-108, "Phone number invalid", Verdict.FAILED),
+    (-118, "Zalo account not existed", Verdict.FAILED),
+    (-124, "Access token invalid", Verdict.REFRESH),
+    (-220, "access_token is expired or removed", Verdict.REFRESH),  # the number is not ours
+    (-144, "", Verdict.QUOTA),
+    (-115, "Out of quota", Verdict.QUOTA),  # whatever its number: nothing more today
+    (-114, "User is inactive, or reject the message", Verdict.FAILED),
+    (-999, "", Verdict.FAILED),
+])  # fmt: skip
+def test_each_zns_answer_is_read_by_its_code_and_its_message(
+    code: int, message: str, expected: Verdict
+) -> None:
+    assert verdict(code, message) is expected
+
+
+def test_a_failure_s_reason_is_told_in_vietnamese_with_zalo_s_words() -> None:
+    assert reason(-118, "Zalo account not existed") == "số này không có tài khoản Zalo"
+    assert reason(-114, "User is inactive, or reject the message").startswith(
+        "người dùng không nhận tin ZNS (mã -114: User is inactive"
+    )
+    assert reason(-115, "Out of quota").startswith("hết hạn mức hoặc số dư ZNS")
+    assert reason(-131, "") == "Zalo trả mã lỗi -131"

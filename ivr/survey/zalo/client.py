@@ -70,5 +70,6 @@ class ZnsClient:
         code = answer["error"]
         data = answer.get("data")
         msg_id = str(data.get("msg_id", "")) if isinstance(data, dict) else ""
-        said = "" if code == 0 else reason(code, str(answer.get("message", "")))
-        return Outcome(verdict(code), code, said, msg_id)
+        message = str(answer.get("message", ""))
+        said = "" if code == 0 else reason(code, message)
+        return Outcome(verdict(code, message), code, said, msg_id)

@@ -1,9 +1,12 @@
 """Answers coming back from Zalo: the OA's webhook, its signature checked, stored with the call.
 
-Zalo signs each event in the ``X-ZEvent-Signature`` header: ``mac=`` and the SHA-256 (hex) of the
-app id, the raw body, the body's ``timestamp`` and the OA secret key, concatenated in that order
-(the scheme as Zalo's OA webhook documentation describes it; kept in :func:`signature` alone,
-should it differ). A rating from the survey template (event ``user_feedback``) becomes a survey
+Zalo signs each event in the ``X-ZEvent-Signature`` header: the SHA-256 (hex) of the app id, the
+raw body, the body's ``timestamp`` and the OA secret key (not the app's), concatenated in that
+order. Confirmed, as a description of Zalo's OA webhook docs, at
+https://hainh.me/zalo-api-php-webhook-callback-official-account.html (and the same formula in
+public integrations); Zalo's own page was not readable here. Whether the header carries a
+``mac=`` prefix is NOT confirmed (public integrations strip it when present), so
+:func:`verified` takes the digest with or without it, in either letter case. A rating from the survey template (event ``user_feedback``) becomes a survey
 answer with source ``zalo`` for the call whose key is its ``tracking_id``; the same rating
 delivered again is stored once. Unknown events are acknowledged and ignored.
 """
@@ -37,7 +40,10 @@ def signature(app_id: str, body: bytes, timestamp: str, oa_secret: str) -> str:
 
 def verified(given: str, app_id: str, body: bytes, event: dict[str, Any], oa_secret: str) -> bool:
     expected = signature(app_id, body, str(event.get("timestamp", "")), oa_secret)
-    return hmac.compare_digest(given.strip().encode(), expected.encode())
+    digest = given.strip()
+    if digest[:4].lower() == "mac=":
+        digest = digest[4:].strip()
+    return hmac.compare_digest(digest.lower().encode(), expected.removeprefix("mac=").encode())
 
 
 def feedback(event: dict[str, Any]) -> Answer | None:

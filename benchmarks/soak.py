@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calls import ROOT, _pct, _rss_bytes
-from benchmarks.pbx import IVR_APP, IVR_SERVICE, Pbx
-from benchmarks.real_load import Options, run_step
+from benchmarks.pbx import IVR_APP, IVR_SERVICE, OWN, Pbx
+from benchmarks.real_load import MEDIA_PORTS, Options, run_step
 from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
@@ -51,6 +51,22 @@ from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 
+# The soak's own Asterisk (cache, state, ports) and SIPp media ports: a benchmarks.real_load run
+# at the same time on the benchmark's Asterisk would otherwise take its ARI app (one websocket
+# per app) and bring that Asterisk down when it ends.
+SOAK_ASTERISK = {
+    "IVR_ASTERISK_CACHE": "/var/cache/ivr-soak",
+    "IVR_ASTERISK_STATE": "/run/ivr-soak-asterisk",
+    "IVR_ASTERISK_HTTP_PORT": "18288",
+    "IVR_ASTERISK_SIP_PORT": "15260",
+    "IVR_ASTERISK_AMI_PORT": "15238",
+    "IVR_ASTERISK_AGI_PORT": "14773",
+    "IVR_ASTERISK_PHONE_PORT": "15270",
+    "IVR_ASTERISK_CALLER_PORT": "15500",
+    "IVR_ASTERISK_RTP_START": "22000",
+    "IVR_ASTERISK_RTP_END": "22999",
+}
+SOAK_MEDIA = {"callers": 17600, "desk-4a": 17700, "desk-4b": 17800}
 MEMORY_SLACK = 0.10  # memory may vary this much around the first steady sample
 OFFICE = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # a Wednesday, 09:00 in Vietnam
 
@@ -248,6 +264,8 @@ def run_real(minutes: float, rate: float, every: float) -> None:
     seconds = minutes * 60
     opts = Options(rate, seconds, rfc4733=True, ami=False, ring_ms=1000, talk_ms=2000)
     folder = Path(tempfile.mkdtemp(prefix="ivr-soak-real-"))
+    OWN.update(SOAK_ASTERISK)  # benchmarks.pbx's settings of its Asterisk, for this process
+    MEDIA_PORTS.update(SOAK_MEDIA)
     pbx = Pbx.up()
     try:
         pbx.install_menu()  # the benchmark's number 18001028 → [hotline-inbound] on IVR_APP

@@ -3,7 +3,10 @@
 Defaults, and what they rest on (see the README's "Phản ánh, kiến nghị" section):
 
 - ``forward_days`` = 5 working days: Nghị định 20/2008/NĐ-CP, Điều 9 khoản 1 điểm d — feedback
-  outside the receiving agency's competence is forwarded within at most 05 working days.
+  outside the receiving agency's competence is forwarded within at most 05 working days. The
+  decree is amended by Nghị định 48/2013/NĐ-CP and 92/2017/NĐ-CP (guidance: Thông tư
+  02/2017/TT-VPCP), as a province's regulation lists them; the amended article's text could not be
+  read from the stored copies, so the province should confirm the figure (README).
 - ``answer_days`` = 10 working days: a design choice. Nghị định 20/2008 (Điều 14) fixes no
   number of days for handling; 10 follows the complex-case limit of Thông tư 11/2014/TT-BCT
   (Điều 13), a ministry comparator that does not bind a province. Change it here.

@@ -255,3 +255,36 @@ async def test_an_answer_is_read_with_the_scale_its_call_recorded(tmp_path: Path
     by_call = {(a.source, a.score, a.scale) for a in scores}
     assert by_call == {("ivr", 3, 3), ("ivr", 3, 5), ("zalo", 3, 5)}
     assert sum(satisfied(a.score, a.scale) for a in scores) == 1  # 3 of 3 only
+
+
+# --- CSAT per month ------------------------------------------------------------------------------
+# October and November 2026: the fixture's November answers are S1 5, S2 3, S3 4, S4 1, S5 5 (Mon
+# 30/11 00:00), S6 2 (Sun 22/11) → 6 answers, mean 20/6 = 3.33, CSAT (4–5: 5, 4, 5) 3/6 = 0.5;
+# one answer added on 15/10 (4) → October 1 answer, mean 4.0, CSAT 1.0.
+
+
+def test_satisfaction_per_month(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def october() -> None:
+        engine = make_engine(sqlite_url(store), create=False)
+        async with AsyncSession(engine) as s, s.begin():
+            s.add(_answer("2026-10-15 10:00", 4, "4", "PJSIP/cchc-4a"))
+        await engine.dispose()
+
+    asyncio.run(october())
+    months = ["--from", "2026-10-01", "--to", "2026-11-30", "--by", "month"]
+    assert main(["report", *months, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["satisfaction_by_month"] == {
+        "2026-10": {"answers": 1, "mean": 4.0, "csat_rate": 1.0},
+        "2026-11": {"answers": 6, "mean": 3.33, "csat_rate": 0.5},
+    }
+    assert main(["report", *months]) == 0
+    out = capsys.readouterr().out
+    assert "  Tháng 10/2026: 1 lượt đánh giá, điểm trung bình 4,00/5" in out
+    assert "  Tháng 11/2026: 6 lượt đánh giá, điểm trung bình 3,33/5" in out
+    csv_out = store / "m.csv"
+    assert main(["report", *months, "--format", "csv", "--out", str(csv_out)]) == 0
+    text = csv_out.read_bytes().decode("utf-8-sig")
+    rows = {(r["Nhóm theo"], r["Mã"]): r for r in csv.DictReader(text.splitlines())}
+    assert rows[("month", "2026-11")]["Lượt đánh giá"] == "6"
+    assert rows[("month", "2026-11")]["Tỷ lệ hài lòng (CSAT)"] == "0.5"

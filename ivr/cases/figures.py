@@ -84,6 +84,7 @@ class PeriodFigures:
     satisfaction_by_branch: dict[str, Satisfaction] = field(default_factory=dict)
     satisfaction_by_endpoint: dict[str, Satisfaction] = field(default_factory=dict)
     satisfaction_by_source: dict[str, Satisfaction] = field(default_factory=dict)
+    satisfaction_by_month: dict[str, Satisfaction] = field(default_factory=dict)  # "YYYY-MM"
 
 
 def period_figures(
@@ -109,6 +110,8 @@ def period_figures(
     out.satisfaction_by_branch = _grouped(kept, lambda s: s.branch)
     out.satisfaction_by_endpoint = _grouped(kept, lambda s: s.endpoint)
     out.satisfaction_by_source = _grouped(kept, lambda s: s.source)
+    zone = ZoneInfo(tz)
+    out.satisfaction_by_month = _grouped(kept, lambda s: f"{s.answered_at.astimezone(zone):%Y-%m}")
     return out
 
 

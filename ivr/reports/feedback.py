@@ -2,7 +2,7 @@
 
 The figures are defined once, in :mod:`ivr.cases.figures`; here they take the report's shape:
 rates as fractions (0..1, like every rate of the report), cases by owner (a unit's code or
-``branch:N``) and category, answers by branch and by the phone that answered.
+``branch:N``) and category, answers by branch, by the phone that answered and by month.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Feedback:
     satisfaction: Satisfaction = Satisfaction()
     satisfaction_by_branch: dict[str, Satisfaction] = field(default_factory=dict)
     satisfaction_by_phone: dict[str, Satisfaction] = field(default_factory=dict)
+    satisfaction_by_month: dict[str, Satisfaction] = field(default_factory=dict)  # "YYYY-MM"
 
 
 def complaints(c: cf.CaseCounts) -> Complaints:
@@ -65,6 +66,7 @@ def feedback(f: cf.PeriodFigures) -> Feedback:
         satisfaction_by_phone={
             k: satisfaction(v) for k, v in f.satisfaction_by_endpoint.items() if k
         },
+        satisfaction_by_month={k: satisfaction(v) for k, v in f.satisfaction_by_month.items()},
     )
 
 

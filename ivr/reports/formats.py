@@ -52,6 +52,9 @@ def _feedback_lines(report: Report) -> list[str]:
         out += ["", f"Mức độ hài lòng: {satisfaction_text(report.satisfaction)}"]
         for key, sat in report.satisfaction_by_branch.items():
             out.append(f"  Nhánh {key}: {satisfaction_text(sat)}")
+        if len(report.satisfaction_by_month) > 1:
+            for key, sat in report.satisfaction_by_month.items():
+                out.append(f"  Tháng {key[5:]}/{key[:4]}: {satisfaction_text(sat)}")
     return out
 
 
@@ -71,7 +74,7 @@ FEEDBACK_COLUMNS: tuple[tuple[str, str, FeedbackValue], ...] = (
 def feedback_of(report: Report, by: str, key: str) -> tuple[Complaints | None, Satisfaction | None]:
     """A row's cases and answers, where its grouping has them: the whole period; a branch (its
     answers, and the cases it owns as branch:N); a unit (the cases it owns); a phone (its
-    answers). Other groupings (days, hours…) have none."""
+    answers); a month (its answers). Other groupings (days, hours…) have none."""
     if by == "total":
         return report.complaints, report.satisfaction
     by_owner = report.complaints_by_owner if report.complaints is not None else {}
@@ -81,6 +84,8 @@ def feedback_of(report: Report, by: str, key: str) -> tuple[Complaints | None, S
         return by_owner.get(key), None
     if by == "phone":
         return None, report.satisfaction_by_phone.get(key)
+    if by == "month":
+        return None, report.satisfaction_by_month.get(key)
     return None, None
 
 

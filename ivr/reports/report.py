@@ -48,6 +48,7 @@ class Report:
     satisfaction: Satisfaction | None = None
     satisfaction_by_branch: dict[str, Satisfaction] = field(default_factory=dict)
     satisfaction_by_phone: dict[str, Satisfaction] = field(default_factory=dict)
+    satisfaction_by_month: dict[str, Satisfaction] = field(default_factory=dict)  # "YYYY-MM"
     measures_doc: str = MEASURES_DOC
 
 
@@ -140,6 +141,7 @@ def with_feedback(report: Report, fb: Feedback) -> Report:
         satisfaction=fb.satisfaction,
         satisfaction_by_branch=dict(sorted(fb.satisfaction_by_branch.items(), key=_by_key)),
         satisfaction_by_phone=fb.satisfaction_by_phone,
+        satisfaction_by_month=fb.satisfaction_by_month,
     )
 
 

@@ -7,6 +7,7 @@ loaded), runs `ivr db rollups rebuild` (ivr.store.rollups.rebuild, timed), then 
 report of October 2026 by branch as `ivr report` makes it (report_from_store: rollups),
 median of 3, and once reading every call row of the month instead (the path without rollups).
 PostgreSQL is a throwaway cluster on loopback (ivr.testing.pg); skipped where not installed.
+Each figure is printed as soon as it is measured; `--keep DIR` leaves the SQLite file there.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from sqlalchemy import text
 
 from benchmarks.scale_data import load_postgres, load_sqlite
 from ivr.reports.facts import read_facts
@@ -36,12 +40,17 @@ MONTH = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))
 ROUTING = ROOT / "routing" / "hotline.yaml"
 
 
-async def measure(url: str, routing: Routing, repeat: int) -> dict[str, float]:
+def note(name: str, what: str) -> None:
+    print(f"  {name}: {what}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+
+async def measure(name: str, url: str, routing: Routing, repeat: int) -> dict[str, float]:
     engine = make_engine(url, create=False)
     try:
         t0 = time.perf_counter()
         await rebuild(engine)
         figures = {"rebuild_s": time.perf_counter() - t0}
+        note(name, f"rollups rebuilt in {figures['rebuild_s']:.1f} s")
         times, received = [], 0
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -50,11 +59,14 @@ async def measure(url: str, routing: Routing, repeat: int) -> dict[str, float]:
             received = report.total.received
         figures["report_s"] = statistics.median(times)
         figures["month_calls"] = received
+        shown = ", ".join(f"{t * 1000:.0f}" for t in times)
+        note(name, f"report by branch (rollups): {shown} ms; {received:,} calls in the month")
         t0 = time.perf_counter()
         grouper = Grouper(routing, MONTH.tz)
         facts = read_facts(engine, MONTH.start, MONTH.end, classifier(routing))
         raw = await build_report(facts, MONTH, ["branch"], grouper)
         figures["raw_s"] = time.perf_counter() - t0
+        note(name, f"report reading every row: {figures['raw_s']:.1f} s")
         assert raw.total.received == received, "rollups and raw rows disagree"
         return figures
     finally:
@@ -67,7 +79,9 @@ async def sqlite_run(folder: Path, rows: int, routing: Routing, repeat: int) -> 
     t0 = time.perf_counter()
     await asyncio.to_thread(load_sqlite, url, rows)
     load_s = time.perf_counter() - t0
-    return {"load_s": load_s, **await measure(url, routing, repeat)}
+    note("SQLite", f"loaded in {load_s:.1f} s, {_size(folder) / 1e9:.2f} GB")
+    figures = {"load_s": load_s, **await measure("SQLite", url, routing, repeat)}
+    return {**figures, "size": _size(folder)}
 
 
 async def postgres_run(
@@ -82,9 +96,24 @@ async def postgres_run(
         t0 = time.perf_counter()
         await load_postgres(url, rows)
         load_s = time.perf_counter() - t0
-        return {"load_s": load_s, **await measure(url, routing, repeat)}
+        note("PostgreSQL", f"loaded in {load_s:.1f} s, {await _pg_size(url) / 1e9:.2f} GB")
+        figures = {"load_s": load_s, **await measure("PostgreSQL", url, routing, repeat)}
+        return {**figures, "size": await _pg_size(url)}
     finally:
         server.stop()
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+async def _pg_size(url: str) -> int:
+    engine = make_engine(url, create=False)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(text("SELECT pg_database_size(current_database())")))
+    finally:
+        await engine.dispose()
 
 
 def main() -> None:
@@ -92,32 +121,39 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000, help="call rows (a year of them)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    ap.add_argument("--keep", type=Path, help="leave the SQLite database in this new folder")
     args = ap.parse_args()
     routing = load_routing(ROUTING)
     folder = Path(tempfile.mkdtemp(prefix="ivr-report-scale-"))
     folder.chmod(0o755)  # initdb runs as postgres when we are root
     print(f"{args.rows:,} call rows over a year; report of {MONTH.label()} by branch")
-    print("| backend | load | rollups rebuild | month's calls | report (rollups), median of "
-          f"{args.repeat} | report reading every row |")  # fmt: skip
-    print("|---|---|---|---|---|---|", flush=True)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    results = []
     try:
         if args.only != "postgresql":
-            lite = sqlite_run(folder / "lite", args.rows, routing, args.repeat)
-            show("SQLite", asyncio.run(lite))
+            lite = args.keep or folder / "lite"
+            results.append(
+                ("SQLite", asyncio.run(sqlite_run(lite, args.rows, routing, args.repeat)))
+            )
         if args.only != "sqlite":
             pg = postgres_run(folder / "pg", args.rows, routing, args.repeat)
-            show("PostgreSQL", asyncio.run(pg))
+            results.append(("PostgreSQL", asyncio.run(pg)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    print("| backend | size | load | rollups rebuild | month's calls | report (rollups), median of "
+          f"{args.repeat} | report reading every row |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, figures in results:
+        show(name, figures)
 
 
 def show(name: str, f: dict[str, float] | None) -> None:
     if f is None:
-        print(f"| {name} | not installed | | | | |")
+        print(f"| {name} | not installed | | | | | |")
         return
     print(
-        f"| {name} | {f['load_s']:.1f} s | {f['rebuild_s']:.1f} s | {int(f['month_calls']):,} "
-        f"| {f['report_s'] * 1000:.0f} ms | {f['raw_s'] * 1000:.0f} ms |",
+        f"| {name} | {f['size'] / 1e9:.1f} GB | {f['load_s']:.0f} s | {f['rebuild_s']:.0f} s "
+        f"| {int(f['month_calls']):,} | {f['report_s'] * 1000:.0f} ms | {f['raw_s']:.1f} s |",
         flush=True,
     )
 

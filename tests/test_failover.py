@@ -192,6 +192,8 @@ class FakeAri:
         parts = path.strip("/").split("/")
         if parts == ["channels"] and request.method == "POST":  # originate
             return web.json_response(_channel(request.query["channelId"]))
+        if parts[0] == "channels" and parts[1] in self.gone:
+            return web.json_response({"message": "Channel not found"}, status=404)
         if parts[0] == "channels" and len(parts) == 2:
             if parts[1] in self.gone:
                 return web.json_response({"message": "Channel not found"}, status=404)
@@ -399,6 +401,27 @@ async def test_desks_that_were_ringing_are_dialled_again_without_the_announcemen
     assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "abandoned", "caller")
     assert row.wait_seconds >= 42.0  # the dead controller's ringing counts
     assert steps[-2:] == [("takeover", "takeover", "resumed"), ("branch-4", "state", "ringing")]
+    await app.client.close()
+    await writer.stop()
+    await writer.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_adopted_caller_gone_as_the_desk_hangs_up_still_ends_its_record(
+    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+) -> None:
+    fake, ari = fake_ari
+    await _dead_controllers_call(db_url, tmp_path)
+    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("GET", f"/channels/{LEG}")
+    fake.gone.add(CALLER)  # both hang up at once: the move finds no caller
+    app.on_event({"type": "ChannelDestroyed", "channel": _channel(LEG), "cause": 16})  # type: ignore[typeddict-item]
+    await asyncio.wait_for(adopting, 10)
+    assert ("POST", f"/channels/{CALLER}/move") in fake.made
+    row, _steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition, row.talk_seconds) == ("survivor", "answered", 42.0)
+    assert app.arriving == {}
     await app.client.close()
     await writer.stop()
     await writer.engine.dispose()

@@ -35,11 +35,17 @@ class Ended:
 
 
 async def subscribe(client: AriClient, talk: Conversation) -> None:
-    """This app gets both legs' events (their control needs no subscription)."""
+    """This app gets both legs' events (their control needs no subscription). Refused or
+    unanswered, the legs are still asked after every ``RECHECK_SECONDS``."""
     sources = ",".join(f"channel:{c}" for c in (talk.caller, talk.leg))
-    await client.request(
-        "POST", f"/applications/{client.app}/subscription", {"eventSource": sources}
-    )
+    try:
+        await client.request(
+            "POST", f"/applications/{client.app}/subscription", {"eventSource": sources}
+        )
+    except (AriError, AriUnavailable) as e:
+        log.warning(
+            "could not subscribe to an adopted conversation", call=talk.caller, error=str(e)
+        )
 
 
 async def unsubscribe(client: AriClient, talk: Conversation) -> None:
@@ -61,6 +67,8 @@ async def until_one_leaves(
                 await client.channel(channel)
             except NotFound:
                 return Ended(who)
+            except (AriError, AriUnavailable) as e:  # ARI slow or away: the events still count
+                log.info("could not look at an adopted leg", call=channel, error=str(e))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(recheck):
                 while True:

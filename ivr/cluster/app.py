@@ -172,7 +172,14 @@ class ClusterApp(StasisApp):
             await adopt.unsubscribe(self.client, talk)
             await adopt.part(self.client, talk, ended)
             if ended.by == "callee" and next_node is not None:
-                await self._into_our_app(session)
+                try:
+                    await self._into_our_app(session)
+                except (AriError, AriUnavailable, TimeoutError) as e:  # the caller left meanwhile
+                    log.warning(
+                        "adopted caller could not be moved here", call=talk.caller, error=str(e)
+                    )
+                    ctx.observer.call_ended(trace.snapshot(clock()))
+                    return
                 await resume.go_on(ctx, next_node)
                 return
             if ended.by == "callee":

@@ -204,6 +204,15 @@ def test_ministry_docx_states_cases_and_satisfaction(store: Path) -> None:
     assert (
         "- Nhánh 4 (Cải cách thủ tục hành chính): 2 lượt đánh giá, điểm trung bình 4,00/5" in text
     )
+    # the results section also gives the cases by owner and by category (hand counts above)
+    assert (
+        "- Sở Nội vụ: tiếp nhận 2; đã trả lời 1, trong đó đúng hạn 0 (0,0 %); từ chối 0; "
+        "quá hạn chưa trả lời 0;"
+    ) in text
+    assert (
+        "- Loại “thủ tục hành chính”: tiếp nhận 4; đã trả lời 2, trong đó đúng hạn 1 "
+        "(50,0 %); từ chối 1; quá hạn chưa trả lời 1;"
+    ) in text
 
 
 # --- CSAT on any scale (ivr.cases.figures; MEASURES.md) ---------------------------------------

@@ -73,6 +73,14 @@ def _complaint_figures(c: Complaints | None) -> dict[str, str]:
     }
 
 
+def _complaint_lines(doc: DocumentObject, report: Report) -> None:
+    """The period's cases by owner, then by category (issue 12): one line each."""
+    for key, c in report.complaints_by_owner.items():
+        body(doc, f"- {report.owner_names.get(key) or key}: {complaints_text(c)};")
+    for category, c in report.complaints_by_category.items():
+        body(doc, f"- Loại “{category}”: {complaints_text(c)};")
+
+
 def _satisfaction_figures(s: Satisfaction | None) -> dict[str, str]:
     if s is None:
         return {"satisfaction": NO_DATA}
@@ -128,6 +136,7 @@ def write_ministry(
     body(doc, say("results_by_branch"))
     _branch_table(doc, report)
     body(doc, say("results_complaints"))
+    _complaint_lines(doc, report)
     body(doc, say("results_satisfaction"))
     for code, sat in report.satisfaction_by_branch.items():
         name = report.branch_names.get(code, "")

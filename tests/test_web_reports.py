@@ -13,7 +13,9 @@ import re
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import AsyncIterator
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import docx
@@ -26,7 +28,9 @@ from ivr.cli import main
 from ivr.web.app import make_app
 from ivr.web.data.report_files import ascii_name
 from ivr.web.routing_desk import RoutingDesk
-from models import CallStep
+from models import CallStep, SurveyAnswer
+from tests.conftest import vn_time
+from tests.test_report_feedback import feedback_rows
 from tests.test_web import ROOT, T0, Site, call, make_site, signed_in, web_config
 
 DAY = "from=2026-11-25&to=2026-11-25"
@@ -304,3 +308,110 @@ def test_web_refuses_a_bad_agency_file_at_start(
     err = capsys.readouterr().err
     assert str(bad) in err
     assert "thiếu" in err
+
+
+class FeedbackCells(HTMLParser):
+    """The page's complaint and satisfaction tables: {table id: {row key: {figure: raw value}}}
+    (the raw value as the cell's data-v; its text kept too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, dict[str, dict[str, str]]] = {}
+        self.texts: dict[str, list[str]] = {}
+        self._table = self._row = self._cell = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "table" and "feedback" in a.get("class", ""):
+            self._table = a["id"]
+            self.tables[self._table] = {}
+            self.texts[self._table] = []
+        elif tag == "tr" and self._table and "data-key" in a:
+            self._row = a["data-key"]
+            self.tables[self._table][self._row] = {}
+        elif tag == "td" and self._row and "data-k" in a:
+            self.tables[self._table][self._row][a["data-k"]] = a["data-v"]
+            self._cell = a["data-k"]
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self.texts[self._table].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._cell = ""
+        elif tag == "tr":
+            self._row = ""
+        elif tag == "table":
+            self._table = ""
+
+
+def as_numbers(cells: dict[str, str]) -> dict[str, float | None]:
+    return {k: float(v) if v else None for k, v in cells.items()}
+
+
+def json_numbers(figures: dict[str, object], keys: list[str]) -> dict[str, float | None]:
+    return {k: None if figures[k] is None else float(figures[k]) for k in keys}  # type: ignore[arg-type]
+
+
+async def cli_json(site: Site, tmp_path: Path, *period: str) -> dict[str, Any]:
+    out = tmp_path / f"{'_'.join(period)}.json"
+    argv = ["report", "--db", site.url, "--routing", str(site.routing_file), *period]
+    assert await asyncio.to_thread(main, [*argv, "--format", "json", "--out", str(out)]) == 0
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return data
+
+
+async def test_page_shows_cases_and_satisfaction_as_the_cli_reports_them(
+    site: Site,
+    client: TestClient[object, object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Complaint cases (received, resolved, on time, overdue; by category and owner) and CSAT
+    (per branch, phone, month) on Báo cáo equal `ivr report --format json` for the same period
+    (each month: the same command for that month)."""
+    async with AsyncSession(site.engine) as s, s.begin():
+        s.add_all(feedback_rows())
+        s.add(
+            SurveyAnswer(
+                answered_at=vn_time("2026-10-15 10:00"), score=2, branch="6",
+                endpoint="PJSIP/cchc-6", source="ivr",
+            )
+        )  # fmt: skip
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IVR_CONFIG", raising=False)
+    await signed_in(client, "giamsat")
+    r = await client.get("/reports?from=2026-10-01&to=2026-11-29&by=branch")
+    assert r.status == 200
+    page = FeedbackCells()
+    page.feed(await r.text())
+    cli = await cli_json(site, tmp_path, "--from", "2026-10-01", "--to", "2026-11-29")
+    complaint_keys = ["received", "resolved", "on_time", "on_time_rate", "rejected", "overdue"]
+    csat_keys = ["answers", "mean", "csat_rate"]
+    t = page.tables
+    assert as_numbers(t["complaints"]["total"]) == json_numbers(cli["complaints"], complaint_keys)
+    for table, key in (
+        ("complaints-by-category", "complaints_by_category"),
+        ("complaints-by-owner", "complaints_by_owner"),
+    ):
+        assert {k: as_numbers(v) for k, v in t[table].items()} == {
+            k: json_numbers(v, complaint_keys) for k, v in cli[key].items()
+        }
+    assert as_numbers(t["csat"]["total"]) == json_numbers(cli["satisfaction"], csat_keys)
+    for table, key in (("csat-by-branch", "satisfaction_by_branch"),
+                       ("csat-by-phone", "satisfaction_by_phone")):  # fmt: skip
+        assert {k: as_numbers(v) for k, v in t[table].items()} == {
+            k: json_numbers(v, csat_keys) for k, v in cli[key].items()
+        }
+    october = await cli_json(site, tmp_path, "--period", "2026-10")
+    november = await cli_json(site, tmp_path, "--from", "2026-11-01", "--to", "2026-11-29")
+    assert {k: as_numbers(v) for k, v in t["csat-by-month"].items()} == {
+        "2026-10": json_numbers(october["satisfaction"], csat_keys),
+        "2026-11": json_numbers(november["satisfaction"], csat_keys),
+    }
+    # what the page says is what was counted: the fixture's figures, computed by hand there
+    assert t["complaints"]["total"]["received"] == "5"  # K1–K5: K3 (2 Nov) is in this period
+    assert t["csat-by-month"]["2026-10"] == {"answers": "1", "mean": "2.0", "csat_rate": "0.0"}
+    assert "Sở Nội vụ" in (await r.text())
+    assert "50,0 %" in page.texts["complaints"]  # on time 1 of 2 resolved

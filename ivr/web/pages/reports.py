@@ -21,7 +21,7 @@ from ivr.reports.query import report_from_store
 from ivr.reports.report import Report, local_today
 from ivr.routing.model import Routing
 from ivr.web.auth import ENGINE, allow
-from ivr.web.data import report_files
+from ivr.web.data import report_feedback, report_files
 from ivr.web.data import wallboard as data
 from ivr.web.keys import CONFIG
 from ivr.web.pages.routing import DESK
@@ -108,6 +108,12 @@ async def page(request: web.Request) -> web.Response:
         context["error"] = str(e)
         return aiohttp_jinja2.render_template("reports.html", request, context, status=400)
     context.update(_shown(report, asked))
+    months = (
+        await report_feedback.per_month(request.app[ENGINE], report.period)
+        if report.satisfaction is not None
+        else []
+    )
+    context["feedback"] = report_feedback.as_context(report_feedback.tables(report, months))
     return aiohttp_jinja2.render_template("reports.html", request, context)
 
 

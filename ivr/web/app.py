@@ -88,6 +88,7 @@ def make_app(
         page.add_routes(app)
     app.router.add_static("/static/", HERE / "static", append_version=True)
     app.cleanup_ctx.append(_poller)
+    app.on_shutdown.append(_close_streams)
     return app
 
 
@@ -100,6 +101,12 @@ async def _poller(app: web.Application) -> AsyncIterator[None]:
     board.start()
     yield
     await board.stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    board = app.get(wallboard.BOARD)
+    if board is not None:
+        await board.close_streams()
 
 
 @auth.allow(Role)

@@ -1,6 +1,6 @@
 """Tổng quan (the wallboard): the page, and its server-sent events.
 
-One :class:`Board` per console polls the store once a second (calls in progress and today's
+One :class:`Board` per console polls the store twice a second (calls in progress and today's
 figures: a few indexed queries, whatever the number of open browsers) and pushes the snapshot
 to every open page when it changed. Several controllers writing to the same database are seen
 alike: the board reads the database, not any controller's memory.
@@ -44,9 +44,17 @@ class Board:
         self.version = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self.closing = False  # the console is shutting down: the open streams end
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="wallboard-poll")
+
+    async def close_streams(self) -> None:
+        """End every open event stream now (the console stops): a stream otherwise lasts until
+        its next keepalive finds the browser gone, and holds the shutdown that long."""
+        async with self._changed:
+            self.closing = True
+            self._changed.notify_all()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -80,7 +88,8 @@ class Board:
         async with self._changed:
             try:
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.version > version), timeout
+                    self._changed.wait_for(lambda: self.version > version or self.closing),
+                    timeout,
                 )
             except TimeoutError:
                 return False
@@ -147,7 +156,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def _push(response: web.StreamResponse, board: Board, who: Viewer) -> None:
     version = -1
-    while True:
+    while not board.closing:
         if board.version > version:
             version = board.version
             body = json.dumps(view(board, who), ensure_ascii=False)

@@ -63,6 +63,10 @@ __all__ = [
 log = structlog.get_logger("ivr.store")
 
 QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
+# After the first record of a batch, how long the writer waits for more before writing: a
+# transaction (with its rollup reads) costs far more than a record in it, and a call's steps
+# arrive a few at a time. Cut short by a full batch and by drain() / stop().
+LINGER_SECONDS = 0.25
 
 
 class StoreWriter:
@@ -74,6 +78,7 @@ class StoreWriter:
         batch_size: int = 500,
         queue_size: int = 50_000,
         retry_seconds: float = 2.0,
+        linger_seconds: float = LINGER_SECONDS,
         owner: Owner | None = None,
         clock: Clock = utc_now,
     ) -> None:
@@ -84,6 +89,10 @@ class StoreWriter:
         self.backlog = Backlog(self.spool)  # what waits for the database: spool, then memory
         self.batch_size = batch_size
         self.retry_seconds = retry_seconds
+        self.linger_seconds = linger_seconds
+        self._flush = asyncio.Event()  # stop lingering: a batch is full, or someone drains
+        self._draining = 0
+        self._holding = 0  # 1 while the writer lingers with a batch's first record
         self._queue: asyncio.Queue[Op] = asyncio.Queue(maxsize=queue_size)
         self._overflow: deque[Op] = deque()  # the queue was full: next in line, still in order
         self._seq: dict[str, int] = {}
@@ -126,7 +135,10 @@ class StoreWriter:
             self._queue.put_nowait(op)
         except asyncio.QueueFull:
             self._overflow.append(op)
-        QUEUED.set(self._queue.qsize() + len(self._overflow))
+        queued = self._queue.qsize()
+        if queued + self._holding >= self.batch_size:  # a full batch: no more lingering
+            self._flush.set()
+        QUEUED.set(queued + len(self._overflow))
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -143,7 +155,12 @@ class StoreWriter:
 
     async def drain(self) -> None:
         """Until everything handed over so far is in the database or the spool."""
-        await self._idle.wait()
+        self._draining += 1  # no lingering while someone waits
+        self._flush.set()
+        try:
+            await self._idle.wait()
+        finally:
+            self._draining -= 1
 
     async def stop(self, timeout: float = 30.0) -> None:
         try:
@@ -190,6 +207,7 @@ class StoreWriter:
                 return []
         else:
             first = await self._queue.get()
+            await self._linger()
         batch = [first]
         while len(batch) < self.batch_size and not self._queue.empty():
             batch.append(self._queue.get_nowait())
@@ -197,6 +215,20 @@ class StoreWriter:
             self._queue.put_nowait(self._overflow.popleft())
         QUEUED.set(self._queue.qsize() + len(self._overflow))
         return batch
+
+    async def _linger(self) -> None:
+        """Give the records behind the first a moment to join its batch."""
+        full = self._queue.qsize() + 1 >= self.batch_size
+        if self.linger_seconds > 0 and not (self._draining or full or self._flush.is_set()):
+            self._holding = 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.linger_seconds):
+                        await self._flush.wait()
+            finally:
+                self._holding = 0
+        if not self._draining:
+            self._flush.clear()
 
     async def _deliver(self, batch: list[Op]) -> None:
         if self.backlog.waiting():  # keep the order: older batches go first

@@ -21,7 +21,9 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +55,8 @@ class Options:
     ring_ms: int
     talk_ms: int
     json: bool = False
+    profile: Path | None = None  # py-spy's collapsed stacks of the controller, written here
+    ivr_only: bool = False  # skip the dialplan step (while profiling the controller)
 
     @property
     def calls(self) -> int:
@@ -168,6 +172,7 @@ def run_step(
         limit_s = opts.seconds + plan.bye_at_ms / 1000 + 30  # every call placed and ended
         ast_cpu0 = pbx.cpu_ms()
         ctl_cpu0 = controller.cpu_ms() if controller else 0.0
+        spy = _spy(controller.pid, opts.profile) if controller and opts.profile else None
         callers = SippProcess(
             folder,
             "callers",
@@ -194,6 +199,8 @@ def run_step(
         procs.append(callers)
         if not callers.wait(limit_s + 15):
             callers.stop(grace=5)
+        if spy is not None:
+            _stop_spy(spy)
         settled = _settle(pbx, prefix, bridges_before)
         if not pbx.alive():
             raise RuntimeError(
@@ -230,6 +237,23 @@ def run_step(
         "leaked_channels": len(left),
         "_notes": {"settled": settled, "measured_invites": len(latencies), "folder": str(folder)},
     }
+
+
+def _spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (it does not pause the process: the CPU measured stays ours)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    args = [str(spy), "record", "--pid", str(pid), "--nonblocking", "--format", "raw"]
+    args += ["--rate", "250", "--output", str(output)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
 
 
 def _settle(pbx: Pbx, prefix: str, bridges_before: set[str]) -> bool:
@@ -289,13 +313,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     def cell(v: object) -> str:
         return "—" if v is None else str(v)
 
+    empty = {key: {"p50": None, "p99": None} if sub else None for _, key, sub in ROWS}
+
     lines = [
         f"| {'':26} | {'dialplan menu':>14} | {'ivr':>14} |",
         f"|{'-' * 28}|{'-' * 16}|{'-' * 16}|",
     ]
     for label, key, sub in ROWS:
         d, i = (
-            cell(results[side][key][sub] if sub else results[side][key])
+            cell(results.get(side, empty)[key][sub] if sub else results.get(side, empty)[key])
             for side in ("dialplan", "ivr")
         )
         lines.append(f"| {label:26} | {d:>14} | {i:>14} |")
@@ -314,10 +340,22 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--no-ami", action="store_true", help="ivr run without AMI")
     p.add_argument("--ring-ms", type=int, default=1000, help="the answering desk rings this long")
     p.add_argument("--talk-ms", type=int, default=2000, help="talk before the caller hangs up")
+    p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of ivr run, to FILE")
+    p.add_argument("--ivr-only", action="store_true", help="skip the dialplan menu's step")
     a = p.parse_args(argv)
     if not 0 < a.rate <= 50 or not 0 < a.seconds <= 300:
         p.error("--rate must be in (0, 50] and --seconds in (0, 300]")
-    return Options(a.rate, a.seconds, not a.info, not a.no_ami, a.ring_ms, a.talk_ms, a.json)
+    return Options(
+        a.rate,
+        a.seconds,
+        not a.info,
+        not a.no_ami,
+        a.ring_ms,
+        a.talk_ms,
+        a.json,
+        a.profile.resolve() if a.profile else None,
+        a.ivr_only,
+    )
 
 
 def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
@@ -326,11 +364,11 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
         pbx.install_menu()
         try:
             version = pbx.version()
-            results = {
-                "dialplan": run_step(
+            results: dict[str, dict[str, Any]] = {}
+            if not opts.ivr_only:
+                results["dialplan"] = run_step(
                     pbx, opts, "dialplan", MENU_SERVICE, "09901", folder / "dialplan", None
                 )
-            }
             controller = Controller(pbx, folder / "ivr-run", opts.ami)
             try:
                 results["ivr"] = run_step(
@@ -371,9 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         print(table(results))
         print(
-            f"(invites matched to a key: dialplan {notes['dialplan']['measured_invites']}, "
-            f"ivr {notes['ivr']['measured_invites']}; settled: "
-            f"dialplan {notes['dialplan']['settled']}, ivr {notes['ivr']['settled']})"
+            "(invites matched to a key: "
+            + ", ".join(f"{k} {n['measured_invites']}" for k, n in notes.items())
+            + "; settled: "
+            + ", ".join(f"{k} {n['settled']}" for k, n in notes.items())
+            + ")"
         )
     return 0
 

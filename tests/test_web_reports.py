@@ -370,7 +370,7 @@ async def test_page_shows_cases_and_satisfaction_as_the_cli_reports_them(
 ) -> None:
     """Complaint cases (received, resolved, on time, overdue; by category and owner) and CSAT
     (per branch, phone, month) on Báo cáo equal `ivr report --format json` for the same period
-    (each month: the same command for that month)."""
+    """
     async with AsyncSession(site.engine) as s, s.begin():
         s.add_all(feedback_rows())
         s.add(
@@ -400,16 +400,12 @@ async def test_page_shows_cases_and_satisfaction_as_the_cli_reports_them(
         }
     assert as_numbers(t["csat"]["total"]) == json_numbers(cli["satisfaction"], csat_keys)
     for table, key in (("csat-by-branch", "satisfaction_by_branch"),
-                       ("csat-by-phone", "satisfaction_by_phone")):  # fmt: skip
+                       ("csat-by-phone", "satisfaction_by_phone"),
+                       ("csat-by-month", "satisfaction_by_month")):  # fmt: skip
         assert {k: as_numbers(v) for k, v in t[table].items()} == {
             k: json_numbers(v, csat_keys) for k, v in cli[key].items()
         }
-    october = await cli_json(site, tmp_path, "--period", "2026-10")
-    november = await cli_json(site, tmp_path, "--from", "2026-11-01", "--to", "2026-11-29")
-    assert {k: as_numbers(v) for k, v in t["csat-by-month"].items()} == {
-        "2026-10": json_numbers(october["satisfaction"], csat_keys),
-        "2026-11": json_numbers(november["satisfaction"], csat_keys),
-    }
+    assert set(t["csat-by-month"]) == {"2026-10", "2026-11"}
     # what the page says is what was counted: the fixture's figures, computed by hand there
     assert t["complaints"]["total"]["received"] == "5"  # K1–K5: K3 (2 Nov) is in this period
     assert t["csat-by-month"]["2026-10"] == {"answers": "1", "mean": "2.0", "csat_rate": "0.0"}

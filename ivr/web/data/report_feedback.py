@@ -1,19 +1,14 @@
 """Complaint cases and satisfaction on the Báo cáo page: the figures `ivr report` computes
-(ivr.reports: the report's complaints and satisfaction, ivr.cases.facts for a month's answers),
-laid out as the page's tables. Nothing here counts: it only picks and labels.
+(the report's complaints and satisfaction, from ivr.reports), laid out as the page's tables.
+Nothing here counts: it only picks and labels.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from ivr.cases.facts import figures_from_store
-from ivr.reports.feedback import Complaints, Satisfaction, satisfaction
-from ivr.reports.periods import Period
+from ivr.reports.feedback import Complaints, Satisfaction
 from ivr.reports.report import Report
 
 Columns = tuple[tuple[str, str, str], ...]  # (figure, header, kind)
@@ -55,26 +50,7 @@ def _satisfied(key: str, label: str, s: Satisfaction) -> Line:
     return Line(key, label, {k: getattr(s, k) for k, _, _ in SATISFACTION_COLUMNS})
 
 
-def months_of(period: Period) -> list[Period]:
-    """The period cut at month boundaries (its first and last months may be partial)."""
-    out, first = [], period.first
-    while first <= period.last:
-        following = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-        out.append(Period(first, min(period.last, following - dt.timedelta(days=1)), period.tz))
-        first = following
-    return out
-
-
-async def per_month(engine: AsyncEngine, period: Period) -> list[tuple[Period, Satisfaction]]:
-    """The answers of each month of the period, as `ivr report` counts that month's."""
-    out = []
-    for month in months_of(period):
-        figures = await figures_from_store(engine, month.start, month.end, month.tz)
-        out.append((month, satisfaction(figures.satisfaction)))
-    return out
-
-
-def tables(report: Report, months: list[tuple[Period, Satisfaction]]) -> list[Table]:
+def tables(report: Report) -> list[Table]:
     out: list[Table] = []
     cols: Columns
     if report.complaints is not None:
@@ -106,8 +82,8 @@ def tables(report: Report, months: list[tuple[Period, Satisfaction]]) -> list[Ta
                 _satisfied(k, k, s) for k, s in report.satisfaction_by_phone.items()
             ]),
             Table("csat-by-month", "Mức độ hài lòng theo tháng", cols, [
-                _satisfied(m.first.strftime("%Y-%m"), m.first.strftime("%m/%Y"), s)
-                for m, s in months
+                _satisfied(k, f"{k[5:7]}/{k[:4]}", s)
+                for k, s in sorted(report.satisfaction_by_month.items())
             ]),
         ]  # fmt: skip
     return out

@@ -108,12 +108,7 @@ async def page(request: web.Request) -> web.Response:
         context["error"] = str(e)
         return aiohttp_jinja2.render_template("reports.html", request, context, status=400)
     context.update(_shown(report, asked))
-    months = (
-        await report_feedback.per_month(request.app[ENGINE], report.period)
-        if report.satisfaction is not None
-        else []
-    )
-    context["feedback"] = report_feedback.as_context(report_feedback.tables(report, months))
+    context["feedback"] = report_feedback.as_context(report_feedback.tables(report))
     return aiohttp_jinja2.render_template("reports.html", request, context)
 
 

@@ -172,6 +172,8 @@ def test_a_survey_branch_whose_desks_never_lead_to_it_is_refused() -> None:
     ("scale: 1", "thang điểm 1 không dùng được"),
     ("sample: 1.5", "tỷ lệ khảo sát 1.5 phải từ 0 đến 1"),
     ("sample: -0.1", "tỷ lệ khảo sát -0.1 phải từ 0 đến 1"),
+    ("timeout: 0", "thời gian chờ phím 0.0 giây phải lớn hơn 0 và không quá 60"),
+    ("retries: 11", "số lần hỏi 11 phải từ 1 đến 10"),
 ])  # fmt: skip
 def test_nonsense_scales_and_sample_rates_are_refused_in_vietnamese(option: str, said: str) -> None:
     text = ASKED + SURVEY.replace("next: bye", f"next: bye, {option}")
@@ -181,7 +183,10 @@ def test_nonsense_scales_and_sample_rates_are_refused_in_vietnamese(option: str,
     assert found.startswith(f"r.yaml:{value_at}: nodes.rate.{option.split(':')[0]}: {said}")
 
 
-@pytest.mark.parametrize("option", ["scale: 2", "scale: 3", "scale: 4", "sample: 0", "sample: 1"])
+@pytest.mark.parametrize(
+    "option",
+    ["scale: 2", "scale: 3", "scale: 4", "sample: 0", "sample: 1", "timeout: 7", "retries: 1"],
+)
 def test_sensible_scales_and_sample_rates_load(option: str) -> None:
     r = parse_routing((ASKED + SURVEY.replace("next: bye", f"next: bye, {option}")).encode(),
                       "r.yaml", PROMPTS)  # fmt: skip

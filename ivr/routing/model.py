@@ -373,8 +373,8 @@ class SurveyNode(NodeBase):
     scale: int = 5  # 2–5: one key; the store keeps 1–5 (ivr.cases.figures: CSAT on any scale)
     sample: float = 1.0  # the share of calls asked, 0–1
     branches: list[Text] = Field(default_factory=list)  # empty: every branch
-    timeout: float = Field(default=5.0, gt=0, le=60)
-    retries: int = Field(default=2, ge=1, le=10)
+    timeout: float = 5.0  # seconds to wait for the key, (0, 60]
+    retries: int = 2  # times the question is asked, 1–10
     invalid_prompts: list[PromptId] = Field(default_factory=list)
     no_input_prompts: list[PromptId] = Field(default_factory=list)
     thanks_prompts: list[PromptId] = Field(default_factory=list)
@@ -390,6 +390,22 @@ class SurveyNode(NodeBase):
                 f"thang điểm {v} không dùng được: phải từ 2 đến {len(SURVEY_KEYS)} điểm "
                 "(người gọi bấm một phím; kho dữ liệu giữ điểm 1–5)"
             )
+        return v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if isinstance(v, float) and not 0.0 < v <= 60.0:
+            raise ValueError(f"thời gian chờ phím {v} giây phải lớn hơn 0 và không quá 60")
+        return v
+
+    @field_validator("retries")
+    @classmethod
+    def _retries(cls, v: int) -> int:
+        if not 1 <= v <= 10:
+            raise ValueError(f"số lần hỏi {v} phải từ 1 đến 10")
         return v
 
     @field_validator("sample", mode="before")

@@ -1,7 +1,9 @@
 """One controller of a cluster, for the failover tests: `python -m tests.failover_child` with
 the settings in its environment (FO_DB, FO_ARI_URL, FO_ARI_USER, FO_ARI_PASSWORD, FO_ID,
-FO_SPOOL, FO_RECORDINGS). Prints READY once connected and holding its presence lock; the parent
-kills it with SIGKILL. Its clock is a fixed working day (09:00 in Hà Nội), so the office is open.
+FO_SPOOL, FO_RECORDINGS, FO_BASE). Prints READY once connected and holding its presence lock; the
+parent kills it with SIGKILL. Its clock is a working day from 09:00 in Hà Nội (the office is open)
+running at the wall clock's pace from FO_BASE, a moment every controller of the test shares, so
+the talk time one controller starts and another ends is real.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ivr.cluster.app import APP_PREFIX, ClusterApp
 from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.store.db import make_engine
-from ivr.store.lease import Owner
+from ivr.store.lease import Owner, utc_now
 from ivr.store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,7 @@ async def main() -> None:
         ROOT / "routing" / "hotline.yaml", load_manifest(ROOT / "prompts" / "manifest.yaml").keys()
     )
     me = env["FO_ID"]
+    base = dt.datetime.fromisoformat(env["FO_BASE"]) if "FO_BASE" in env else utc_now()
     engine = make_engine(env["FO_DB"])
     writer = StoreWriter(engine, Path(env["FO_SPOOL"]), owner=Owner.here(me))
     client = AriClient(
@@ -40,7 +43,7 @@ async def main() -> None:
         client,
         lambda: routing,
         writer,
-        clock=lambda: DAY,
+        clock=lambda: DAY + (utc_now() - base),
         recordings_dir=env.get("FO_RECORDINGS", "/var/spool/asterisk/recording"),
         engine=engine,
         controller=me,

@@ -27,6 +27,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from ivr.ari.client import AriClient
+from ivr.asterisk.pjsip import phones
+from ivr.routing.model import Routing
+from ivr.sim.sipp import Bye, Keys, Sipp
 from ivr.store.db import make_engine, upgrade
 from ivr.testing.pg import PgServer
 from models import Call, CallStep
@@ -37,6 +41,7 @@ pytestmark = pytest.mark.real_asterisk
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "18001024"
 SILENCE_LIMIT = 1.0  # seconds: the issue's bound for a takeover
+BASE = dt.datetime.now(dt.UTC).isoformat()  # the controllers' clocks run from here (09:00)
 
 
 def _asterisk_root() -> Path | None:
@@ -130,6 +135,7 @@ async def _start(pbx: RealAsterisk, url: str, me: str, folder: Path) -> Controll
         "FO_ID": me,
         "FO_SPOOL": str(folder / f"spool-{me}"),
         "FO_RECORDINGS": pbx.recordings_dir,
+        "FO_BASE": BASE,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -392,3 +398,88 @@ async def test_killed_controller_calls_taken_over_within_a_second(
             sipp.kill()
             await sipp.wait()
         transport.close()
+
+
+def _prompt_ms(name: str) -> int:
+    """How long an installed prompt plays (16 kHz signed linear: 32 bytes a millisecond)."""
+    root = _asterisk_root()
+    assert root is not None
+    return (root / "usr/share/asterisk/sounds/vi/hotline" / f"{name}.sln16").stat().st_size // 32
+
+
+async def _bridges(pbx: RealAsterisk) -> list[dict[str, object]]:
+    client = AriClient(pbx.ari_url, pbx.ari_user, pbx.ari_password, "fo-test")
+    try:
+        return list(await client.request("GET", "/bridges") or [])
+    finally:
+        await client.close()
+
+
+async def test_killed_controller_conversation_goes_on_and_is_recorded_once(
+    real_asterisk: RealAsterisk,
+    cluster_number: str,
+    pg_url: str,
+    controllers: dict[str, Controller],
+    tmp_path: Path,
+    routing: Routing,
+) -> None:
+    """The caller talks to branch 3's desk when the controller holding the call is killed: the
+    survivor adopts the bridge (the conversation goes on), and when the caller hangs up it hangs
+    the desk up (the desk's SIPp gets its BYE) and writes the one row, talk time included."""
+    a, b = controllers["fo-a"], controllers["fo-b"]
+    await a.logged("peer alive", peer="fo-b")
+    await b.logged("peer alive", peer="fo-a")
+    desk_port = {p.name: real_asterisk.phone_port + i for i, p in enumerate(phones(routing))}
+    key_at = _prompt_ms("greeting") + 1500
+    talk_from = key_at + _prompt_ms("please-hold") + _prompt_ms("branch-3") + 1000
+    sipp = Sipp(tmp_path, real_asterisk.sip, media_port=16400)
+    number = "0911000018"
+    try:
+        desk = await sipp.desk("3", desk_port["cchc-3"], "answer", ring_ms=1000, talk_ms=None)
+        caller = await sipp.caller(
+            [Keys(key_at, "3"), Bye(talk_from + 9000)],
+            number,
+            _free_udp_port(),
+            service=cluster_number,
+        )
+        row = await _row(pg_url, number)
+        owner, survivor = (a, b) if row.controller == a.id else (b, a)
+        async with asyncio.timeout(40):  # the desk answered: the dead-to-be wrote "talking"
+            while ("branch-3", "state", "talking") not in await _steps(pg_url, row.id):  # noqa: ASYNC110 (the database: no event to await)
+                await asyncio.sleep(0.1)
+        talking = [
+            br
+            for br in await _bridges(real_asterisk)
+            if row.channel_id in br["channels"]  # type: ignore[operator]
+        ]
+        assert len(talking) == 1
+        killed_wall = dt.datetime.now(dt.UTC)
+        owner.proc.send_signal(signal.SIGKILL)
+        took = await survivor.logged("nhận cuộc gọi từ bộ điều khiển đã ngừng", peer=owner.id)
+        assert (took["calls"], took["conversations"]) == (1, 1)
+        await survivor.logged("cuộc đàm thoại được giữ sau khi nhận")
+        takeover = dt.datetime.fromisoformat(str(took["timestamp"])) - killed_wall
+        still = [br for br in await _bridges(real_asterisk) if br["id"] == talking[0]["id"]]
+        print(
+            f"\nfailover of a conversation: adopted {takeover.total_seconds() * 1000:.0f} ms "
+            f"after the kill; bridge after it: {still[0]['channels'] if still else 'gone'}"
+        )
+        assert still
+        assert still[0]["channels"] == talking[0]["channels"]  # both legs still talking
+        assert await asyncio.wait_for(caller.wait(), 40) == 0  # the caller hangs up
+        assert await asyncio.wait_for(desk.wait(), 15) == 0  # the survivor hung the desk up
+        final = await _row(pg_url, number, final=True)
+        assert (final.id, final.controller) == (row.id, survivor.id)
+        assert (final.disposition, final.hangup_by) == ("answered", "caller")
+        assert final.endpoint == "PJSIP/cchc-3"
+        assert final.talk_seconds > 5.0  # from the desk's answer (dead one) to the BYE (survivor)
+        steps = await _steps(pg_url, final.id)
+        assert steps.count(("takeover", "takeover", "adopted")) == 1
+        assert steps.count(("branch-3", "dial", "answered")) == 1
+    finally:
+        for c in (a, b):  # shown when the test fails
+            print(
+                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
+            )
+        failed = await sipp.close()
+        assert not failed, failed

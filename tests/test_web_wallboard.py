@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from ivr.sim.dry_run import FakeSession
 from ivr.store.db import make_engine
 from ivr.store.writer import StoreWriter
 from ivr.web.pages.wallboard import Board
+from ivr.web.roles import Role, Viewer
 from ivr.web.routing_desk import RoutingDesk
 from models import Call, CallStep
-from tests.test_web import ROOT, Site, make_site
+from tests.test_web import ROOT, Site, call, make_site
 
 WAIT = 10.0  # generous, for a loaded machine: never a timing assertion
 T_CALL = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)  # 10:00 in Vietnam, a Wednesday
@@ -123,3 +125,30 @@ async def test_board_follows_a_call_from_menu_to_ringing_to_talking(
     # the dial step still closes the conversation, after the two state steps
     kinds = [(st.kind, st.outcome) for st in steps]
     assert kinds.index(("dial", "answered")) > kinds.index(("state", "talking"))
+
+
+async def test_each_viewer_gets_the_board_as_they_may_see_it(site: Site) -> None:
+    """The board's JSON is made once per version and kind of viewer: a clerk never receives the
+    supervisor's (unmasked) copy, nor another unit's, whatever order the streams ask in."""
+    async with AsyncSession(site.engine) as s, s.begin():
+        for key, branch, number in (("live-1", "1", "0911222333"), ("live-6", "6", "0933444555")):
+            s.add(call(key, T_CALL, branch=branch, disposition="in_progress", ended_at=None,
+                       caller_number=number))  # fmt: skip
+    board = Board(site.engine, 60.0)
+    await board.refresh()
+    boss = Viewer("giamsat", Role.SUPERVISOR)
+    six = Viewer("sotaichinh", Role.CLERK, branch="6")
+    one = Viewer("so1", Role.CLERK, branch="1")
+
+    def callers(who: Viewer) -> list[str]:
+        return [c["caller"] for c in json.loads(board.body(who))["calls"]]
+
+    for _ in range(2):  # the second round is served from what the first made
+        assert callers(six) == ["0911***333", "0933444555"]
+        assert callers(boss) == ["0911222333", "0933444555"]
+        assert callers(one) == ["0911222333", "0933***555"]
+    async with AsyncSession(site.engine) as s, s.begin():
+        s.add(call("live-1b", T_CALL + dt.timedelta(seconds=1), branch="1",
+                   disposition="in_progress", ended_at=None, caller_number="0900000001"))  # fmt: skip
+    await board.refresh()  # a new version: made anew
+    assert callers(six) == ["0911***333", "0933444555", "0900***001"]

@@ -45,6 +45,8 @@ class Board:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.closing = False  # the console is shutting down: the open streams end
+        self._bodies: dict[tuple[str | None, str | None] | None, str] = {}
+        self._bodies_version = -1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="wallboard-poll")
@@ -83,6 +85,16 @@ class Board:
             async with self._changed:
                 self.snapshot, self.version = snap, self.version + 1
                 self._changed.notify_all()
+
+    def body(self, who: Viewer) -> str:
+        """The board as JSON for this person: made once per version and per kind of viewer
+        (all who see everything alike; a clerk's per unit and branch), not once per stream."""
+        scope = None if who.sees_all else (who.unit, who.branch)
+        if self._bodies_version != self.version:
+            self._bodies, self._bodies_version = {}, self.version
+        if scope not in self._bodies:
+            self._bodies[scope] = json.dumps(view(self, who), ensure_ascii=False)
+        return self._bodies[scope]
 
     async def wait_newer(self, version: int, timeout: float) -> bool:
         async with self._changed:
@@ -159,7 +171,7 @@ async def _push(response: web.StreamResponse, board: Board, who: Viewer) -> None
     while not board.closing:
         if board.version > version:
             version = board.version
-            body = json.dumps(view(board, who), ensure_ascii=False)
+            body = board.body(who)
             await response.write(f"event: board\ndata: {body}\n\n".encode())
         elif not await board.wait_newer(version, KEEPALIVE_SECONDS):
             await response.write(b": keepalive\n\n")

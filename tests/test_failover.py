@@ -24,7 +24,7 @@ from ivr.ari.event_types import AriEvent
 from ivr.cluster.app import ClusterApp
 from ivr.cluster.presence import PeerWatch, lock_key
 from ivr.cluster.resume import resume_at
-from ivr.cluster.takeover import Conversation, conversations
+from ivr.cluster.takeover import Conversation, _dialled, conversations
 from ivr.flow.record import CallTrace, Identified, Step
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
@@ -425,3 +425,18 @@ async def test_adopted_caller_gone_as_the_desk_hangs_up_still_ends_its_record(
     await app.client.close()
     await writer.stop()
     await writer.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("channel", "app_data", "dialled"),
+    [
+        ("1764043200.5-leg2", "", True),  # still ringing: not in Stasis, known by its id
+        ("1764043200.9", "hotline-a,dialed,1764043200.5", True),  # answered: its argument
+        ("1764043200.5", "hotline-a", False),  # a caller
+        ("1764043200.5", "hotline-a,takeover", False),
+    ],
+)
+def test_a_dialled_leg_is_known_by_its_argument_or_its_id(
+    channel: str, app_data: str, dialled: bool
+) -> None:
+    assert _dialled(channel, app_data) is dialled

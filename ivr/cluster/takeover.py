@@ -83,7 +83,7 @@ async def _one(client: AriClient, channel_id: str, playbacks: Playbacks) -> bool
         ch = await client.channel(channel_id)
     except NotFound:
         return False
-    if ",dialed," in f",{ch.app_data},":  # a desk still ringing: the survivor dials again
+    if _dialled(channel_id, ch.app_data):  # a desk still ringing: the survivor dials again
         with contextlib.suppress(AriError, AriUnavailable):
             await client.hangup(channel_id)
         return False
@@ -92,3 +92,9 @@ async def _one(client: AriClient, channel_id: str, playbacks: Playbacks) -> bool
         "POST", f"/channels/{channel_id}/move", {"app": client.app, "appArgs": TAKEOVER_ARG}
     )
     return True
+
+
+def _dialled(channel_id: str, app_data: str) -> bool:
+    """A leg a controller dialled: its Stasis argument, or (still ringing, not in Stasis yet) the
+    id the session gave it, ``<caller>-leg<n>`` (Asterisk's own ids are digits and a dot)."""
+    return ",dialed," in f",{app_data}," or "-leg" in channel_id

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import selectinload
 
 from ivr.routing.model import DialNode, MenuNode, Routing
 from models import Call, CallStep, PhoneStatus
@@ -42,7 +41,7 @@ class Live:
 
 
 def state_of(
-    steps: Sequence[CallStep], routing: Routing | None
+    steps: Sequence[CallStep] | Sequence[LiveStep], routing: Routing | None
 ) -> tuple[str, str | None, str | None, int]:
     """(state, branch, unit, index of the step it entered that state at; -1: the start)."""
     if not steps:
@@ -67,7 +66,7 @@ def state_of(
     return "menu", None, None, -1
 
 
-def _unit_of(steps: Sequence[CallStep]) -> str | None:
+def _unit_of(steps: Sequence[CallStep] | Sequence[LiveStep]) -> str | None:
     found = [s.input for s in steps if s.kind == "directory" and s.outcome in ("found", "replaced")]
     return found[-1] if found and found[-1] else None
 
@@ -77,32 +76,53 @@ def _node_branch(routing: Routing | None, name: str) -> str | None:
     return node.branch if node is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStep:
+    """What the board reads of a step (plain rows: a thousand calls' steps without the ORM)."""
+
+    node: str
+    kind: str
+    outcome: str
+    input: str
+    at: dt.datetime
+
+
 async def in_progress(
     engine: AsyncEngine, routing: Routing | None, limit: int = 5000
 ) -> list[Live]:
-    q = (
-        select(Call)
+    live = (
+        select(Call.id, Call.caller_number, Call.branch, Call.unit, Call.started_at)
         .where(Call.disposition == "in_progress")
-        .options(selectinload(Call.steps))
         .order_by(Call.started_at)
         .limit(limit)
     )
     async with AsyncSession(engine) as s:
-        calls = list((await s.scalars(q)).all())
-    out = []
-    for c in calls:
-        state, branch, unit, at = state_of(c.steps, routing)
-        since = c.steps[at].at if at >= 0 else c.started_at
-        out.append(
-            Live(
-                c.id,
-                c.caller_number,
-                c.branch or branch,
-                c.unit or unit,
-                state,
-                c.started_at,
-                since,
+        calls = (await s.execute(live)).all()
+        keys = live.with_only_columns(Call.id).subquery()
+        steps = (
+            await s.execute(
+                select(
+                    CallStep.call_id,
+                    CallStep.node,
+                    CallStep.kind,
+                    CallStep.outcome,
+                    CallStep.input,
+                    CallStep.at,
+                )
+                .where(CallStep.call_id.in_(select(keys.c.id)))
+                .order_by(CallStep.call_id, CallStep.seq)
             )
+        ).all()
+    by_call: dict[str, list[LiveStep]] = {}
+    for key, node, kind, outcome, typed, when in steps:
+        by_call.setdefault(key, []).append(LiveStep(node, kind, outcome, typed, when))
+    out = []
+    for key, caller, call_branch, call_unit, started in calls:
+        mine = by_call.get(key, [])
+        state, branch, unit, at = state_of(mine, routing)
+        since = mine[at].at if at >= 0 else started
+        out.append(
+            Live(key, caller, call_branch or branch, call_unit or unit, state, started, since)
         )
     return out
 

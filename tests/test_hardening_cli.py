@@ -268,3 +268,27 @@ def test_a_password_prompt_without_a_terminal_is_one_line(
         assert done.returncode == USAGE, done.stderr
         assert "--password-file" in one_line(done.stderr)
         assert "Warning" not in done.stderr
+
+
+SIMULATE = [sys.executable, "-m", "ivr.cli", "routing", "simulate"]
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`ivr routing simulate … | head -1`: the pipe closes under the command; one exit code,
+    no traceback (the read end is closed before the command starts, so its first write fails)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*SIMULATE, str(ROUTING_FILE), "--at", "2026-10-05 09:00", "--digits", "4"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == FAILED, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "BrokenPipe" not in done.stderr, done.stderr

@@ -185,3 +185,23 @@ def problems_bytes(data: bytes) -> list[str]:
     with pytest.raises(RoutingError) as info:
         parse_routing(data, "r.yaml", PROMPTS)
     return [str(p) for p in info.value.problems]
+
+
+def test_a_blank_key_is_quoted_so_the_admin_can_see_it() -> None:
+    found = problems(GOOD.replace("schedules:\n", '" ": 1\nschedules:\n'))
+    assert 'r.yaml:6:1: " ": khoá không được biết đến' in found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ('number: "1022"', 'number: ""', "hotline.number: không được để trống"),
+        ("b1: {type: dial,", "b1: {type: dial, ring_seconds: -5,", "nodes.b1.ring_seconds: phải"),
+        ("  menu:\n    type: menu\n", "  menu:\n    type: menu\n    retries: x\n", "số"),
+    ],
+)
+def test_bounds_and_types_are_explained_in_vietnamese(old: str, new: str, said: str) -> None:
+    assert old in GOOD
+    found = problems(GOOD.replace(old, new, 1))
+    assert any(said in p for p in found), found
+    assert not any("Input should" in p or "String should" in p for p in found), found

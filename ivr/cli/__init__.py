@@ -10,12 +10,13 @@ not: any rule of the hotline; each command calls into the package that owns its 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ivr import logs
 from ivr.cli import asterisk, cases, demo, prompts, report, routing, serve, store, users, web
-from ivr.cli.codes import EPILOG, INTERRUPTED, USAGE
+from ivr.cli.codes import EPILOG, FAILED, INTERRUPTED, USAGE
 from ivr.cli.settings import MissingDatabase, add_config_everywhere, log_level
 from ivr.config import ConfigError
 
@@ -38,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:  # the reader stopped reading (`ivr calls | head`): end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush cannot fail
+        return FAILED
 
 
 def _parser() -> argparse.ArgumentParser:

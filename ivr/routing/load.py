@@ -8,6 +8,8 @@ phone number ``0123`` would lose its 0).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -129,7 +131,7 @@ def _pydantic_problems(e: ValidationError, locate: _Locator) -> list[Problem]:
     out = []
     for err in e.errors():
         loc = _clean_loc(tuple(err["loc"]))
-        where = ".".join(str(x) for x in loc if x != "__key__") or "(gốc)"
+        where = ".".join(_shown(x) for x in loc if x != "__key__") or "(gốc)"
         kind = err["type"]
         if kind == "extra_forbidden":
             out.append(locate(loc, f"{where}: khoá không được biết đến", at_key=True))
@@ -152,6 +154,15 @@ _UNION_TAGS = {
     "hangup",
     "dialplan",
 }
+
+
+def _shown(part: Any) -> str:
+    """A key as the admin can find it: quoted when empty, blank or not a plain word ("' '")."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+_PLAIN_KEY = re.compile(r"[\w\-+#*<>]+")
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -182,5 +193,40 @@ def _explain(err: Any) -> str:
     if kind in {"int_type", "float_type"}:
         return f"phải là một số (đang là {value!r})"
     if kind == "literal_error":
-        return f"giá trị {value!r} không hợp lệ: {err['msg']}"
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"giá trị {value!r} không hợp lệ; chỉ nhận: {expected}"
+    said = _SAID.get(kind)
+    if said is not None:
+        try:
+            return said.format(**err.get("ctx", {}), value=value)
+        except (KeyError, IndexError, ValueError):  # a context this pydantic names otherwise
+            pass
     return str(err["msg"])
+
+
+# pydantic's own words for the usual mistakes, said in Vietnamese ({...}: pydantic's context)
+_SAID = {
+    "string_too_short": "không được để trống (ít nhất {min_length} ký tự)",
+    "string_too_long": "quá dài (tối đa {max_length} ký tự)",
+    "string_pattern_mismatch": "giá trị {value!r} không đúng dạng ({pattern})",
+    "too_short": "cần ít nhất {min_length} phần tử",
+    "too_long": "nhiều nhất {max_length} phần tử",
+    "greater_than": "phải lớn hơn {gt} (đang là {value!r})",
+    "greater_than_equal": "phải từ {ge} trở lên (đang là {value!r})",
+    "less_than": "phải nhỏ hơn {lt} (đang là {value!r})",
+    "less_than_equal": "phải từ {le} trở xuống (đang là {value!r})",
+    "int_parsing": "phải là một số nguyên (đang là {value!r})",
+    "int_from_float": "phải là một số nguyên (đang là {value!r})",
+    "float_parsing": "phải là một số (đang là {value!r})",
+    "bool_type": "phải là true hoặc false (đang là {value!r})",
+    "bool_parsing": "phải là true hoặc false (đang là {value!r})",
+    "dict_type": "phải là một bảng khoá: giá trị",
+    "model_type": "phải là một bảng khoá: giá trị",
+    "model_attributes_type": "phải là một bảng khoá: giá trị",
+    "list_type": "phải là một danh sách",
+    "date_from_datetime_parsing": "phải là một ngày dạng YYYY-MM-DD (đang là {value!r})",
+    "date_parsing": "phải là một ngày dạng YYYY-MM-DD (đang là {value!r})",
+    "date_type": "phải là một ngày dạng YYYY-MM-DD (đang là {value!r})",
+    "time_parsing": "phải là giờ dạng HH:MM (đang là {value!r})",
+    "time_type": "phải là giờ dạng HH:MM (đang là {value!r})",
+}

@@ -29,7 +29,7 @@ import structlog
 
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriError, AriUnavailable, Conflict, NotFound
-from ivr.ari.event_types import AriEvent, ChannelRef, event_target
+from ivr.ari.event_types import UNWANTED, AriEvent, ChannelRef, event_target
 from ivr.ari.events import Backoff, EventStream
 from ivr.ari.models import Application
 from ivr.ari.overload import Limits, LoopLag, Smoothed, overloaded
@@ -80,6 +80,7 @@ class StasisApp:
         self.routes: dict[str, AriCallSession] = {}
         self.calls: dict[str, asyncio.Task[None]] = {}
         self.stream = EventStream(client, self.on_event, self.on_connected, heartbeat=heartbeat)
+        client.link = self.stream.connected  # a request made while it reconnects waits for it
         self.recover_backoff = Backoff(first=0.5, cap=30.0)  # listing channels after a connect
         self._background: set[asyncio.Task[None]] = set()
         self.latency = DtmfLatency()
@@ -174,6 +175,8 @@ class StasisApp:
             await run_call(session, routing, observer, self.clock_for(session.info))
         finally:
             self.routes.pop(session.id, None)
+            for leg in session.held_legs():
+                self.routes.pop(leg, None)
             self.calls.pop(session.id, None)
             self.latency.forget(session.id)
             if not session.released:  # the call could not give its channel up: do it here
@@ -183,8 +186,18 @@ class StasisApp:
     # --- (re)connection -----------------------------------------------------------------------
 
     async def on_connected(self, reconnect: bool) -> None:
-        """Look for channels we own or nobody owns; runs beside the event reader."""
+        """Ask Asterisk not to send the events we never read (again on every connection: the app may be new to
+        Asterisk), look for channels we own or nobody owns; both beside the event reader."""
+        self._spawn(self._filter_events())
         self._spawn(self._recover(reconnect))
+
+    async def _filter_events(self) -> None:
+        """Without the filter every event still works, only more of them arrive: an Asterisk
+        (or a simulator) that refuses it is logged, never fatal."""
+        try:
+            await retrying(lambda: self.client.event_filter(UNWANTED), self.retry_delays)
+        except (AriError, AriUnavailable) as e:
+            log.info("ARI event filter not set; every event will arrive", error=str(e))
 
     async def _recover(self, reconnect: bool) -> None:
         app = await self._list_channels(self.stream.connections)
@@ -239,6 +252,8 @@ class StasisApp:
         log.warning("a dialled leg nobody owns answered; hanging it up", channel=channel_id)
         try:
             await retrying(lambda: self.client.hangup(channel_id), self.retry_delays)
+        except (NotFound, Conflict):  # already gone: what we wanted
+            log.debug("the leg nobody owns was already gone", channel=channel_id)
         except (AriError, AriUnavailable) as e:
             log.error("could not hang up a leg nobody owns", channel=channel_id, error=str(e))
 

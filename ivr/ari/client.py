@@ -6,9 +6,12 @@ Asterisk's own HTTP log would keep). Parameters go in the query string, as Aster
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -17,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from ivr.ari.errors import AriUnavailable, MalformedResponse, error_for
+from ivr.ari.http import HttpClient, NotSent
 from ivr.ari.models import Application, Bridge, Channel, LiveRecording, Playback
 from ivr.redact import redact
 
@@ -71,14 +75,19 @@ class AriClient:
     ) -> None:
         bare, url_user, url_password = split_credentials(base_url)
         self.base_url = bare.rstrip("/")
-        self._base = str(URL(self.base_url))  # quoted once: every request's URL starts with it
+        self._base_path = str(URL(self.base_url).raw_path).rstrip("/")  # quoted once
         self.app = app
         if url_password is not None and not password:  # ari_url's own password, if it has one
             user, password = url_user or user, url_password
         self._auth = basic_auth(user, password)
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._http: aiohttp.ClientSession | None = None
+        self._request_timeout = request_timeout
+        self._http: aiohttp.ClientSession | None = None  # for the events websocket
+        self._rest_client: HttpClient | None = None  # for the REST requests
+        # Set while the events websocket is connected (StasisApp gives its own): a request that
+        # could not reach Asterisk waits for the reconnection, within RETRY_WINDOW_SECONDS.
+        self.link: asyncio.Event | None = None
         self.on_request: Callable[[str, str], None] | None = None  # (method, path), for metrics
+        self.on_unreachable: Callable[[str, str], None] | None = None  # an attempt that failed
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -95,45 +104,73 @@ class AriClient:
             connector = aiohttp.TCPConnector(limit=64, enable_cleanup_closed=True)
             self._http = aiohttp.ClientSession(
                 headers=self.auth_header,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
                 connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),  # ARI sets none; a jar is work per request
+                cookie_jar=aiohttp.DummyCookieJar(),  # ARI sets none
             )
         return self._http
 
     async def close(self) -> None:
+        if self._rest_client is not None:
+            self._rest_client.close()
+            self._rest_client = None
         if self._http is not None:
             await self._http.close()
 
     async def request(
-        self, method: str, path: str, params: Params | None = None, *, raw: bool = False
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        *,
+        raw: bool = False,
+        body: Any = None,
     ) -> Any:
-        url = self._url(path, params)
+        target = self._target(path, params)
         if self.on_request is not None:
             self.on_request(method, path)
-        try:
-            async with self.http().request(method, url) as resp:
-                if raw and resp.status == 200:
-                    return await resp.read()
-                data = await resp.read()
-                body = _json(data) if resp.content_type == "application/json" else None
-                if resp.status >= 400:
-                    raise error_for(resp.status, method, path, body)
-                if body is _NOT_JSON or (data.strip() and body is None):
-                    raise MalformedResponse(f"{method} {path}: ARI trả về nội dung không phải JSON")
-                return body
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
-            raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
+        payload = b"" if body is None else json.dumps(body).encode()
+        content_type = "" if body is None else "application/json"
+        retry = _Retry(method, self.link)
+        while True:
+            try:
+                async with asyncio.timeout(self._request_timeout):
+                    resp = await self._rest().request(method, target, payload, content_type)
+                break
+            except (ConnectionError, TimeoutError) as e:  # NotSent, Disconnected, BadResponse
+                if self.on_unreachable is not None:
+                    self.on_unreachable(method, path)
+                if not await retry.after(e):
+                    raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
+        if raw and resp.status == 200:
+            return resp.body
+        parsed = _json(resp.body) if resp.content_type == "application/json" else None
+        if resp.status >= 400:
+            raise error_for(resp.status, method, path, parsed)
+        if parsed is _NOT_JSON or (resp.body.strip() and parsed is None):
+            raise MalformedResponse(f"{method} {path}: ARI trả về nội dung không phải JSON")
+        return parsed
 
-    def _url(self, path: str, params: Params | None) -> URL:
-        """The request's URL, the same as aiohttp's ``params=`` makes; ``path`` is quoted by
-        :func:`_p` already, so yarl is told not to parse and quote it again (per request)."""
-        url = URL(self._base + path, encoded=True)
+    def _rest(self) -> HttpClient:
+        if self._rest_client is None:
+            parts = urlsplit(self.base_url)
+            tls = parts.scheme == "https"
+            port = parts.port or (443 if tls else 80)
+            self._rest_client = HttpClient(
+                parts.hostname or "127.0.0.1", port, {"Authorization": self._auth}, tls=tls
+            )
+        return self._rest_client
+
+    def _target(self, path: str, params: Params | None) -> str:
+        """The request's path and query; ``path`` is quoted by :func:`_p` already."""
+        target = self._base_path + path
         if params:
-            query = {k: _q(v) for k, v in params.items() if v is not None}
+            query = "&".join(
+                f"{k}={quote(_q(v), safe=_QUERY_SAFE)}" for k, v in params.items() if v is not None
+            )
             if query:
-                url = url.extend_query(query)
-        return url
+                target += "?" + query
+        return target
 
     async def parsed(
         self, parse: Callable[[Any], T], method: str, path: str, params: Params | None = None
@@ -282,6 +319,11 @@ class AriClient:
     async def application(self, name: str | None = None) -> Application:
         return await self.parsed(Application.parse, "GET", f"/applications/{_p(name or self.app)}")
 
+    async def event_filter(self, disallowed: Iterable[str]) -> None:
+        """Asterisk sends this app every event type but the ``disallowed`` (Asterisk 13.26+)."""
+        body = {"allowed": [], "disallowed": [{"type": t} for t in disallowed]}
+        await self.request("PUT", f"/applications/{_p(self.app)}/eventFilter", body=body)
+
 
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -298,6 +340,41 @@ def _list_of(parse: Callable[[Any], T]) -> Callable[[Any], list[T]]:
     return parse_all
 
 
+class _Retry:
+    """Whether, and when, a request that failed on its way is sent again: one that never
+    reached Asterisk (the connection refused) always, an idempotent one (GET, PUT, DELETE) also
+    after a dropped connection or a timeout; while the websocket reconnects it waits for it;
+    never past RETRY_WINDOW_SECONDS from the first failure (then the caller's own fallback)."""
+
+    def __init__(self, method: str, link: asyncio.Event | None) -> None:
+        self.safe = method in _IDEMPOTENT
+        self.link = link
+        self.deadline: float | None = None
+        self.delay = RETRY_FIRST_SECONDS
+
+    async def after(self, error: BaseException) -> bool:
+        if not (isinstance(error, NotSent) or self.safe):
+            return False
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + RETRY_WINDOW_SECONDS
+        wait = min(self.delay, self.deadline - now)
+        if wait <= 0:
+            return False
+        self.delay = min(self.delay * 2, 1.0)
+        if self.link is not None and not self.link.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.deadline - now):
+                    await self.link.wait()  # the websocket back: Asterisk answers again
+        else:
+            await asyncio.sleep(wait)
+        return True
+
+
+RETRY_FIRST_SECONDS = 0.05
+RETRY_WINDOW_SECONDS = 3.0
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+_QUERY_SAFE = ":/,@"
 _NOT_JSON = object()
 
 

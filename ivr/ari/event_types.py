@@ -63,6 +63,40 @@ class AriEvent(TypedDict, total=False):
     synthetic: bool
 
 
+# Event types the controller never reads, which Asterisk is asked not to send (PUT
+# /applications/{app}/eventFilter): a real call brings dozens of them (variables set, dialplan
+# steps, state changes, bridges). A deny list, not an allow list: Asterisk 22.10 with an allow
+# list stopped sending the app its StasisStart of a dialplan Stasis() (measured), and a new reader
+# of an event (the cluster's) keeps working without a change here.
+UNWANTED = (
+    "ChannelVarset",
+    "ChannelDialplan",
+    "ChannelStateChange",
+    "ChannelCallerId",
+    "ChannelConnectedLine",
+    "ChannelHold",
+    "ChannelUnhold",
+    "ChannelTalkingStarted",
+    "ChannelTalkingFinished",
+    "ChannelToneDetected",
+    "ChannelUserevent",
+    "ChannelEnteredBridge",
+    "ChannelLeftBridge",
+    "BridgeCreated",
+    "BridgeDestroyed",
+    "BridgeMerged",
+    "BridgeVideoSourceChanged",
+    "BridgeBlindTransfer",
+    "BridgeAttendedTransfer",
+    "PlaybackContinuing",
+    "RecordingStarted",
+    "EndpointStateChange",
+    "DeviceStateChanged",
+    "ContactStatusChange",
+    "PeerStatusChange",
+    "TextMessageReceived",
+)
+
 _REFS = {"channel": "id", "peer": "id", "playback": "id", "recording": "name"}
 _TEXT_FIELDS = ("target_uri",)  # read by event_target: a string when present
 _OBJECT_FIELDS = ("caller", "dialplan")  # read with .get() when a call starts: an object

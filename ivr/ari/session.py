@@ -41,6 +41,7 @@ Event = AriEvent
 
 _CALLER_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
 _LEG_GONE = {"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"}
+_LEG_ENDED = {"StasisEnd", "ChannelDestroyed"}  # a leg we hung up: nothing more will come
 # Q.850 causes of a leg that ended before it was answered.
 _BUSY_CAUSES = {17, 21}  # user busy, call rejected
 _NO_ANSWER_CAUSES = {0, 16, 18, 19, 31}  # ...no user responding, user alerting no answer
@@ -97,6 +98,7 @@ class AriCallSession:
         self._playing: str | None = None
         self._recording: str | None = None
         self._legs: dict[str, str] = {}  # leg channel id → endpoint
+        self._dropping: set[str] = set()  # legs hung up, still routed here until they end
         self._waiting_music: str | None = None  # what the caller hears while desks ring
         self.retry_delays: Sequence[float] = GIVE_UP_RETRY_DELAYS
 
@@ -137,6 +139,11 @@ class AriCallSession:
             await self._resync()
             return {"type": "_Resynced"}
         channel = ev.get("channel")
+        if self._dropping and kind in _LEG_ENDED and channel is not None:
+            leg = channel.get("id", "")
+            if leg in self._dropping:
+                self._dropping.discard(leg)
+                self.registry.release(leg)
         if channel is not None and channel.get("id") == self.id:
             if kind == "ChannelDtmfReceived":
                 self._digits += str(ev.get("digit", ""))
@@ -436,9 +443,24 @@ class AriCallSession:
             await self._drop_leg(leg)
 
     async def _drop_leg(self, leg: str) -> None:
-        """Hang a leg up (again while unsure), then forget it: a leg is never left ringing."""
-        await self._quietly(self._retrying(lambda: self.client.hangup(leg)))
-        self._forget_leg(leg)
+        """Hang a leg up (again while unsure), then forget it: a leg is never left ringing. It
+        stays routed to this call until Asterisk says it is gone: a desk answering while the
+        hang-up is on its way (ring-all, two desks at once) is then not taken for an orphan."""
+        self._legs.pop(leg, None)
+        try:
+            await self._retrying(lambda: self.client.hangup(leg))
+        except _GONE:
+            self.registry.release(leg)
+            return
+        except (AriError, AriUnavailable) as e:
+            log.warning("clean-up request failed", call=self.id, error=str(e))
+            self.registry.release(leg)  # the app's watchdog and orphan rule take it from here
+            return
+        self._dropping.add(leg)
+
+    def held_legs(self) -> set[str]:
+        """Legs hung up whose end Asterisk has not reported yet (released with the call)."""
+        return set(self._dropping)
 
     def _forget_leg(self, leg: str) -> None:
         self._legs.pop(leg, None)

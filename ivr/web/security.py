@@ -56,8 +56,14 @@ def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
             continue
         response.headers.setdefault(name, value)
     morsel = response.cookies.get(COOKIE)
-    if morsel is not None and request.secure:
+    if morsel is not None and _over_https(request):
         morsel["secure"] = True  # behind HTTPS the session cookie never travels in clear
+
+
+def _over_https(request: web.Request) -> bool:
+    """TLS here, or at the HTTPS proxy in front (X-Forwarded-Proto). Believing the header from
+    anyone is safe: it can only make the cookie stricter."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
 def stream_headers(response: web.StreamResponse) -> None:

@@ -181,7 +181,7 @@ async def run(folder: Path, rows: int) -> None:
     await users.add_user(engine, "giamsat", Role.SUPERVISOR, hash_password(PASSWORD))
     desk = RoutingDesk(ROUTING, MANIFEST)
     desk.reload()
-    config = WebConfig(folder, b"k" * 32, routing=ROUTING, prompts=MANIFEST, poll_seconds=1.0)
+    config = WebConfig(folder, b"k" * 32, routing=ROUTING, prompts=MANIFEST)  # as `ivr web`
     try:
         async with TestClient(TestServer(make_app(engine, config, desk))) as c:
             page = await (await c.get("/login")).text()

@@ -23,6 +23,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
@@ -47,6 +48,7 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or DRIVER is None, reason="cần gói Debian chromium và chromium-driver"
 )
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 WAIT = 15.0  # generous: how long the test waits for the page (a loaded machine)
 PUSH_LIMIT = 2.0  # issue 11: a state is on the wallboard within 2 s of its event
 CALLER, WAITER = "0933444555", "0911222333"  # the call that moves; the one left in the menu
@@ -320,6 +322,7 @@ def walk(
     sign_in(driver, base, "giamsat")
     got["seen"] = watch_call(driver, shots, do, ctl)
     got["board"] = driver.find_element(By.ID, "today").text
+    got["updated"] = (driver.find_element(By.ID, "live").text, dt.datetime.now(VN))
     # Cuộc gọi: search it by the caller's number, open it
     driver.get(base + "/calls")
     driver.find_element(By.NAME, "caller").send_keys(CALLER)
@@ -428,6 +431,12 @@ async def test_console_in_chromium(
     assert got["seen"]["menu"] < got["seen"]["ringing"] < got["seen"]["talking"]
     for state, delay in delays.items():
         assert delay <= PUSH_LIMIT, f"{state}: {delay:.2f} s after the event"
+    shown, now_vn = got["updated"]  # the page's clock is Vietnam's, whatever the browser's zone
+    hms = re.search(r"(\d{1,2}):(\d{2}):(\d{2})", shown)
+    assert hms is not None, shown
+    h, m, sec = (int(x) for x in hms.groups())
+    drift = (now_vn.hour * 3600 + now_vn.minute * 60 + now_vn.second) - (h * 3600 + m * 60 + sec)
+    assert min(drift % 86400, -drift % 86400) <= 120, (shown, now_vn)
     assert "0933444555" in got["calls"]
     assert "đã nghe máy" in got["calls"]
     assert "cchc-6" in got["detail"]  # who answered

@@ -77,7 +77,7 @@
   const source = new EventSource("/wallboard/events");
   source.addEventListener("board", (e) => {
     board = JSON.parse(e.data);
-    live.textContent = "cập nhật " + new Date().toLocaleTimeString("vi-VN");
+    live.textContent = "cập nhật " + new Date().toLocaleTimeString("vi-VN", { timeZone: "Asia/Ho_Chi_Minh" });
     live.dataset.version = String(board.version);
     draw();
   });

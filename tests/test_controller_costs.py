@@ -17,7 +17,7 @@ from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriUnavailable
 from ivr.ari.event_types import UNWANTED, AriEvent
-from ivr.ari.events import Backoff
+from ivr.ari.events import Backoff, EventStream
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
@@ -237,3 +237,19 @@ async def test_a_request_refused_past_the_bound_fails_as_before() -> None:
         await asyncio.wait_for(client.application(), 30)  # bounded: RETRY_WINDOW_SECONDS
     assert len(attempts) >= 2  # tried again before giving up
     await client.close()
+
+
+def test_events_never_read_are_dropped_before_decoding() -> None:
+    seen: list[str] = []
+
+    async def connected(_reconnect: bool) -> None:
+        return None
+
+    client = AriClient("http://127.0.0.1:1/ari", "ivr", "secret", "hotline")
+    stream = EventStream(client, lambda e: seen.append(e["type"]), connected)
+    stream._dispatch('{"type":"ChannelVarset","variable":"X","value":"1","channel":{"id":"c"}}')
+    stream._dispatch('{\n  "type": "ChannelDialplan",\n  "channel": {"id": "c"}\n}')  # pretty
+    stream._dispatch('{"type":"StasisStart","args":[],"channel":{"id":"c"}}')
+    stream._dispatch('{"channel":{"id":"c"},"type":"ChannelVarset"}')  # another order: decoded
+    stream._dispatch('{"type":"ChannelDtmfReceived","digit":"4","channel":{"id":"c"}}')
+    assert seen == ["StasisStart", "ChannelVarset", "ChannelDtmfReceived"]

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from ivr.ari.client import AriClient
 from ivr.asterisk.pjsip import phones
 from ivr.routing.model import Routing
-from ivr.sim.sipp import Bye, Keys, Sipp
+from ivr.sim.sipp import Bye, Keys, Sipp, desk_xml
 from ivr.store.db import make_engine, upgrade
 from ivr.testing.pg import PgServer
 from models import Call, CallStep
@@ -483,3 +483,68 @@ async def test_killed_controller_conversation_goes_on_and_is_recorded_once(
             )
         failed = await sipp.close()
         assert not failed, failed
+
+
+async def test_killed_controller_ringing_desk_is_dialled_again_and_answers(
+    real_asterisk: RealAsterisk,
+    cluster_number: str,
+    pg_url: str,
+    controllers: dict[str, Controller],
+    tmp_path: Path,
+    routing: Routing,
+) -> None:
+    """Branch 3's desk rings when the controller holding the call is killed: the survivor hangs
+    the dead one's leg up and dials the desk again; the desk answers that second INVITE and the
+    call ends as one row, answered, its wait counting the ringing before the kill."""
+    a, b = controllers["fo-a"], controllers["fo-b"]
+    await a.logged("peer alive", peer="fo-b")
+    await b.logged("peer alive", peer="fo-a")
+    desk_port = {p.name: real_asterisk.phone_port + i for i, p in enumerate(phones(routing))}
+    key_at = _prompt_ms("greeting") + 1500
+    scenario = tmp_path / "desk-twice.xml"
+    scenario.write_text(desk_xml("answer", ring_ms=5000, talk_ms=None))
+    desk = await asyncio.create_subprocess_exec(
+        "sipp",
+        *("-sf", str(scenario), "-i", "127.0.0.1", "-p", str(desk_port["cchc-3"])),
+        *("-mi", "127.0.0.1", "-mp", "16500", "-m", "2", "-nostdin", "-timeout", "90"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    sipp = Sipp(tmp_path, real_asterisk.sip, media_port=16600)
+    number = "0911000019"
+    try:
+        caller = await sipp.caller(
+            [Keys(key_at, "3"), Bye(key_at + 20_000)],
+            number,
+            _free_udp_port(),
+            service=cluster_number,
+        )
+        row = await _row(pg_url, number)
+        owner, survivor = (a, b) if row.controller == a.id else (b, a)
+        async with asyncio.timeout(40):  # the desk rings: the dead-to-be wrote "ringing"
+            while ("branch-3", "state", "ringing") not in await _steps(pg_url, row.id):  # noqa: ASYNC110 (the database: no event to await)
+                await asyncio.sleep(0.1)
+        owner.proc.send_signal(signal.SIGKILL)
+        took = await survivor.logged("nhận cuộc gọi từ bộ điều khiển đã ngừng", peer=owner.id)
+        assert took["calls"] == 1
+        resumed = await survivor.logged("cuộc gọi được tiếp tục sau khi nhận")
+        assert resumed["node"] == "branch-3"
+        assert await asyncio.wait_for(caller.wait(), 60) == 0
+        final = await _row(pg_url, number, final=True)
+        print(f"\nfailover while ringing: {final.disposition}, wait {final.wait_seconds:.1f} s")
+        assert (final.id, final.controller) == (row.id, survivor.id)
+        assert (final.disposition, final.endpoint) == ("answered", "PJSIP/cchc-3")
+        assert final.wait_seconds > 5.0  # the second INVITE rang 5 s, the first some more
+        steps = await _steps(pg_url, final.id)
+        assert steps.count(("takeover", "takeover", "resumed")) == 1
+        assert steps.count(("branch-3", "dial", "answered")) == 1
+    finally:
+        for c in (a, b):  # shown when the test fails
+            print(
+                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
+            )
+        await sipp.close()
+        if desk.returncode is None:
+            desk.kill()
+        await desk.wait()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import math
 import os
 import shutil
 import statistics
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from benchmarks.scale_data import load_postgres, load_sqlite
+from benchmarks.scale_data import DAYS, load_postgres, load_sqlite
 from ivr.reports.facts import read_facts
 from ivr.reports.grouping import Grouper
 from ivr.reports.periods import Period
@@ -44,7 +45,9 @@ def note(name: str, what: str) -> None:
     print(f"  {name}: {what}  (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
-async def measure(name: str, url: str, routing: Routing, repeat: int) -> dict[str, float]:
+async def measure(
+    name: str, url: str, routing: Routing, repeat: int, raw_too: bool = True
+) -> dict[str, float]:
     engine = make_engine(url, create=False)
     try:
         t0 = time.perf_counter()
@@ -61,6 +64,8 @@ async def measure(name: str, url: str, routing: Routing, repeat: int) -> dict[st
         figures["month_calls"] = received
         shown = ", ".join(f"{t * 1000:.0f}" for t in times)
         note(name, f"report by branch (rollups): {shown} ms; {received:,} calls in the month")
+        if not raw_too:
+            return {**figures, "raw_s": math.nan}
         t0 = time.perf_counter()
         grouper = Grouper(routing, MONTH.tz)
         facts = read_facts(engine, MONTH.start, MONTH.end, classifier(routing))
@@ -73,19 +78,21 @@ async def measure(name: str, url: str, routing: Routing, repeat: int) -> dict[st
         await engine.dispose()
 
 
-async def sqlite_run(folder: Path, rows: int, routing: Routing, repeat: int) -> dict[str, float]:
+async def sqlite_run(
+    folder: Path, rows: int, routing: Routing, repeat: int, days: int = DAYS, raw: bool = True
+) -> dict[str, float]:
     url = sqlite_url(folder)
     await asyncio.to_thread(upgrade, url)
     t0 = time.perf_counter()
-    await asyncio.to_thread(load_sqlite, url, rows)
+    await asyncio.to_thread(load_sqlite, url, rows, days=days)
     load_s = time.perf_counter() - t0
     note("SQLite", f"loaded in {load_s:.1f} s, {_size(folder) / 1e9:.2f} GB")
-    figures = {"load_s": load_s, **await measure("SQLite", url, routing, repeat)}
+    figures = {"load_s": load_s, **await measure("SQLite", url, routing, repeat, raw)}
     return {**figures, "size": _size(folder)}
 
 
 async def postgres_run(
-    folder: Path, rows: int, routing: Routing, repeat: int
+    folder: Path, rows: int, routing: Routing, repeat: int, days: int = DAYS, raw: bool = True
 ) -> dict[str, float] | None:
     server = PgServer.create(folder)
     if server is None:
@@ -94,10 +101,10 @@ async def postgres_run(
         url = await server.create_database("report_scale")
         await asyncio.to_thread(upgrade, url)
         t0 = time.perf_counter()
-        await load_postgres(url, rows)
+        await load_postgres(url, rows, days=days)
         load_s = time.perf_counter() - t0
         note("PostgreSQL", f"loaded in {load_s:.1f} s, {await _pg_size(url) / 1e9:.2f} GB")
-        figures = {"load_s": load_s, **await measure("PostgreSQL", url, routing, repeat)}
+        figures = {"load_s": load_s, **await measure("PostgreSQL", url, routing, repeat, raw)}
         return {**figures, "size": await _pg_size(url)}
     finally:
         server.stop()
@@ -122,21 +129,35 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
     ap.add_argument("--keep", type=Path, help="leave the SQLite database in this new folder")
+    ap.add_argument(
+        "--month-only",
+        action="store_true",
+        help="load only the month the report reads, as dense as in a year of --rows calls",
+    )
+    ap.add_argument("--no-raw", action="store_true", help="skip the report reading every row")
     args = ap.parse_args()
+    days = MONTH.days if args.month_only else DAYS
+    rows = args.rows * days // DAYS
     routing = load_routing(ROUTING)
     folder = Path(tempfile.mkdtemp(prefix="ivr-report-scale-"))
     folder.chmod(0o755)  # initdb runs as postgres when we are root
-    print(f"{args.rows:,} call rows over a year; report of {MONTH.label()} by branch")
+    span = f"only the last {days} days: {rows:,} rows" if args.month_only else "rows over a year"
+    print(f"{args.rows:,} call {span}; report of {MONTH.label()} by branch")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     try:
         if args.only != "postgresql":
             lite = args.keep or folder / "lite"
             results.append(
-                ("SQLite", asyncio.run(sqlite_run(lite, args.rows, routing, args.repeat)))
+                (
+                    "SQLite",
+                    asyncio.run(
+                        sqlite_run(lite, rows, routing, args.repeat, days, not args.no_raw)
+                    ),
+                )
             )
         if args.only != "sqlite":
-            pg = postgres_run(folder / "pg", args.rows, routing, args.repeat)
+            pg = postgres_run(folder / "pg", rows, routing, args.repeat, days, not args.no_raw)
             results.append(("PostgreSQL", asyncio.run(pg)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -67,12 +67,12 @@ class Chunk:
     chosen: np.ndarray  # µs: the menu choice or the unit found
 
 
-def draw(rng: np.random.Generator, first: int, n: int, prefix: str) -> Chunk:
-    """Calls ``first`` .. ``first + n - 1``."""
+def draw(rng: np.random.Generator, first: int, n: int, prefix: str, days: int = DAYS) -> Chunk:
+    """Calls ``first`` .. ``first + n - 1``, over the last ``days`` days of the year."""
     # the local midnight of each day, in UTC µs (Vietnam has kept UTC+7 all year)
     day0 = dt.datetime.combine(FIRST, dt.time(), VN).timestamp()
     hw = np.array(HOUR_WEIGHTS, float)
-    day = rng.integers(0, DAYS, n)
+    day = rng.integers(DAYS - days, DAYS, n)
     hour = rng.choice(24, n, p=hw / hw.sum())
     second = rng.integers(0, 3600, n)
     start = ((day0 + day * 86400 + hour * 3600 + second) * US).astype(np.int64)
@@ -97,10 +97,12 @@ def draw(rng: np.random.Generator, first: int, n: int, prefix: str) -> Chunk:
     )  # fmt: skip
 
 
-def chunks(n: int, seed: int = 7, prefix: str = "bench", size: int = CHUNK) -> Iterator[Chunk]:
+def chunks(
+    n: int, seed: int = 7, prefix: str = "bench", days: int = DAYS, size: int = CHUNK
+) -> Iterator[Chunk]:
     rng = np.random.default_rng(seed)
     for first in range(0, n, size):
-        yield draw(rng, first, min(size, n - first), prefix)
+        yield draw(rng, first, min(size, n - first), prefix, days)
 
 
 def rows(c: Chunk, stamp: Any) -> tuple[list[Call], list[Step]]:
@@ -182,7 +184,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
 
 
-def load_sqlite(url: str, n: int, seed: int = 7, prefix: str = "bench") -> None:
+def load_sqlite(url: str, n: int, seed: int = 7, prefix: str = "bench", days: int = DAYS) -> None:
     """Bulk-load ``n`` calls into a throwaway SQLite database already at the current schema."""
     db = sqlite3.connect(make_url(url).database or "")
     db.execute("PRAGMA journal_mode=OFF")
@@ -196,7 +198,7 @@ def load_sqlite(url: str, n: int, seed: int = 7, prefix: str = "bench") -> None:
     ).fetchall()
     for name, _ in indexes:
         db.execute(f'DROP INDEX "{name}"')
-    for c in chunks(n, seed, prefix):
+    for c in chunks(n, seed, prefix, days):
         call_rows, step_rows = rows(c, sqlite_stamps)
         with db:
             db.executemany(_insert("calls", CALL_COLUMNS), call_rows)
@@ -223,7 +225,9 @@ WHERE contype = 'f' AND conrelid = ANY($1::regclass[])
 """
 
 
-async def load_postgres(url: str, n: int, seed: int = 7, prefix: str = "bench") -> None:
+async def load_postgres(
+    url: str, n: int, seed: int = 7, prefix: str = "bench", days: int = DAYS
+) -> None:
     """Bulk-load ``n`` calls into a PostgreSQL database (COPY, the secondary indexes and the
     foreign keys added after), then VACUUM ANALYZE."""
     import asyncpg
@@ -241,7 +245,7 @@ async def load_postgres(url: str, n: int, seed: int = 7, prefix: str = "bench") 
             await conn.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
         for name, _ in indexes:
             await conn.execute(f'DROP INDEX "{name}"')
-        for c in chunks(n, seed, prefix):
+        for c in chunks(n, seed, prefix, days):
             call_rows, step_rows = rows(c, pg_stamps)
             async with conn.transaction():
                 await conn.copy_records_to_table("calls", records=call_rows, columns=CALL_COLUMNS)

@@ -377,10 +377,8 @@ SCENARIOS = [
             "2",
             branch="2",
             hangup_by="caller",
-            # ARI: the desk rings during the announcement (2 × 2 s here), then 4 s of ringback;
-            # FastAGI plays the announcement before Dial, so only the ringback is waited
+            # the desk rings during the announcement (2 × 2 s here), then 4 s of ringback
             wait_seconds=4 + 4,
-            agi_wait_seconds=4,
         ),
         clerks={"PJSIP/cchc-2": NO_ANSWER},
     ),
@@ -393,7 +391,7 @@ SCENARIOS = [
             "4",
             branch="4",
             endpoint="PJSIP/cchc-4a",
-            wait_seconds=9,  # the desk's 9 s of ringing (through FastAGI, after the announcement)
+            wait_seconds=9,  # the desk's 9 s of ringing, the announcement's 4 s among them
             outcomes=(("branch-4", "answered"),),
         ),
         clerks={"PJSIP/cchc-4a": LATE_ANSWER, "PJSIP/cchc-4b": NO_ANSWER},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -142,3 +143,110 @@ async def test_fastagi_calls_feed_the_setup_and_key_press_latencies(routing: Rou
         await server.stop()
     assert _count("ivr_call_setup_seconds") == setup + 1
     assert _count("ivr_dtmf_to_request_seconds") == keys + 1  # one key, one next command
+
+
+# --- the announcement while the desks ring: Dial's m() with a music-on-hold class -------------
+
+
+def test_each_announced_prompt_list_has_a_class_in_musiconhold_conf(
+    routing: Routing, tmp_path: Path
+) -> None:
+    from ivr.asterisk.config import write_config
+    from ivr.asterisk.moh import announced, class_name, prompts_of
+
+    lists = announced(routing)
+    assert ("please-hold", "branch-4") in lists
+    assert len(lists) == len(set(lists)) == 9  # the nine branches, each its own name
+    write_config(
+        tmp_path, ROOT / "asterisk.conf.example", ROOT / "dialplan" / "hotline.conf", routing
+    )
+    conf = (tmp_path / "musiconhold.conf").read_text()
+    sections = conf.split("\n[")
+    name = class_name(("please-hold", "branch-4"))
+    assert name == "hotline-announce+please-hold+branch-4"
+    assert prompts_of(name) == ["please-hold", "branch-4"]
+    (section,) = [s for s in sections if s.startswith(f"{name}]")]
+    settings = dict(line.split("=", 1) for line in section.splitlines()[1:] if "=" in line)
+    assert settings == {
+        "mode": "files",
+        "directory": f"sounds/vi/hotline/moh/{name}",  # from Asterisk's data folder
+        "sort": "alpha",  # the prompts first, in order, then the ringback
+        "loop_last": "yes",  # the ringback loops, the prompts are said once
+    }
+    assert conf.count("[hotline-announce") == 9
+
+
+def test_a_long_prompt_list_gets_a_short_class_name() -> None:
+    from ivr.asterisk.moh import NAME_LIMIT, class_name, prompts_of
+
+    prompts = [f"a-rather-long-prompt-{i}" for i in range(5)]
+    name = class_name(prompts)
+    assert len(name) <= NAME_LIMIT
+    assert name == class_name(list(prompts))  # the same list, the same class
+    assert name != class_name(prompts[:4])
+    assert prompts_of(name) is None
+
+
+def test_the_class_folder_sorts_the_prompts_then_the_ringback(tmp_path: Path) -> None:
+    from ivr.asterisk.moh import class_name, install_classes
+
+    hotline = tmp_path / "vi" / "hotline"
+    hotline.mkdir(parents=True)
+    for p in ("please-hold", "branch-4", "ringback-vn", "zz-first-by-name"):
+        for ext in (".wav", ".sln16"):
+            (hotline / f"{p}{ext}").write_bytes(p.encode())
+    old = hotline / "moh" / "hotline-announce+gone"
+    old.mkdir(parents=True)
+    assert install_classes(tmp_path / "vi", [("zz-first-by-name", "please-hold")]) == 6
+    assert not old.exists()  # a class no node uses any more
+    folder = hotline / "moh" / class_name(("zz-first-by-name", "please-hold"))
+    wavs = sorted((f for f in folder.iterdir() if f.suffix == ".wav"), key=lambda f: f.name)
+    assert [f.read_bytes() for f in wavs] == [b"zz-first-by-name", b"please-hold", b"ringback-vn"]
+    assert all(not Path(str(f.readlink())).is_absolute() for f in wavs)  # a chroot reads them
+
+
+async def _dial_commands(routing: Routing, mode: str) -> list[str]:
+    """The commands the controller sent for a call pressing 4 (branch 4 answers)."""
+    from ivr.routing.model import DialNode
+
+    node = routing.nodes["branch-4"]
+    assert isinstance(node, DialNode)
+    nodes = {**routing.nodes, "branch-4": node.model_copy(update={"announce": mode})}
+    changed = routing.model_copy(update={"nodes": nodes})
+    server = AgiServer(lambda: changed, MemoryObserver(), clock=lambda: DAY, timer_scale=0.1)
+    port = await server.start(port=0)
+    sim = AgiSim(port, speed=10, clerks=Clerks(default=ANSWER))
+    sent: list[str] = []
+    command = sim._command
+
+    async def recording(call: object, line: str) -> list[str]:
+        sent.append(line)
+        return await command(call, line)  # type: ignore[arg-type]
+
+    sim._command = recording  # type: ignore[method-assign]
+    try:
+        done = sim.call(CallerScript((Press("4", on="prompt:main-menu"),), number="0911111111"))
+        await asyncio.wait_for(done.done, 60)
+        await asyncio.wait_for(server.idle(), 30)
+    finally:
+        await server.stop()
+    return sent
+
+
+async def test_fastagi_dials_at_once_with_the_announcing_class(routing: Routing) -> None:
+    sent = await _dial_commands(routing, "while_ringing")
+    (dial,) = [i for i, line in enumerate(sent) if line.startswith("EXEC Dial")]
+    assert "m(hotline-announce+please-hold+branch-4)" in sent[dial]
+    streamed = [line.split()[2] for line in sent if line.startswith("STREAM FILE")]
+    assert "hotline/main-menu" in streamed
+    assert "hotline/please-hold" not in streamed  # Asterisk says it, from the class
+    assert "hotline/branch-4" not in streamed
+
+
+async def test_fastagi_announce_before_streams_then_dials_without_music(routing: Routing) -> None:
+    sent = await _dial_commands(routing, "before")
+    (dial,) = [i for i, line in enumerate(sent) if line.startswith("EXEC Dial")]
+    streamed = [i for i, line in enumerate(sent) if line.startswith("STREAM FILE hotline/branch-4")]
+    assert streamed
+    assert streamed[0] < dial
+    assert "m(" not in sent[dial]

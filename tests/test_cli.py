@@ -209,6 +209,7 @@ def test_asterisk_config_writes_every_file_and_keeps_existing(
         "cel.conf",
         "cel_custom.conf",
         "cel_pgsql.conf",
+        "musiconhold.conf",
     }
     assert "load=cel_custom.so" in (target / "modules.conf").read_text()
     assert "contact=sip:cchc-1@127.0.0.1:5070" in (target / "pjsip_hotline.conf").read_text()

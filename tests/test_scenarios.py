@@ -267,13 +267,22 @@ async def test_ari_announce_before_plays_it_before_dialling(routing: Routing) ->
     assert call.log.index("prompt:branch-4") < call.log.index("ringing:PJSIP/cchc-4a")
 
 
-@pytest.mark.parametrize("mode", ["while_ringing", "before"])
-async def test_fastagi_always_announces_before_dial(
-    routing: Routing, mode: str, tmp_path: Path
+async def test_fastagi_announces_while_the_desks_ring(routing: Routing, tmp_path: Path) -> None:
+    """``announce: while_ringing`` over FastAGI: the desks are dialled at once, and the caller
+    hears the prompts from the node's music-on-hold class (Dial's m()), then its ringback."""
+    _, call = await run_agi_scenario(announcing(routing, "while_ringing"), ANNOUNCED, tmp_path)
+    log = call.log
+    assert "moh:hotline-announce+please-hold+branch-4" in log
+    assert log.count("prompt:please-hold") == 1
+    assert log.index("ringing:PJSIP/cchc-4a") < log.index("prompt:please-hold")
+    assert log.index("prompt:branch-4") < log.index("ringing") < log.index("talking:PJSIP/cchc-4a")
+
+
+async def test_fastagi_announce_before_plays_it_before_dial(
+    routing: Routing, tmp_path: Path
 ) -> None:
-    """Dial cannot play to the caller while the desks ring (README): over FastAGI both settings
-    play the announcement, then Dial."""
-    _, call = await run_agi_scenario(announcing(routing, mode), ANNOUNCED, tmp_path)
+    _, call = await run_agi_scenario(announcing(routing, "before"), ANNOUNCED, tmp_path)
     log = call.log
     assert log.count("prompt:please-hold") == 1
+    assert not [x for x in log if x.startswith("moh:")]
     assert log.index("prompt:branch-4") < log.index("ringing") < log.index("ringing:PJSIP/cchc-4a")

@@ -28,6 +28,7 @@ from ivr.agi.protocol import (
     parse_reply,
     read_line,
 )
+from ivr.asterisk.moh import class_name, uses_class
 from ivr.flow.callerid import clerk_caller_id
 from ivr.metrics import DtmfLatency
 from ivr.session import (
@@ -202,16 +203,10 @@ class AgiCallSession:
         self._digits = ""
 
     async def dial(self, request: DialRequest) -> DialResult:
-        # Dial cannot play to the caller while the desks ring (its A() option plays only once
-        # a desk answers): over FastAGI the announcement is played before Dial (README).
-        if request.announce:
-            await self.play(request.announce, interruptible=False)
         caller_id = clerk_caller_id(request.caller_id_name, request.caller_id_number)
         for variable, value in caller_id.variables:
             await self._live("SET VARIABLE", variable, value)
-        options = "U(hotline-answered)"  # dialplan/hotline.conf: notes the moment of answer
-        if request.music != "ringback":
-            options += f"m({request.music.removeprefix('moh:')})"
+        options = "U(hotline-answered)" + await self._entertainment(request)
         target = "&".join(request.endpoints)
         started = time.monotonic()
         if self._gone or self._ended:
@@ -238,6 +233,19 @@ class AgiCallSession:
         return DialResult(
             DialStatus.ANSWERED, endpoint, max(0.0, waited - talk), talk, ended_by, per
         )
+
+    async def _entertainment(self, request: DialRequest) -> str:
+        """What the caller hears while the desks ring, as Dial options. Dial cannot play a file
+        then, but its m() plays a music-on-hold class from the moment the desks are called: the
+        class of ivr.asterisk.moh says the announcement, then ringback. With a node's own music
+        class, the announcement is played before the Dial (README)."""
+        if request.announce and uses_class("while_ringing", request.music, request.announce):
+            return f"m({class_name(request.announce)})"
+        if request.announce:
+            await self.play(request.announce, interruptible=False)
+        if request.music != "ringback":
+            return f"m({request.music.removeprefix('moh:')})"
+        return ""  # Dial passes the desks' ringing on: the tone zone's ringback
 
     async def _alive(self) -> bool:
         try:

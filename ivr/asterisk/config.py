@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ivr.ami.watch import manager_conf_filters
 from ivr.asterisk.files import write_file
+from ivr.asterisk.moh import musiconhold_conf
 from ivr.asterisk.pjsip import render
 from ivr.routing.model import Routing
 
@@ -41,6 +42,7 @@ def write_config(
         files = {name: to_cluster(body) for name, body in files.items()}
     files["pjsip_hotline.conf"] = render(routing, static_contacts=static_contacts, qualify=qualify)
     files["hotline.conf"] = dialplan.read_text(encoding="utf-8")
+    files["musiconhold.conf"] = musiconhold_conf(routing)  # FastAGI announces while ringing
     files.update(cel_files(files.get("modules.conf", "")))
     if "manager.conf" in files:
         files["manager.conf"] = with_event_filters(files["manager.conf"])

@@ -65,6 +65,7 @@ def _out(args: argparse.Namespace, manifest: Path, routing: Routing, settings: S
 
 
 def _cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.asterisk.moh import announced
     from ivr.prompts.build import PromptBuildError, build, install
     from ivr.prompts.manifest import with_units
 
@@ -86,7 +87,7 @@ def _cmd_prompts_build(args: argparse.Namespace) -> int:
     print(f"{len(changed)} lời nhắc được tạo, {len(built) - len(changed)} không đổi; ở {out}")
     if args.install:
         try:
-            n = install(out, args.install)
+            n = install(out, args.install, announced(routing))
         except OSError as e:
             print(f"không chép được vào {args.install}: {e}", file=sys.stderr)
             return FAILED

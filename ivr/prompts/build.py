@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +124,38 @@ def build(
                 stamps[p.id] = digest
             done.append(Built(p.id, p.file or "text", wav_seconds(outputs[0]), not fresh or force))
     stamp_file.write_text(json.dumps(dict(sorted(stamps.items())), indent=1) + "\n")
+    ringback(out_dir)
     return done
 
 
-def install(out_dir: Path, sounds_dir: Path) -> int:
+# Vietnam's ringback (indications.conf [vn]: ring=425/1000,0/4000), one 5 s cycle made at each
+# format's own rate (nothing is resampled), 10 ms ramps against clicks, about -15 dBFS. The MOH
+# classes of ivr.asterisk.moh loop it after a dial node's prompts.
+RINGBACK_TONE = "0.25*sin(2*PI*425*t)*lt(mod(t,5),1)*min(1,100*min(mod(t,5),max(0,1-mod(t,5))))"
+
+
+def ringback(out_dir: Path) -> list[Path]:
+    """``ringback-vn`` in every format, made once (it depends on nothing a site changes)."""
+    from ivr.asterisk.moh import RINGBACK
+
+    made = []
+    for ext, rate in FORMATS.items():
+        out = out_dir / f"{RINGBACK}{ext}"
+        if not out.exists():
+            fmt = ["-f", "s16le"] if ext == ".sln16" else ["-f", "wav"]
+            source = f"aevalsrc='{RINGBACK_TONE}':s={rate}:d=5"
+            lavfi = ["-f", "lavfi", "-i", source]  # generated: no input file
+            pcm = ["-ac", "1", "-ar", str(rate), "-sample_fmt", "s16", "-bitexact", *fmt]
+            _run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *lavfi, *pcm, str(out)])
+            made.append(out)
+    return made
+
+
+def install(out_dir: Path, sounds_dir: Path, announced: Iterable[Sequence[str]] = ()) -> int:
+    """The built files into ``<sounds>/vi/hotline/``, and the folders of the MOH classes that
+    announce ``announced`` (each a dial node's prompt list: ivr.asterisk.moh)."""
+    from ivr.asterisk.moh import install_classes
+
     target = sounds_dir / "vi" / "hotline"
     target.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -134,6 +163,7 @@ def install(out_dir: Path, sounds_dir: Path) -> int:
         if f.suffix in FORMATS:
             shutil.copy2(f, target / f.name)
             count += 1
+    install_classes(sounds_dir / "vi", announced)
     return count
 
 

@@ -16,8 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.asterisk.moh import PREFIX, prompts_of
 from ivr.sim.media import recording_wav
-from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, Hangup, Press, Speak
+from ivr.sim.scripts import (
+    CallerScript,
+    ClerkKind,
+    Clerks,
+    ClerkScript,
+    Hangup,
+    Press,
+    Speak,
+)
 
 _ids = itertools.count(1)
 _ARGS = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
@@ -266,7 +275,40 @@ class AgiSim:
         timeout = float(([*rest.split(","), ""])[0] or 30)
         endpoints = [t for t in targets.split("&") if t]
         scripts = {e: self.clerks.for_endpoint(e) for e in endpoints}
-        call.mark("ringing")
+        music = re.search(r"m\(([^)]*)\)", rest.partition(",")[2])  # Dial's third field
+        said = prompts_of(music.group(1)) if music else None
+        if not said:
+            call.mark("ringing")  # what the caller hears: ringback (or music) at once
+        if music:  # the caller hears this music-on-hold class until a desk answers
+            call.mark(f"moh:{music.group(1)}")
+        announcing = asyncio.create_task(self._announce(call, said)) if said else None
+        try:
+            return await self._ring(call, data, timeout, endpoints, scripts)
+        finally:
+            if announcing is not None:
+                announcing.cancel()
+
+    async def _announce(self, call: AgiCall, prompts: list[str]) -> None:
+        """An announcing class (ivr.asterisk.moh): its prompts, one after the other, then its
+        ringback, until a desk answers."""
+        since = len(call.marks)
+        for prompt in prompts:
+            if "bridged" in call.marks[since:]:
+                return
+            call.heard.append(prompt)
+            call.mark(f"prompt:{prompt}")
+            await self.sleep(self.prompt_seconds(f"sound:{PREFIX}/{prompt}"))
+        if "bridged" not in call.marks[since:]:
+            call.mark("ringing")  # the class's ringback, after its prompts
+
+    async def _ring(
+        self,
+        call: AgiCall,
+        data: str,
+        timeout: float,
+        endpoints: list[str],
+        scripts: dict[str, ClerkScript],
+    ) -> list[str]:
         start = self.nominal()
         reachable = {e: c for e, c in scripts.items() if c.kind is not ClerkKind.UNREACHABLE}
         for e in reachable:

@@ -72,7 +72,7 @@ def folder(language: str, name: str) -> str:
 def musiconhold_conf(routing: Routing) -> str:
     """musiconhold.conf: Asterisk's usual ``default`` class and one class per announced list."""
     lines = [
-        "; Music on hold. The hotline-announce-* classes say a dial node's prompts, then ringback,",
+        "; Music on hold. The hotline-announce+… classes say a dial node's prompts, then ringback,",
         "; while the desks ring (ivr agi: Dial's m() option). Their folders are filled by",
         "; `ivr prompts build --install`; rerun both commands when a dial node's prompts change.",
         "[default]",

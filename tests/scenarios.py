@@ -18,6 +18,7 @@ from ivr.sim.scripts import (
     Speak,
     Wait,
 )
+from ivr.sim.sipp import Bye, Keys, Quiet, Step, Talk
 
 ANSWER = ClerkScript(ClerkKind.ANSWER, ring_seconds=2, talk_seconds=5)
 BUSY = ClerkScript(ClerkKind.BUSY, ring_seconds=1)
@@ -364,6 +365,12 @@ SCENARIOS = [
         ),
     ),
     Scenario(
+        "the caller hangs up during the greeting",
+        (Hangup(on="prompt:greeting", after=1),),
+        Expect(Disposition.ABANDONED, MENU[:2], hangup_by="caller"),
+        not_heard=("main-menu",),
+    ),
+    Scenario(
         "the caller hangs up in the menu",
         (Hangup(on="prompt:main-menu", after=1),),
         Expect(Disposition.ABANDONED, MENU, hangup_by="caller"),
@@ -569,3 +576,134 @@ SCENARIOS = [
         not_heard=("survey-thanks", "goodbye"),
     ),
 ]
+
+
+# --- the same rows on a real Asterisk (tests/test_real_asterisk.py) -------------------------
+# A SIPp caller cannot wait for a prompt: its steps are timed from the answer, on the test
+# routing of the real suite (the main menu and the survey question are short prompts there, see
+# tests/test_real_asterisk.py). Keys are pressed during the greeting (type-ahead); times sit in
+# the middle of what they aim at through both ARI (a desk rings during the announcement) and
+# FastAGI (the announcement, then Dial). The clerks are SIPp desks that behave as the row's.
+# Timeline: greeting 0-5 s; a branch's announcement about 6 s; voicemail-intro 11.5 s then the
+# beep; survey question 2.7 s then 5 s to key, twice.
+PHONE: dict[str, tuple[Step, ...]] = {
+    "press 4, a clerk answers, the clerk hangs up": (Keys(1500, "4"),),
+    "ring all: the first phone never answers, the second does": (Keys(1500, "4"),),
+    "busy clerk: the caller leaves a message ended by #": (
+        Keys(1500, "1"),
+        Talk(3000, 30),
+        Keys(34000, "#"),
+    ),
+    # 20 s of ringing, the intro, speech into the recording, then an open silent line
+    "no answer: the message ends on silence": (Keys(1500, "6"), Talk(3000, 45), Quiet(48000, 90)),
+    "unreachable phone: the caller hangs up while leaving a message, which is kept": (
+        Keys(1500, "3"),
+        Talk(3000, 25),
+        Bye(29000),
+    ),
+    "in turn: the first operator does not answer, the second does": (Keys(1500, "9"),),
+    "every phone of a branch unreachable, caller leaves no message": (
+        Keys(1500, "9"),
+        Bye(12000),  # during voicemail-intro
+    ),
+    "at night: office closed, the caller hangs up during the announcement": (Bye(5000),),
+    "first day of Tết 2027: the holiday route, a message left": (
+        Talk(1000, 20),
+        Keys(22000, "#"),
+    ),
+    "an invalid key then silence: retries, then goodbye": (Keys(1500, "#"),),
+    "* repeats the menu without counting as a mistake": (Keys(1500, "*"), Keys(4000, "5")),
+    "type-ahead: 4 pressed during the greeting skips the menu prompt": (Keys(1500, "4"),),
+    "directory: a commune reached by its code": (Keys(1500, "03002#"),),
+    "directory: an unknown code, then a good one": (
+        Keys(1500, "0"),
+        Keys(3000, "9999"),
+        Keys(12000, "1001"),  # after unit-not-found and the code prompt again
+    ),
+    "directory: the unit's phone is busy, a message for the unit": (
+        Keys(1500, "03004#"),
+        Talk(6000, 22),
+        Keys(30000, "#"),
+    ),
+    "directory: an old commune's code on its last day reaches it as before": (
+        Keys(1500, "03104#"),
+    ),
+    "directory: an old commune's code after the merger: '… nay là …', then its successor": (
+        Keys(1500, "03104#"),
+    ),
+    "directory: a new commune's code the day before it exists is unknown": (
+        Keys(1500, "03002#"),
+        Bye(9000),
+    ),
+    "directory: a district's code after the district level ended, then a commune's": (
+        Keys(1500, "02006#"),
+        Keys(12000, "3009#"),
+    ),
+    "directory: nothing keyed, three times": (Keys(1500, "0"),),
+    "the caller hangs up during the greeting": (Bye(1000),),
+    "the caller hangs up in the menu": (Bye(8000),),
+    "the caller hangs up while the phone rings: the dialled leg is dropped, the wait counted": (
+        Keys(1500, "2"),
+        Bye(15000),
+    ),
+    "the desk rings while the announcement plays and answers after it": (Keys(1500, "4"),),
+    # the second phone rings from about 17 s (ARI) or 23 s (FastAGI)
+    "in turn: the caller hangs up while the second phone rings, both waits counted": (
+        Keys(1500, "9"),
+        Bye(25000),
+    ),
+    "the caller hangs up during the conversation: the clerk's leg is hung up": (
+        Keys(1500, "7"),
+        Bye(14000),
+    ),
+    # a few seconds of an empty recording (FastAGI; ARI's timings are in PHONE_ARI)
+    "the caller hangs up at the beep: no message, the call stays 'busy'": (
+        Keys(1500, "1"),
+        Bye(21500),
+    ),
+    "the caller says nothing for 4 s, then hangs up: line noise is no message": (
+        Keys(1500, "3"),
+        Bye(24000),
+    ),
+    "the caller stays silent until the recording stops on silence: no message, goodbye": (
+        Keys(1500, "6"),
+        Quiet(2000, 120),
+    ),
+    "the clerk hangs up and the routing says what follows: the call goes on": (Keys(1500, "4"),),
+    "the caller hangs up during the conversation: what follows is not played": (
+        Keys(1500, "7"),
+        Bye(14000),
+    ),
+    # the survey runs from about 9 s (ARI) or 15 s (FastAGI) for two rounds of 7.7 s
+    "survey: the clerk hangs up, the caller rates the call 4": (Keys(1500, "4"), Keys(18000, "4")),
+    # the survey starts at 22-26 s (measured, both adapters): 7 in its first round; the second
+    # round follows the 7 by 5.3 s of prompts, so the 1 is timed from the 7
+    "survey: a key off the scale, then 1 (in turn, the second desk answered)": (
+        Keys(1500, "9"),
+        Keys(27000, "7"),
+        Keys(34000, "1"),
+    ),
+    "survey: the caller hangs up during the question, no answer is kept": (
+        Keys(1500, "2"),
+        Bye(16000),
+    ),
+}
+# Where ARI differs: it learns a desk is busy or gone while the announcement plays and cuts it
+# short, so the beep comes at about 13.5 s (FastAGI: about 19.5 s, the announcement played out).
+PHONE_ARI: dict[str, tuple[Step, ...]] = {
+    "the caller hangs up at the beep: no message, the call stays 'busy'": (
+        Keys(1500, "1"),
+        Bye(16000),
+    ),
+    "the caller says nothing for 4 s, then hangs up: line noise is no message": (
+        Keys(1500, "3"),
+        Bye(17000),
+    ),
+}
+# Rows the real suite does not run, and why.
+NOT_ON_REAL = {
+    "a recording the PBX cannot write is an error: handed to the operators' fallback": (
+        "needs the shared recording folder made unwritable, which would fail every other call"
+        " recording at the same time"
+    ),
+}

@@ -1,5 +1,5 @@
 """SIPp for the real-Asterisk tests: the driver lives in ivr/sim/sipp.py (the demo's
-`--asterisk` calls use it too)."""
+`--asterisk` calls and the load benchmarks use it too)."""
 
 from ivr.sim.sipp import (
     KEY_GAP_MS,
@@ -8,6 +8,7 @@ from ivr.sim.sipp import (
     SPEECH,
     Bye,
     Keys,
+    Quiet,
     Sipp,
     Step,
     Talk,
@@ -15,6 +16,7 @@ from ivr.sim.sipp import (
     desk_xml,
     pcap_ms,
     rfc4733_pcap,
+    silence_pcap,
 )
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "SPEECH",
     "Bye",
     "Keys",
+    "Quiet",
     "Sipp",
     "Step",
     "Talk",
@@ -31,4 +34,5 @@ __all__ = [
     "desk_xml",
     "pcap_ms",
     "rfc4733_pcap",
+    "silence_pcap",
 ]

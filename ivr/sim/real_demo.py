@@ -1,7 +1,8 @@
 """`ivr demo --asterisk`: the demo's six calls through a real Asterisk 22, SIPp as the phones.
 
 The Asterisk is the one `scripts/asterisk up` starts or shares (Debian's package, the project's
-own configuration with fixed contacts for the SIPp desks). The controller runs here through ARI
+own configuration with fixed contacts for the SIPp desks), found and locked as the tests do
+(ivr/sim/sipp.py). The controller runs here through ARI
 exactly as `ivr run` does; each caller lives at its own time of day (the call's clock, as in the
 simulator demo), so the night and Tết calls need no change to the wall clock. Calls go one at a
 time: the desk phones sit on the configuration's fixed ports. Keys are RFC 4733 events pressed
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import fcntl
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,17 +29,32 @@ from ivr.flow.record import CallObserver, CallRecord, FanOut, MemoryObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 from ivr.sim.demo import DEMO_CALLS, DemoCall, load_demo_routing, print_stored
-from ivr.sim.sipp import Bye, Keys, Sipp, Step, Talk
+from ivr.sim.sipp import (
+    AsteriskUnavailable,
+    Bye,
+    Keys,
+    Pbx,
+    Sipp,
+    Step,
+    Talk,
+    calls_lock,
+    shared_asterisk,
+)
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 from models import Call
 
-# One user at a time places calls (the same lock file as the test sessions').
-CALLS_LOCK = Path(os.environ.get("IVR_TEST_ASTERISK_LOCK", "/tmp/ivr-real-asterisk.lock"))
-
-
-class AsteriskUnavailable(Exception):
-    """The real Asterisk could not be brought up; the message says what is missing."""
+__all__ = [
+    "PHONE_CALLS",
+    "AsteriskUnavailable",
+    "Desk",
+    "Pbx",
+    "PhoneCall",
+    "PhoneDriver",
+    "phone_call",
+    "real_asterisk",
+    "run_real_demo",
+]
 
 
 @dataclass(frozen=True)
@@ -77,45 +91,6 @@ PHONE_CALLS: dict[str, PhoneCall] = {
 }
 
 
-@dataclass(frozen=True)
-class Pbx:
-    """Where the real Asterisk is, as `scripts/asterisk env` says."""
-
-    ari_url: str
-    ari_user: str
-    ari_password: str
-    ari_app: str
-    sip: str
-    phone_port: int
-    caller_port: int
-    service: str
-    recordings_dir: str
-
-    @classmethod
-    def from_env(cls, env: dict[str, str]) -> Pbx:
-        return cls(
-            ari_url=env["IVR_TEST_ARI_URL"],
-            ari_user=env.get("IVR_TEST_ARI_USER", "ivr"),
-            ari_password=env.get("IVR_TEST_ARI_PASSWORD", ""),
-            ari_app=env.get("IVR_TEST_ARI_APP", "hotline"),
-            sip=env.get("IVR_TEST_SIP", "127.0.0.1:5060"),
-            phone_port=int(env.get("IVR_TEST_PHONE_PORT", "5070")),
-            caller_port=int(env.get("IVR_TEST_CALLER_PORT", "5300")),
-            service=env.get("IVR_TEST_SERVICE", "18001022"),
-            recordings_dir=env.get("IVR_TEST_RECORDINGS_DIR", "/var/spool/asterisk/recording"),
-        )
-
-
-def _script(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(root / "scripts" / "asterisk"), *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
 @contextmanager
 def real_asterisk(root: Path) -> Iterator[Pbx]:
     """`scripts/asterisk up`, this process alone placing calls (the lock), `down` at the end."""
@@ -126,16 +101,12 @@ def real_asterisk(root: Path) -> Iterator[Pbx]:
         )
     if not Sipp.available():
         raise AsteriskUnavailable("Thiếu SIPp; cài bằng: apt-get install sip-tester")
-    with CALLS_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        up = _script(root, "up")
-        if up.returncode != 0:
-            raise AsteriskUnavailable(f"scripts/asterisk up thất bại:\n{up.stderr.strip()}")
+    with calls_lock():
         try:
-            env = _script(root, "env").stdout.splitlines()
-            yield Pbx.from_env(dict(line.split("=", 1) for line in env if "=" in line))
-        finally:
-            _script(root, "down")
+            with shared_asterisk(root) as pbx:
+                yield pbx
+        except AsteriskUnavailable as e:
+            raise AsteriskUnavailable(f"scripts/asterisk up thất bại:\n{e}") from e
 
 
 class _Ended(MemoryObserver):

@@ -4,15 +4,23 @@
 A caller is a list of timed steps after the answer (keys as RFC 4733 telephone-events or SIP
 INFO, speech as G.711 audio, hang-up); desk phones answer, refuse (486) or ring for ever.
 Scenario XML and the RTP captures SIPp replays are written into a temporary folder; SIPp runs as
-a subprocess on loopback.
+a subprocess on loopback. This module is the one place SIPp's scenario text is written (the
+real-Asterisk tests, the demo, the load benchmarks), and the one place the real Asterisk is
+found or brought up (`scripts/asterisk up|env|down`, one user at a time by a lock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
+import os
+import re
 import shutil
 import struct
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +197,15 @@ _DESK_BYE = """
 </scenario>
 """
 
+# A desk that rings until Asterisk cancels it; the 487 answers the INVITE by its own CSeq (one
+# SIPp may serve many calls, as under load).
+_DESK_INVITE_CSEQ = """
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" check_it="true" assign_to="cseq"/>
+    </action>
+  </recv>
+"""
 _DESK_CANCEL = """
   <recv request="CANCEL"/>
   <send>
@@ -209,7 +226,7 @@ _DESK_CANCEL = """
       [last_From:]
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
-      CSeq: 1 INVITE
+      CSeq: [$cseq] INVITE
       Content-Length: 0
     ]]>
   </send>
@@ -231,11 +248,20 @@ class Talk:
 
 
 @dataclass(frozen=True)
+class Quiet:
+    """A line that is open and silent: G.711 silence, as a real phone sends between words (an
+    RTP stream that simply stops is no silence Asterisk can measure)."""
+
+    at_ms: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Bye:
     at_ms: int
 
 
-Step = Keys | Talk | Bye
+Step = Keys | Talk | Quiet | Bye
 
 
 def _pcap_packet(at_us: int, rtp: bytes) -> bytes:
@@ -252,7 +278,8 @@ def _pcap_packet(at_us: int, rtp: bytes) -> bytes:
 
 def rfc4733_pcap(path: Path, digits: str) -> int:
     """Writes the RTP telephone-events (RFC 4733, payload type 101) of ``digits``; each key has
-    its own timestamp, so none looks like a repeat of the one before. Returns its length in ms."""
+    its own timestamp, so none looks like a repeat of the one before (sequence numbers and
+    timestamps wrap as RTP's do: a process makes many). Returns its length in ms."""
     base = next(_timestamps)
     ts, seq, at_ms = base * 800_000, base * 1000, 0
     frames = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
@@ -262,13 +289,30 @@ def rfc4733_pcap(path: Path, digits: str) -> int:
             end = k > steps
             duration = min(k, steps) * 160
             payload = struct.pack("!BBH", EVENT_CODE[d], (0x80 if end else 0) | 10, duration)
-            header = struct.pack("!BBHII", 0x80, (0x80 if k == 1 else 0) | 101, seq, ts, 0x1C0FFEE)
+            marker = (0x80 if k == 1 else 0) | 101
+            header = struct.pack("!BBHII", 0x80, marker, seq & 0xFFFF, ts & 0xFFFFFFFF, 0x1C0FFEE)
             frames.append(_pcap_packet((at_ms + min(k, steps) * 20) * 1000 + k, header + payload))
             seq += 1
         at_ms += KEY_MS + KEY_GAP_MS
         ts += (KEY_MS + KEY_GAP_MS) * 8
     path.write_bytes(b"".join(frames))
     return at_ms
+
+
+def silence_pcap(path: Path, seconds: float) -> int:
+    """Writes ``seconds`` of G.711 A-law silence (payload type 8, 20 ms frames); returns its
+    length in ms."""
+    base = next(_timestamps)
+    ts, seq = base * 800_000, base * 1000
+    frames = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    count = int(seconds * 50)
+    for k in range(count):
+        header = struct.pack(
+            "!BBHII", 0x80, 8, (seq + k) & 0xFFFF, (ts + k * 160) & 0xFFFFFFFF, 0x5113CE
+        )
+        frames.append(_pcap_packet(k * 20_000, header + b"\xd5" * 160))
+    path.write_bytes(b"".join(frames))
+    return count * 20
 
 
 def pcap_ms(path: Path) -> int:
@@ -296,8 +340,10 @@ def caller_xml(
     folder: Path | None = None,
 ) -> str:
     """The caller's scenario. With ``folder``, keys go as RFC 4733 events (captures written
-    there); without, as SIP INFO."""
+    there); without, as SIP INFO. ``number`` may hold SIPp keywords: "07[call_number]" gives each
+    call of a loaded SIPp its own number."""
     out = [_HEAD.format(name="hotline caller"), _CALLER_INVITE.format(number=number)]
+    tag = re.sub(r"\W", "", number.replace("[call_number]", "")) or "caller"
     now = 0
     for n, step in enumerate(sorted(steps, key=lambda s: s.at_ms)):
         if step.at_ms > now:
@@ -305,7 +351,7 @@ def caller_xml(
             now = step.at_ms
         match step:
             case Keys(digits=digits) if folder is not None:
-                pcap = folder / f"keys-{number}-{n}.pcap"
+                pcap = folder / f"keys-{tag}-{n}.pcap"
                 ms = rfc4733_pcap(pcap, digits)
                 out.append(_play(pcap))
                 out.append(f'  <pause milliseconds="{ms}"/>\n')
@@ -323,6 +369,14 @@ def caller_xml(
                     out.append(f'  <pause milliseconds="{min(left, clip)}"/>\n')
                     now += min(left, clip)
                     left -= clip
+            case Quiet(seconds=seconds) if folder is not None:
+                pcap = folder / f"quiet-{tag}-{n}.pcap"
+                ms = silence_pcap(pcap, seconds)
+                out.append(_play(pcap))
+                out.append(f'  <pause milliseconds="{ms}"/>\n')
+                now += ms
+            case Quiet():
+                raise ValueError("silence is sent as RTP: give the caller a folder")
             case Bye():
                 out.append(_CALLER_BYE.format(number=number))
                 return "".join(out)
@@ -330,12 +384,21 @@ def caller_xml(
     return "".join(out)
 
 
-def desk_xml(kind: str, ring_ms: int = 2000, talk_ms: int = 4000) -> str:
-    invite = _DESK_INVITE_KEEP if kind == "answer" else _DESK_INVITE
+_REFUSALS = {"busy": "486 Busy Here", "gone": "503 Service Unavailable"}
+
+
+def desk_xml(kind: str, ring_ms: int = 2000, talk_ms: int | None = 4000) -> str:
+    """A desk phone: ``answer`` (after ``ring_ms``; hangs up after ``talk_ms``, or waits for the
+    caller's BYE when None), ``busy`` (486), ``gone`` (503: the phone's line answers for a
+    phone that is no longer there), ``no_answer`` (rings until cancelled)."""
+    if kind == "answer":
+        invite = _DESK_INVITE if talk_ms is None else _DESK_INVITE_KEEP
+    else:
+        invite = _DESK_INVITE_CSEQ if kind == "no_answer" else _DESK_INVITE
     out = [_HEAD.format(name=f"desk phone: {kind}"), invite]
-    if kind == "busy":
+    if kind in _REFUSALS:
         out.append(
-            _RESPONSE.format(retrans="", status="486 Busy Here", body="      Content-Length: 0\n")
+            _RESPONSE.format(retrans="", status=_REFUSALS[kind], body="      Content-Length: 0\n")
         )
         out.append('  <recv request="ACK"/>\n</scenario>\n')
         return "".join(out)
@@ -346,6 +409,9 @@ def desk_xml(kind: str, ring_ms: int = 2000, talk_ms: int = 4000) -> str:
     out.append(f'  <pause milliseconds="{ring_ms}"/>\n')
     out.append(_RESPONSE.format(retrans=' retrans="500"', status="200 OK", body=_SDP))
     out.append('  <recv request="ACK" rtd="true" crlf="true"/>\n')
+    if talk_ms is None:
+        out.append(_AWAIT_BYE.format(timeout_ms=150_000))
+        return "".join(out)
     out.append(f'  <pause milliseconds="{talk_ms}"/>\n')
     out.append(_DESK_BYE)
     return "".join(out)
@@ -383,7 +449,7 @@ class Sipp:
             "1",
             "-nostdin",
             "-timeout",
-            "150",
+            "300",  # a bound on a stuck SIPp, well past any scripted call
             "-trace_err",
             "-error_file",
             str(self.folder / f"{name}.err"),
@@ -395,9 +461,18 @@ class Sipp:
         return proc
 
     async def desk(
-        self, name: str, port: int, kind: str, ring_ms: int = 2000, talk_ms: int = 4000
+        self, name: str, port: int, kind: str, ring_ms: int = 2000, talk_ms: int | None = 4000
     ) -> asyncio.subprocess.Process:
-        return await self._start(f"desk-{name}", desk_xml(kind, ring_ms, talk_ms), "-p", str(port))
+        # A stray message of an earlier call to this port (a CANCEL retransmitted after its
+        # desk had gone) is ignored, as a phone would, instead of being taken for this call.
+        return await self._start(
+            f"desk-{name}",
+            desk_xml(kind, ring_ms, talk_ms),
+            "-p",
+            str(port),
+            "-default_behaviors",
+            "all,-abortunexp",
+        )
 
     async def caller(
         self,
@@ -432,3 +507,82 @@ class Sipp:
                 proc.kill()
             await proc.wait()
         return failed
+
+
+# One user at a time places calls through the real Asterisk (test sessions of any checkout, the
+# demo): the SIPp desk phones sit on the configuration's fixed ports, so two users would answer
+# each other's calls.
+CALLS_LOCK = Path(os.environ.get("IVR_TEST_ASTERISK_LOCK", "/tmp/ivr-real-asterisk.lock"))
+
+
+class AsteriskUnavailable(Exception):
+    """The real Asterisk could not be brought up; the message says why (scripts/asterisk's)."""
+
+
+@dataclass(frozen=True)
+class Pbx:
+    """Where the real Asterisk is, as `scripts/asterisk env` says (IVR_TEST_*)."""
+
+    ari_url: str
+    ari_user: str
+    ari_password: str
+    ari_app: str
+    sip: str  # host:port of its SIP transport
+    phone_port: int  # the first SIPp desk phone's port (--static-contacts)
+    caller_port: int
+    service: str  # a number routed to [hotline-inbound] (Stasis)
+    recordings_dir: str  # the recording folder as Asterisk sees it
+    agi_service: str = ""  # a number routed to [hotline-agi] ("" when there is none)
+    agi_port: int = 4573  # where the dialplan's AGI() looks for the FastAGI server
+    recordings_host: str = ""  # the recording folder as this machine sees it ("": not shared)
+    root: str = ""  # the root Asterisk runs in (its etc/asterisk; `chroot ROOT asterisk -rx`)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Pbx:
+        return cls(
+            ari_url=env["IVR_TEST_ARI_URL"],
+            ari_user=env.get("IVR_TEST_ARI_USER", "ivr"),
+            ari_password=env.get("IVR_TEST_ARI_PASSWORD", ""),
+            ari_app=env.get("IVR_TEST_ARI_APP", "hotline"),
+            sip=env.get("IVR_TEST_SIP", "127.0.0.1:5060"),
+            phone_port=int(env.get("IVR_TEST_PHONE_PORT", "5070")),
+            caller_port=int(env.get("IVR_TEST_CALLER_PORT", "5300")),
+            service=env.get("IVR_TEST_SERVICE", "18001022"),
+            recordings_dir=env.get("IVR_TEST_RECORDINGS_DIR", "/var/spool/asterisk/recording"),
+            agi_service=env.get("IVR_TEST_AGI_SERVICE", ""),
+            agi_port=int(env.get("IVR_TEST_AGI_PORT", "4573")),
+            recordings_host=env.get("IVR_TEST_RECORDINGS_HOST", ""),
+            root=env.get("IVR_TEST_ASTERISK_ROOT", ""),
+        )
+
+
+@contextmanager
+def calls_lock() -> Iterator[None]:
+    """This process alone places calls until the block ends (others wait here)."""
+    with CALLS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def asterisk_script(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(root / "scripts" / "asterisk"), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@contextmanager
+def shared_asterisk(root: Path) -> Iterator[Pbx]:
+    """`scripts/asterisk up` (started, or shared with its other users), where it is, and `down`
+    at the end (the last user stops it). Hold :func:`calls_lock` around it to place calls."""
+    up = asterisk_script(root, "up")
+    if up.returncode != 0:
+        raise AsteriskUnavailable(up.stderr.strip())
+    try:
+        env = asterisk_script(root, "env").stdout.splitlines()
+        yield Pbx.from_env(dict(line.split("=", 1) for line in env if "=" in line))
+    finally:
+        asterisk_script(root, "down")

@@ -10,6 +10,7 @@ A call from a controller older than the state steps shows ``ringing`` from the c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from ivr.routing.model import DialNode, MenuNode, Routing
 from models import Call, CallStep, PhoneStatus
@@ -171,6 +172,41 @@ def per_branch(calls: Sequence[Live]) -> dict[str, dict[str, Any]]:
 
 
 RoutingSource = Callable[[], Routing | None]
+
+
+class ChangeCheck:
+    """A cheap question before the board's heavy read: has anyone committed since? SQLite's
+    ``PRAGMA data_version`` on a connection of its own moves whenever another connection — of
+    this process or of any controller sharing the file — commits. None where there is no such
+    check (PostgreSQL, an in-memory database): the caller then reads every time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url
+        self.usable = url.get_backend_name() == "sqlite" and url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def version(self) -> int | None:
+        if not self.usable:
+            return None
+        try:
+            if self._conn is None:
+                conn = await self.engine.connect()
+                self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return int((await self._conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
+        except Exception:
+            await self.close()  # a fresh connection next time; this time, read
+            return None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 PHONE_STALE_SECONDS = 60.0  # a row no controller touched for this long is not shown as live

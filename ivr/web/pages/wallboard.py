@@ -1,8 +1,10 @@
 """Tổng quan (the wallboard): the page, and its server-sent events.
 
-One :class:`Board` per console polls the store twice a second (calls in progress and today's
-figures: a few indexed queries, whatever the number of open browsers) and pushes the snapshot
-to every open page when it changed. Several controllers writing to the same database are seen
+One :class:`Board` per console watches the store (calls in progress and today's figures: a few
+indexed queries, whatever the number of open browsers) and pushes the snapshot to every open
+page when it changed. On SQLite it asks ten times a second whether anyone committed (``PRAGMA
+data_version``, a fraction of a millisecond) and reads only then, at most once per poll interval
+and at least every few seconds (the phones' staleness, midnight); elsewhere it reads every poll. Several controllers writing to the same database are seen
 alike: the board reads the database, not any controller's memory.
 """
 
@@ -29,6 +31,8 @@ from ivr.web.security import stream_headers
 
 log = structlog.get_logger("ivr.web")
 KEEPALIVE_SECONDS = 15.0
+CHECK_SECONDS = 0.1  # the cheap "anything committed?" question
+REREAD_SECONDS = 5.0  # a read even when nothing was committed: time alone changes the board
 PHONE_LABELS = {state.value: label for state, label in LABELS.items()}
 
 
@@ -47,6 +51,7 @@ class Board:
         self.closing = False  # the console is shutting down: the open streams end
         self._bodies: dict[tuple[str | None, str | None] | None, str] = {}
         self._bodies_version = -1
+        self._check = data.ChangeCheck(engine)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="wallboard-poll")
@@ -63,14 +68,31 @@ class Board:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._check.close()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        seen: int | None = None
         while True:
+            read_at = loop.time()
+            seen = await self._check.version()
             try:
                 await self.refresh()
             except Exception as e:  # the database is away: keep the last picture, try again
                 log.warning("wallboard_poll_failed", error=str(e).splitlines()[0][:200])
-            await asyncio.sleep(self.poll_seconds)
+            await asyncio.sleep(max(0.0, read_at + self.poll_seconds - loop.time()))
+            seen = await self._until_changed(seen, read_at + REREAD_SECONDS)
+
+    async def _until_changed(self, seen: int | None, deadline: float) -> int | None:
+        """Wait until something was committed since ``seen`` (or the deadline)."""
+        loop = asyncio.get_running_loop()
+        check = min(CHECK_SECONDS, self.poll_seconds)
+        while seen is not None and loop.time() < deadline:
+            now = await self._check.version()
+            if now != seen:
+                return now
+            await asyncio.sleep(check)
+        return seen
 
     async def refresh(self) -> None:
         now = dt.datetime.now(dt.UTC)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ari.claim import Playbacks
 from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
 from ivr.cluster.app import ClusterApp
-from ivr.cluster.presence import PeerWatch, lock_key
+from ivr.cluster.presence import PeerWatch, lock_key, session_name
 from ivr.cluster.resume import resume_at
 from ivr.cluster.takeover import Conversation, _dialled, conversations
 from ivr.flow.record import CallTrace, Identified, Step
@@ -157,6 +158,67 @@ async def test_a_killed_controller_is_taken_over_once(pg_url: str) -> None:
             await holder.wait()
         for w in watches:
             await w.close()
+        await engine.dispose()
+
+
+_KEEPER = _HOLDER.replace(
+    'print("HOLDING", flush=True)\n    await asyncio.Event().wait()',
+    'print("HOLDING", flush=True)\n    await p.keep(every=0.2)',
+)
+
+
+async def _sessions(engine: AsyncEngine, name: str) -> int:
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+        )
+    return int(found or 0)
+
+
+async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str) -> None:
+    """PostgreSQL restarted (every session ends, the live peers' too): the watch forgets who was
+    alive, the live peer takes its session again, and nobody takes its calls over."""
+    engine = make_engine(pg_url)
+    await claim(engine, Owner("peer", host="elsewhere"), dt.datetime.now(dt.UTC), 60)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KEEPER, pg_url, "peer", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    taken: list[str] = []
+
+    async def on_dead(peer: str) -> None:
+        taken.append(peer)
+
+    watch = PeerWatch(engine, "me", on_dead)
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"HOLDING\n"
+        assert await watch.probe() == []
+        assert watch.armed == {"peer"}
+        async with engine.connect() as admin:  # as a restart does: every other session ends
+            await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            await admin.commit()
+        running = asyncio.create_task(watch.run())  # probes, meets the cut, reconnects
+        try:
+            async with asyncio.timeout(20):  # the peer holds its session again, is seen again
+                while await _sessions(engine, session_name("peer")) == 0 or not watch.armed:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            for _ in range(3):
+                assert await watch.probe() == []
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert watch.armed == {"peer"}
+        assert taken == []
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await watch.close()
         await engine.dispose()
 
 

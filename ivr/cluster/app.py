@@ -231,11 +231,13 @@ class ClusterApp(StasisApp):
         await self.presence.hold()
         self.holding.set()
         watch = asyncio.create_task(self.peers.run(), name="peer-watch")
+        keep = asyncio.create_task(self.presence.keep(), name="presence")
         try:
             await super().run()
         finally:
             watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
+            keep.cancel()
+            await asyncio.gather(watch, keep, return_exceptions=True)
             await self.peers.close()
             await self.presence.release()
 

@@ -72,6 +72,29 @@ class Presence:
         await conn.commit()
         self._conn = conn
 
+    async def keep(self, every: float = 1.0) -> None:
+        """Hold the session while this controller runs: when the database drops it (PostgreSQL
+        restarted, the connection cut), take it again as soon as the database answers, so the
+        peers, which forget who was alive while they cannot see the database, see us again."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._check()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("mất phiên hiện diện trong cơ sở dữ liệu: giữ lại", error=str(e)[:200])
+                await self.release()
+                with contextlib.suppress(Exception):  # still away: try again next time
+                    await self.hold()
+                    log.info("presence held again", controller=self.controller)
+
+    async def _check(self) -> None:
+        if self._conn is None or self._conn.closed:
+            raise ConnectionError("no presence session")
+        await self._conn.execute(text("SELECT 1"))
+        await self._conn.commit()
+
     async def release(self) -> None:
         if self._conn is not None:
             await self._conn.close()  # the session ends: PostgreSQL frees the lock
@@ -108,8 +131,14 @@ class PeerWatch:
                 raise
             except Exception as e:  # the database is away: nobody can be judged dead now
                 log.warning("không dò được bộ điều khiển khác", error=str(e)[:200])
+                self.forget()
                 await self._drop()
             await asyncio.sleep(self.every)
+
+    def forget(self) -> None:
+        """Judge nobody until seen alive again: after the database was away (a restart ends every
+        session, the live peers' too), a peer is armed only once its session is back."""
+        self.armed.clear()
 
     async def probe(self) -> list[str]:
         """One round: the peers found dead and taken over by this controller."""

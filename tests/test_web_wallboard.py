@@ -20,6 +20,7 @@ from ivr.session import CallInfo, DialRequest, DialResult, DialStatus
 from ivr.sim.dry_run import FakeSession
 from ivr.store.db import make_engine
 from ivr.store.writer import StoreWriter
+from ivr.web.data.wallboard import ChangeCheck
 from ivr.web.pages.wallboard import Board
 from ivr.web.roles import Role, Viewer
 from ivr.web.routing_desk import RoutingDesk
@@ -152,3 +153,33 @@ async def test_each_viewer_gets_the_board_as_they_may_see_it(site: Site) -> None
                    disposition="in_progress", ended_at=None, caller_number="0900000001"))  # fmt: skip
     await board.refresh()  # a new version: made anew
     assert callers(six) == ["0911***333", "0933444555", "0900***001"]
+
+
+async def test_change_check_moves_on_every_commit_and_only_then(site: Site) -> None:
+    """The board's cheap question (SQLite's data_version on a connection of its own) moves when
+    a controller on its own engine commits, or the console itself through another connection,
+    and stays put while nothing is committed; where there is no such check it says None."""
+    check = ChangeCheck(site.engine)
+    controller = make_engine(site.url, create=False)
+    try:
+        first = await check.version()
+        assert first is not None
+        assert await check.version() == first  # nothing committed
+        async with AsyncSession(controller) as s, s.begin():
+            s.add(call("live-c", T_CALL, disposition="in_progress", ended_at=None))
+        second = await check.version()
+        assert second is not None
+        assert second != first
+        assert await check.version() == second
+        async with AsyncSession(site.engine) as s, s.begin():
+            s.add(CallStep(call_id="live-c", seq=0, node="entry", kind="hours", outcome="open",
+                           input="", detail="", at=T_CALL))  # fmt: skip
+        assert await check.version() not in (None, second)
+    finally:
+        await check.close()
+        await controller.dispose()
+    memory = make_engine("sqlite+aiosqlite://")
+    try:
+        assert await ChangeCheck(memory).version() is None  # no check: the board reads each poll
+    finally:
+        await memory.dispose()

@@ -150,17 +150,10 @@ async def play(commands: list[str], session: Session, hangups: int) -> Exchange:
 
 # Differences left on purpose, each with why: (session, command) → (Asterisk's reply, ours).
 RECORD = "RECORD FILE /var/spool/asterisk/tmp/x wav # 5000 0 BEEP s=2"
-KNOWN = {
-    # A recording ended by s=2 of silence: Asterisk keeps the last second of the silence
-    # (endpos 8160 for a caller who never spoke); the simulator cuts it all. Made faithful, the
-    # FastAGI session (ivr/agi/session.py: duration = endpos // 8000) reports a 2 s message as
-    # 3 s where ARI's RecordingFinished says 2, and tests/scenarios.py expects 2 on both paths:
-    # the controller has to subtract that second before the simulator can stop hiding it.
-    ("agi-full-session", RECORD): (
-        "200 result=N (timeout) endpos=N",
-        "200 result=N (timeout) endpos=0",
-    ),
-}
+# None left: the second of silence Asterisk keeps after a recording ended by s= (endpos 8160
+# for a caller who never spoke) is now played by the simulator and discounted by the FastAGI
+# session (ivr/agi/session.py), so a 2 s message is 2 s on both paths.
+KNOWN: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def _with_known(name: str, replies: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
@@ -180,7 +173,6 @@ async def test_the_simulator_answers_fastagi_like_asterisk(name: str) -> None:
     assert got.hangups == want.hangups
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN: the second of silence Asterisk keeps")
 async def test_a_recording_ended_by_silence_keeps_a_second_of_it() -> None:
     want, commands = expected(transcript("agi-full-session"))
     got = await play(commands, SESSIONS["agi-full-session"], want.hangups)

@@ -279,10 +279,16 @@ class AgiCallSession:
             log.error("recording failed", recording=path, why=why)
             raise SessionError(f"RECORD FILE {path} failed: {why}")
         samples = reply.endpos or 0
+        spoken = samples
+        if reply.data == "timeout" and reply.result > 0 and request.max_silence_seconds:
+            # ended on silence (time was left): res_agi rewinds the file by s= minus one second,
+            # so its last second is silence (endpos 8160 for a caller who never spoke, in
+            # shared/agi/traces/agi-full-session); ARI's RecordingFinished does not count it
+            spoken = max(0, samples - 8000)
         data = _read_local(Path(f"{path}.wav"))
         return RecordResult(
             name=request.name,
-            duration_seconds=float(samples // 8000),
+            duration_seconds=float(spoken // 8000),
             size_bytes=len(data) if data is not None else 44 + 2 * samples,
             sha256=hashlib.sha256(data).hexdigest() if data is not None else "",
             location=f"{path}.wav",

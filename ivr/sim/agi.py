@@ -393,11 +393,12 @@ class AgiSim:
                     continue  # the caller spoke meanwhile: the silence starts again
                 call.log.append(f"recorded:{int(talked())}s")
                 if silence and self.nominal() >= quiet_from + silence:
-                    # ended on silence: the file is cut back to the end of the speech. Asterisk
-                    # keeps one second of it (res_agi rewinds by s= minus 1 s: endpos=8160 of a
-                    # quiet line in agi-full-session); see KNOWN in tests/test_conformance_agi.py
-                    call.recorded = (start, quiet_from)
-                    endpos = int((quiet_from - start) * 8000)
+                    # ended on silence: res_agi rewinds the file by s= minus one second, so one
+                    # second of the silence stays (endpos=8160 of a quiet line in
+                    # agi-full-session)
+                    kept = min(self.nominal(), quiet_from + 1.0)
+                    call.recorded = (start, kept)
+                    endpos = int((kept - start) * 8000)
                 left = int(max(0.0, start + max_ms / 1000 - self.nominal()) * 1000)
                 return [f"200 result={left} (timeout) endpos={endpos}"]
             if got in escape:

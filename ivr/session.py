@@ -71,7 +71,7 @@ class DialRequest:
     music: str = "ringback"  # "ringback" or a music-on-hold class
     record_talk: bool = False
     # prompts the caller hears while the desks ring (the adapter dials first, then plays them;
-    # a desk that answers stops them); FastAGI plays them before its Dial
+    # a desk that answers stops them); FastAGI gives Dial their music-on-hold class
     announce: Sequence[str] = ()
     # called with the endpoint as soon as a desk answers (before the conversation), by the
     # adapters that learn it then (ARI); the flow records the call's live state with it

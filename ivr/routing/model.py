@@ -327,8 +327,8 @@ class DialNode(NodeBase):
     ring_seconds: float = Field(default=20.0, gt=0, le=300)
     music: Music = "ringback"
     # When ``prompts`` play: while the desks ring (they are dialled as soon as the choice is
-    # final; ringback or music after the prompts), or before they are dialled. FastAGI always
-    # plays them before (Dial cannot play to the caller while it rings; README).
+    # final; ringback or music after the prompts), or before they are dialled. FastAGI plays
+    # them while ringing through a music-on-hold class of Dial's m() (ivr/asterisk/moh.py).
     announce: Literal["while_ringing", "before"] = "while_ringing"
     on: DialOutcomes
 

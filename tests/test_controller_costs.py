@@ -21,9 +21,15 @@ from ivr.ari.events import Backoff, EventStream
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
+from ivr.sim.harness import Harness
+from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.rows import Op
 from ivr.store.writer import StoreWriter
+
+from .conftest import vn_time
+
+DAY = vn_time("2026-11-25 09:00")
 
 
 class CountingWriter(StoreWriter):
@@ -253,3 +259,19 @@ def test_events_never_read_are_dropped_before_decoding() -> None:
     stream._dispatch('{"channel":{"id":"c"},"type":"ChannelVarset"}')  # another order: decoded
     stream._dispatch('{"type":"ChannelDtmfReceived","digit":"4","channel":{"id":"c"}}')
     assert seen == ["StasisStart", "ChannelVarset", "ChannelDtmfReceived"]
+
+
+async def test_a_desk_that_hangs_up_is_not_sent_a_hang_up(routing: Routing) -> None:
+    observer = MemoryObserver()
+    clerks = Clerks(default=ClerkScript(ClerkKind.ANSWER, ring_seconds=1, talk_seconds=2))
+    async with Harness(routing, observer, speed=10, clerks=clerks, clock=lambda: DAY) as h:
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
+        await asyncio.wait_for(call.done, 60)
+        await h.idle()
+    (record,) = observer.done
+    dialled = [r.query for r in h.sim.requests if r.method == "POST" and r.route == "/channels"]
+    legs = {q["endpoint"]: q["channelId"] for q in dialled}
+    hung_up = {r.path.rsplit("/", 1)[1] for r in h.sim.requests if r.method == "DELETE"}
+    assert record.endpoint in legs
+    assert legs.pop(record.endpoint) not in hung_up  # it hung up itself: no DELETE
+    assert set(legs.values()) <= hung_up  # the other desk is hung up

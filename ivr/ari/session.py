@@ -433,6 +433,7 @@ class AriCallSession:
                 if self._gone:
                     return "caller"
                 if ev is not None and ev["type"] in _LEG_GONE and event_target(ev) == leg:
+                    self._forget_leg(leg)  # it is hanging up itself: no DELETE for it
                     return "callee"
         finally:
             await self._drop_legs()

@@ -9,8 +9,9 @@ page and a keyset page deep in the table (half-way, by `after_at`/`after_id`), u
 branch, median and max of 7. The wallboard: 1,000 calls in progress with their steps (menu, then
 ringing), 20 event streams open; a call's state changes in the database (a `talking` step
 written on another connection) and each stream's receipt of a board showing it is timed; 25
-changes, one after the other → 500 latencies, p50 / p99 / max. The 20 browsers are tasks in the
-same process as the server, so the server's CPU is shared with their JSON parsing.
+changes, one after the other → 500 latencies, p50 / p99 / max. The 20 browsers and the writer of
+the changes run in a process of their own (as browsers and controllers are not in the console's
+process): the server's process does only the server's work.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.cli.codes import DONE, USAGE
 from ivr.cli.settings import database_problem, database_url, require_database, settings_of
 from ivr.cli.terminal import escape
-from ivr.reports import charts, excel, formats
+from ivr.reports import excel, formats
 from ivr.reports.agency import AgencyError, load_agency
 from ivr.reports.grouping import GROUPINGS
 from ivr.reports.measures import SERVICE_SECONDS, SHORT_ABANDON_SECONDS, Options
@@ -123,6 +123,8 @@ def _write(report: Report, fmt: str, out: Path | None) -> int:
     if fmt == "xlsx" and out is not None:
         excel.write_xlsx(report, out)
     elif fmt == "png" and out is not None:
+        from ivr.reports import charts  # matplotlib: ~1 s to import, only for PNG
+
         charts.write_png(report, out)
     else:
         if fmt == "table" and out is None:

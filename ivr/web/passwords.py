@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()
 MIN_LENGTH = 10
 
-# A hash to check against when the account does not exist, so a wrong name takes as long as a
-# wrong password (no way to learn which names exist from the timing).
-_DUMMY = _HASHER.hash("không-có-tài-khoản-này")
+
+@functools.cache
+def _dummy() -> str:
+    """A hash to check against when the account does not exist, so a wrong name takes as long
+    as a wrong password (no way to learn which names exist from the timing). Made on first use:
+    hashing takes ~0.4 s, which every `ivr` command paid at import."""
+    return _HASHER.hash("không-có-tài-khoản-này")
 
 
 class WeakPassword(ValueError):
@@ -26,7 +32,7 @@ def hash_password(password: str) -> str:
 def verify(stored: str | None, password: str) -> bool:
     """True when ``password`` matches the stored hash (None: no such account, still slow)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

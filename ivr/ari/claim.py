@@ -2,8 +2,9 @@
 plays on the calls another controller won (so a survivor can stop it when that one dies).
 
 Asterisk (22.7+) sends ``CallBroadcast`` to every connected app the dialplan's filter matches;
-``POST /events/claim`` gives the channel to the first claimant (204), the others get 409, and a
-claim after the dialplan's timeout gets 404 (the call went to the fallback). A loser subscribes
+``POST /events/claim`` gives the channel to the first claimant (204); the others get 404 from
+Asterisk 22.10.1 (shared/ari/traces/stasis-broadcast-claim; the API docs say 409, both are taken
+as lost), as does a claim after the dialplan's timeout (the call went to the fallback). A loser subscribes
 to the channel, so that it sees its playbacks start and finish: ARI cannot list what plays on a
 channel, and a survivor must stop the prompt before it can move the caller (Asterisk runs a
 channel's commands one after the other, behind the playback).

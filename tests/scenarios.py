@@ -654,7 +654,7 @@ PHONE: dict[str, tuple[Step, ...]] = {
     ),
     "the caller hangs up during the conversation: the clerk's leg is hung up": (
         Keys(1500, "7"),
-        Bye(14000),
+        Bye(17000),
     ),
     # a few seconds of an empty recording (FastAGI; ARI's timings are in PHONE_ARI)
     "the caller hangs up at the beep: no message, the call stays 'busy'": (
@@ -672,7 +672,7 @@ PHONE: dict[str, tuple[Step, ...]] = {
     "the clerk hangs up and the routing says what follows: the call goes on": (Keys(1500, "4"),),
     "the caller hangs up during the conversation: what follows is not played": (
         Keys(1500, "7"),
-        Bye(14000),
+        Bye(17000),
     ),
     # the survey runs from about 9 s (ARI) or 15 s (FastAGI) for two rounds of 7.7 s
     "survey: the clerk hangs up, the caller rates the call 4": (Keys(1500, "4"), Keys(18000, "4")),

@@ -569,3 +569,42 @@ def test_users_cli(
     assert "một-mật-khẩu-dài" not in out
     with pytest.raises(SystemExit):
         main(["users", "add", "z", "--role", "admin", "--password", "lộ"])
+
+
+def test_the_previous_routing_version_is_known_after_a_restart(tmp_path: Path) -> None:
+    """The diff on Định tuyến compares with the version in force before, even when the console
+    was restarted in between: each version taken is kept in the data folder's history."""
+    routing = tmp_path / "hotline.yaml"
+    shipped = (ROOT / "routing" / "hotline.yaml").read_text(encoding="utf-8")
+    routing.write_text(shipped, encoding="utf-8")
+    manifest, history = ROOT / "prompts" / "manifest.yaml", tmp_path / "data" / "routing-history"
+    first = RoutingDesk(routing, manifest, history=history)
+    assert first.reload()
+    assert first.previous is None
+    assert first.diff() == []
+    assert first.current is not None
+    old_version = first.current.routing.version
+
+    changed = shipped.replace("ring_seconds: 20", "ring_seconds: 25", 1)
+    assert changed != shipped
+    routing.write_text(changed, encoding="utf-8")
+    restarted = RoutingDesk(routing, manifest, history=history)  # a new console process
+    assert restarted.reload()
+    assert restarted.previous is not None
+    assert restarted.previous.version == old_version
+    diff = restarted.diff()
+    assert any(line.startswith("-") and "ring_seconds: 20" in line for line in diff)
+    assert any(line.startswith("+") and "ring_seconds: 25" in line for line in diff)
+    assert restarted.current is not None
+    kept = sorted(f.stem for f in history.glob("*.yaml"))
+    assert kept == sorted([old_version, restarted.current.routing.version])
+
+
+def test_a_history_folder_that_cannot_be_written_never_stops_a_reload(tmp_path: Path) -> None:
+    blocked = tmp_path / "routing-history"
+    blocked.write_text("a file where the folder should be", encoding="utf-8")
+    desk = RoutingDesk(
+        ROOT / "routing" / "hotline.yaml", ROOT / "prompts" / "manifest.yaml", history=blocked
+    )
+    assert desk.reload()
+    assert desk.previous is None

@@ -68,6 +68,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
         prompts=Path(settings.prompts),
         agency=args.agency,
         case_rules=args.rules,
+        routing_history=Path(settings.data_dir) / "routing-history",
     )
     try:
         asyncio.run(_serve(url, config, host.strip("[]") or "127.0.0.1", int(port)))
@@ -84,7 +85,11 @@ async def _serve(url: str, config: WebConfig, host: str, port: int) -> None:
     engine = make_engine(url, create=False)
     try:
         await require_current(engine)
-        desk = RoutingDesk(config.routing, config.prompts) if config.routing else None
+        desk = (
+            RoutingDesk(config.routing, config.prompts, history=config.routing_history)
+            if config.routing
+            else None
+        )
         if desk is not None and not desk.reload():
             log.warning("web_routing_not_loaded", problems=desk.problems[:5])
         app = make_app(engine, config, desk)

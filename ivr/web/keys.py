@@ -21,6 +21,7 @@ class WebConfig:
     poll_seconds: float = 0.5
     agency: Path | None = None  # the Ministry report's agency TOML (None: the example file)
     case_rules: Path | None = None  # complaint cases' rules TOML (None: NĐ 20/2008 defaults)
+    routing_history: Path | None = None  # each routing version taken, for the diff (data_dir)
 
 
 CONFIG: web.AppKey[WebConfig] = web.AppKey("config", WebConfig)

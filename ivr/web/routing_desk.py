@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import structlog
 
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallRecord, MemoryObserver
@@ -22,6 +25,8 @@ from ivr.session import CallInfo
 from ivr.sim.dry_run import HANGUP, SILENCE, FakeSession
 from ivr.sim.scripts import ClerkKind
 
+log = structlog.get_logger("ivr.web")
+
 
 @dataclass
 class Version:
@@ -30,12 +35,24 @@ class Version:
     taken_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """A version in force before: its text and when it was taken (kept in ``history``)."""
+
+    version: str
+    text: str
+    taken_at: dt.datetime
+
+
 @dataclass
 class RoutingDesk:
     path: Path
     prompts: Path | None = None
+    # where each version taken is kept (<version>.yaml), so the difference from the previous
+    # one survives a restart of the console; None: only this run's versions are known
+    history: Path | None = None
     current: Version | None = None
-    previous: Version | None = None
+    previous: Earlier | None = None
     problems: list[str] = field(default_factory=list)  # of the last refused attempt
 
     def routing(self) -> Routing | None:
@@ -57,8 +74,44 @@ class RoutingDesk:
         if self.current is not None and self.current.routing.version == routing.version:
             return False
         text = data.decode("utf-8", errors="replace")
-        self.previous, self.current = self.current, Version(routing, text, dt.datetime.now(dt.UTC))
+        before = self.current
+        self.current = Version(routing, text, dt.datetime.now(dt.UTC))
+        if before is not None:
+            self.previous = Earlier(before.routing.version, before.text, before.taken_at)
+        else:
+            self.previous = self._last_kept(routing.version)
+        self._keep(self.current)
         return True
+
+    def _keep(self, version: Version) -> None:
+        """Write the version to the history (atomically; a failure is logged, never fatal)."""
+        if self.history is None:
+            return
+        file = self.history / f"{version.routing.version}.yaml"
+        try:
+            self.history.mkdir(parents=True, exist_ok=True)
+            if not file.exists():
+                part = file.with_suffix(".part")
+                part.write_text(version.text, encoding="utf-8")
+                part.replace(file)
+            os.utime(file)  # the last time it was taken into force
+        except OSError as e:
+            log.warning("không lưu được lịch sử định tuyến", folder=str(self.history), error=str(e))
+
+    def _last_kept(self, current: str) -> Earlier | None:
+        """The most recent other version in the history (the one in force before a restart)."""
+        if self.history is None or not self.history.is_dir():
+            return None
+        kept = [f for f in self.history.glob("*.yaml") if f.stem != current]
+        if not kept:
+            return None
+        last = max(kept, key=lambda f: f.stat().st_mtime)
+        try:
+            text = last.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        taken = dt.datetime.fromtimestamp(last.stat().st_mtime, dt.UTC)
+        return Earlier(last.stem, text, taken)
 
     def diff(self) -> list[str]:
         if self.current is None or self.previous is None:
@@ -67,7 +120,7 @@ class RoutingDesk:
             difflib.unified_diff(
                 self.previous.text.splitlines(),
                 self.current.text.splitlines(),
-                f"phiên bản {self.previous.routing.version}",
+                f"phiên bản {self.previous.version}",
                 f"phiên bản {self.current.routing.version}",
                 lineterm="",
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriUnavailable, MalformedResponse
 from ivr.ari.events import Backoff, EventStream
+from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, HttpClient
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
 
@@ -245,3 +247,38 @@ async def test_an_unreachable_ari_is_described_without_its_password() -> None:
             await client.application()
     for form in _secret_forms("ivr", SECRET):
         assert form not in str(down.value)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * (MAX_HEAD + 10),  # a header that never ends
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: " + str(MAX_BODY + 1).encode() + b"\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * (MAX_BODY + MAX_HEAD + 10),
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    ],
+    ids=["endless-header", "negative-length", "huge-length", "endless-body", "not-http"],
+)
+async def test_the_rest_client_refuses_a_response_it_should_not_hold(reply: bytes) -> None:
+    """ARI's REST client reads every response within bounds: a peer that sends an endless
+    header or body, or something that is not HTTP, costs one failed request, not memory."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient("127.0.0.1", port, {})
+    try:
+        with pytest.raises(BadResponse):
+            await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()

@@ -15,6 +15,13 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
+# keep-alive connections per client: enough for a thousand calls' requests (each a millisecond
+# or so), few enough that controllers stay far below Asterisk's HTTP session limit
+# (http.conf sessionlimit, 100 by default; asterisk.conf.example raises it to 1000)
+POOL = 16
+MAX_HEAD = 64 * 1024  # status line and headers
+MAX_BODY = 32 * 1024 * 1024  # GET /channels of thousands of calls is a few MB
+
 
 class NotSent(ConnectionError):
     """The connection could not be opened: the request never reached the server."""
@@ -60,6 +67,11 @@ class _Connection(asyncio.Protocol):
             self._parse()
         except (ValueError, IndexError) as e:
             self._fail(BadResponse(f"not an HTTP response: {e}"))
+            return
+        limit = MAX_BODY + MAX_HEAD if self._head is not None else MAX_HEAD
+        if len(self._buf) > limit:  # an endless header, body or unasked-for stream: no more
+            self._buf.clear()
+            self._fail(BadResponse(f"response over {limit} bytes"))
 
     def eof_received(self) -> bool | None:
         if self._head is not None and "content-length" not in self._head[1]:
@@ -106,6 +118,8 @@ class _Connection(asyncio.Protocol):
                 return
         elif "content-length" in headers or self._head[0] in (204, 304):
             length = int(headers.get("content-length", "0"))
+            if not 0 <= length <= MAX_BODY:
+                raise ValueError(f"Content-Length {length}")
             if len(self._buf) < length:
                 return
             body = bytes(self._buf[:length])
@@ -148,7 +162,7 @@ class HttpClient:
     """Requests to one ``host:port``, over at most ``limit`` keep-alive connections."""
 
     def __init__(
-        self, host: str, port: int, headers: dict[str, str], *, tls: bool = False, limit: int = 64
+        self, host: str, port: int, headers: dict[str, str], *, tls: bool = False, limit: int = POOL
     ) -> None:
         self.host, self.port = host, port
         self._ssl = ssl.create_default_context() if tls else None

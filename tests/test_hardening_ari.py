@@ -15,11 +15,12 @@ from aiohttp import web
 from structlog.processors import format_exc_info
 from structlog.testing import capture_logs
 
+from ivr.ari import http as ari_http
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.errors import AriUnavailable, MalformedResponse
 from ivr.ari.events import Backoff, EventStream
-from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, HttpClient
+from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, Disconnected, HttpClient
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
 
@@ -257,8 +258,16 @@ async def test_an_unreachable_ari_is_described_without_its_password() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: " + str(MAX_BODY + 1).encode() + b"\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * (MAX_BODY + MAX_HEAD + 10),
         b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\nabcdef\r\n",
     ],
-    ids=["endless-header", "negative-length", "huge-length", "endless-body", "not-http"],
+    ids=[
+        "endless-header",
+        "negative-length",
+        "huge-length",
+        "endless-body",
+        "not-http",
+        "negative-chunk",
+    ],
 )
 async def test_the_rest_client_refuses_a_response_it_should_not_hold(reply: bytes) -> None:
     """ARI's REST client reads every response within bounds: a peer that sends an endless
@@ -278,6 +287,53 @@ async def test_the_rest_client_refuses_a_response_it_should_not_hold(reply: byte
     try:
         with pytest.raises(BadResponse):
             await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_chunked_body_cut_short_is_a_failure_not_a_response() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{"id":')
+        await writer.drain()
+        writer.close()  # gone in the middle of the chunk
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    client = HttpClient("127.0.0.1", server.sockets[0].getsockname()[1], {})
+    try:
+        with pytest.raises(Disconnected):
+            await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asterisk closes a keep-alive connection idle for 15 s; the client opens a new one after
+    IDLE_SECONDS rather than write a request into one that may be closing."""
+    opened: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened.append(1)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    client = HttpClient("127.0.0.1", server.sockets[0].getsockname()[1], {})
+    try:
+        assert (await client.request("GET", "/a")).status == 204
+        assert (await client.request("GET", "/b")).status == 204
+        assert len(opened) == 1  # kept alive
+        monkeypatch.setattr(ari_http, "IDLE_SECONDS", 0.0)
+        assert (await client.request("GET", "/c")).status == 204
+        assert len(opened) == 2  # the idle one was not reused
     finally:
         client.close()
         server.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 # or so), few enough that controllers stay far below Asterisk's HTTP session limit
 # (http.conf sessionlimit, 100 by default; asterisk.conf.example raises it to 1000)
 POOL = 16
+# Asterisk closes a keep-alive connection idle for 15 s (http.conf session_keep_alive): one idle
+# longer than this is not reused, so a request is never written into a connection being closed
+IDLE_SECONDS = 10.0
 MAX_HEAD = 64 * 1024  # status line and headers
 MAX_BODY = 32 * 1024 * 1024  # GET /channels of thousands of calls is a few MB
 
@@ -51,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._head: tuple[int, dict[str, str]] | None = None
         self._waiter: asyncio.Future[tuple[Response, bool]] | None = None
+        self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -74,9 +79,11 @@ class _Connection(asyncio.Protocol):
             self._fail(BadResponse(f"response over {limit} bytes"))
 
     def eof_received(self) -> bool | None:
-        if self._head is not None and "content-length" not in self._head[1]:
+        self.closed = True  # no new request on it, even before connection_lost runs
+        head = self._head
+        if head is not None and _closes_body(head[1]):
             self._deliver(bytes(self._buf), keep=False)  # a body delimited by the close
-        return None
+        return None  # a response cut short fails in connection_lost
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -116,7 +123,7 @@ class _Connection(asyncio.Protocol):
             body = self._chunked()
             if body is None:
                 return
-        elif "content-length" in headers or self._head[0] in (204, 304):
+        elif not _closes_body(headers) or self._head[0] in (204, 304):
             length = int(headers.get("content-length", "0"))
             if not 0 <= length <= MAX_BODY:
                 raise ValueError(f"Content-Length {length}")
@@ -136,6 +143,8 @@ class _Connection(asyncio.Protocol):
             if eol < 0:
                 return None
             size = int(bytes(self._buf[at:eol]).split(b";")[0], 16)
+            if size < 0:
+                raise ValueError(f"chunk size {size}")
             start = eol + 2
             if size == 0:
                 end = self._buf.find(b"\r\n\r\n", eol)  # trailers, if any, then the blank line
@@ -156,6 +165,12 @@ class _Connection(asyncio.Protocol):
         content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if waiter is not None and not waiter.done():
             waiter.set_result((Response(status, content_type, body), keep))
+
+
+def _closes_body(headers: dict[str, str]) -> bool:
+    """A body delimited by the connection's close: neither a length nor chunks."""
+    chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+    return not chunked and "content-length" not in headers
 
 
 class HttpClient:
@@ -194,6 +209,7 @@ class HttpClient:
                 self._all.discard(conn)
                 raise
             if keep and not conn.closed:
+                conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:
                 conn.close()
@@ -203,8 +219,9 @@ class HttpClient:
     async def _connection(self) -> _Connection:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed:
+            if not conn.closed and time.monotonic() - conn.idle_since < IDLE_SECONDS:
                 return conn
+            conn.close()  # closed by Asterisk, or about to be: never send on it
             self._all.discard(conn)
         loop = asyncio.get_running_loop()
         try:

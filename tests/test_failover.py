@@ -502,3 +502,29 @@ def test_a_dialled_leg_is_known_by_its_argument_or_its_id(
     channel: str, app_data: str, dialled: bool
 ) -> None:
     assert _dialled(channel, app_data) is dialled
+
+
+class _Bridges:
+    """The one request _bridged_elsewhere makes: GET /bridges."""
+
+    def __init__(self, bridges: object) -> None:
+        self.bridges = bridges
+
+    async def request(self, method: str, path: str) -> object:
+        assert (method, path) == ("GET", "/bridges")
+        return self.bridges
+
+
+async def test_a_restarted_controller_knows_a_conversation_a_peer_adopted() -> None:
+    """Its previous life's caller and desk, talking in a bridge a survivor adopted, are left
+    alone (the check looked for two members in a set of one, and was never true)."""
+    app = ClusterApp.__new__(ClusterApp)  # only the ARI client is used by this check
+    app.client = _Bridges(  # type: ignore[assignment]
+        [{"id": "br-1", "channels": ["c1", "c1-leg2"]}, {"id": "br-2", "channels": ["c7"]}]
+    )
+    assert await app._bridged_elsewhere("c1")
+    assert await app._bridged_elsewhere("c1-leg2")
+    assert not await app._bridged_elsewhere("c7")  # alone in its bridge: not a conversation
+    assert not await app._bridged_elsewhere("c9")
+    app.client = _Bridges(None)  # type: ignore[assignment]
+    assert not await app._bridged_elsewhere("c1")

@@ -137,6 +137,8 @@ class ClusterApp(StasisApp):
             )
         finally:
             self.routes.pop(info.channel_id, None)
+            for leg in session.held_legs():  # desks dialled again, kept until their end
+                self.routes.pop(leg, None)
             self.calls.pop(info.channel_id, None)
 
     # --- a dead peer's conversation -----------------------------------------------------------
@@ -187,7 +189,7 @@ class ClusterApp(StasisApp):
                     await session.hangup("normal")
             ctx.observer.call_ended(trace.snapshot(clock()))
         finally:
-            for channel in (talk.caller, talk.leg):
+            for channel in (talk.caller, talk.leg, *session.held_legs()):
                 if self.routes.get(channel) is session:
                     self.routes.pop(channel, None)
             self.arriving.pop(talk.caller, None)
@@ -223,7 +225,12 @@ class ClusterApp(StasisApp):
             bridges = await self.client.request("GET", "/bridges")
         except (AriError, AriUnavailable):
             return False
-        return any(channel_id in (t.caller, t.leg) for t in conversations(bridges, {channel_id}))
+        if not isinstance(bridges, list):
+            return False
+        members = {c for b in bridges if isinstance(b, dict) for c in b.get("channels", [])}
+        if channel_id not in members:
+            return False
+        return any(channel_id in (t.caller, t.leg) for t in conversations(bridges, members))
 
     # --- life cycle ---------------------------------------------------------------------------
 

@@ -205,15 +205,22 @@ def test_the_class_folder_sorts_the_prompts_then_the_ringback(tmp_path: Path) ->
     assert all(not Path(str(f.readlink())).is_absolute() for f in wavs)  # a chroot reads them
 
 
-async def _dial_commands(routing: Routing, mode: str) -> list[str]:
-    """The commands the controller sent for a call pressing 4 (branch 4 answers)."""
+async def _dial_commands(
+    routing: Routing, mode: str, reloaded_prompts: list[str] | None = None
+) -> list[str]:
+    """The commands the controller sent for a call pressing 4 (branch 4 answers); with
+    ``reloaded_prompts`` the routing is reloaded after `ivr agi` started, giving branch 4 those."""
     from ivr.routing.model import DialNode
 
     node = routing.nodes["branch-4"]
     assert isinstance(node, DialNode)
     nodes = {**routing.nodes, "branch-4": node.model_copy(update={"announce": mode})}
     changed = routing.model_copy(update={"nodes": nodes})
-    server = AgiServer(lambda: changed, MemoryObserver(), clock=lambda: DAY, timer_scale=0.1)
+    live = [changed]
+    server = AgiServer(lambda: live[0], MemoryObserver(), clock=lambda: DAY, timer_scale=0.1)
+    if reloaded_prompts is not None:
+        later = node.model_copy(update={"announce": mode, "prompts": reloaded_prompts})
+        live[0] = changed.model_copy(update={"nodes": {**nodes, "branch-4": later}})
     port = await server.start(port=0)
     sim = AgiSim(port, speed=10, clerks=Clerks(default=ANSWER))
     sent: list[str] = []
@@ -249,4 +256,17 @@ async def test_fastagi_announce_before_streams_then_dials_without_music(routing:
     streamed = [i for i, line in enumerate(sent) if line.startswith("STREAM FILE hotline/branch-4")]
     assert streamed
     assert streamed[0] < dial
+    assert "m(" not in sent[dial]
+
+
+async def test_fastagi_says_a_list_asterisk_has_no_class_for_before_dialling(
+    routing: Routing,
+) -> None:
+    """A prompt list the routing gained after `ivr agi` started has no class in Asterisk until
+    asterisk-config runs again: rather than silence while the desks ring, it is said first."""
+    sent = await _dial_commands(routing, "while_ringing", ["branch-4", "please-hold"])
+    (dial,) = [i for i, line in enumerate(sent) if line.startswith("EXEC Dial")]
+    said = [i for i, line in enumerate(sent) if line.startswith("STREAM FILE hotline/branch-4")]
+    assert said
+    assert said[0] < dial
     assert "m(" not in sent[dial]

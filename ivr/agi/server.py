@@ -23,6 +23,7 @@ import structlog
 from ivr.agi.listener import Listener
 from ivr.agi.protocol import ENV_TIMEOUT, MAX_LINE, AgiProtocolError, read_environment
 from ivr.agi.session import REPLY_TIMEOUT, AgiCallSession
+from ivr.asterisk.moh import announced, class_name
 from ivr.flow.context import Clock, utc_now
 from ivr.flow.engine import run_call
 from ivr.flow.record import CallObserver, Identified
@@ -57,6 +58,9 @@ class AgiServer:
         self.env_timeout = env_timeout
         self.reply_timeout = reply_timeout
         self.routing = routing
+        # the announcing classes `ivr asterisk-config` wrote for the routing in force now; a
+        # prompt list added by a later reload has none until the config is written again
+        self.moh_classes = frozenset(class_name(p) for p in announced(routing()))
         self.observer = observer
         self.script = script
         self.clock_for = clock_for or (lambda _info: clock)
@@ -102,6 +106,7 @@ class AgiServer:
                 timer_scale=self.timer_scale,
                 reply_timeout=self.reply_timeout,
                 latency=self.latency,
+                moh_classes=self.moh_classes,
             )
             observer = Identified(self.observer, _node(env, peer))
             await run_call(session, self.routing(), observer, self.clock_for(info))

@@ -71,8 +71,12 @@ class AgiCallSession:
         timer_scale: float = 1.0,
         reply_timeout: float = REPLY_TIMEOUT,
         latency: DtmfLatency | None = None,
+        moh_classes: frozenset[str] | None = None,
     ) -> None:
         self.latency = latency  # set-up and key-press latencies, as over ARI (ivr.metrics)
+        # the announcing classes Asterisk was configured with (those of the routing `ivr agi`
+        # started with); None: every one is taken to exist
+        self.moh_classes = moh_classes
         self.timer_scale = timer_scale  # as in the ARI session: <1 against a fast simulator
         self.reply_timeout = reply_timeout
         self.reader = reader
@@ -240,7 +244,12 @@ class AgiCallSession:
         class of ivr.asterisk.moh says the announcement, then ringback. With a node's own music
         class, the announcement is played before the Dial (README)."""
         if request.announce and uses_class("while_ringing", request.music, request.announce):
-            return f"m({class_name(request.announce)})"
+            name = class_name(request.announce)
+            if self.moh_classes is None or name in self.moh_classes:
+                return f"m({name})"
+            # a list the routing gained since: Asterisk has no class for it (silence while the
+            # desks ring), so it is said before the Dial until asterisk-config is run again
+            log.warning("no music-on-hold class for these prompts yet", moh_class=name)
         if request.announce:
             await self.play(request.announce, interruptible=False)
         if request.music != "ringback":

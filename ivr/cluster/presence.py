@@ -66,10 +66,16 @@ class Presence:
                 "chạy nhiều bộ điều khiển cần cơ sở dữ liệu PostgreSQL (database_url)"
             )
         conn = await self.engine.connect()
-        await conn.execute(text(f"SET application_name = '{session_name(self.controller)}'"))
-        # waits while a survivor still holds it (taking our previous life's calls over)
-        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.controller)})
-        await conn.commit()
+        try:
+            await conn.execute(text(f"SET application_name = '{session_name(self.controller)}'"))
+            # waits while a survivor still holds it (taking our previous life's calls over)
+            key = lock_key(self.controller)
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
         self._conn = conn
 
     async def keep(self, every: float = 1.0) -> None:
@@ -84,7 +90,9 @@ class Presence:
                 raise
             except Exception as e:
                 log.warning("mất phiên hiện diện trong cơ sở dữ liệu: giữ lại", error=str(e)[:200])
-                await self.release()
+                with contextlib.suppress(Exception):
+                    await self.release()
+                self._conn = None
                 with contextlib.suppress(Exception):  # still away: try again next time
                     await self.hold()
                     log.info("presence held again", controller=self.controller)

@@ -142,6 +142,10 @@ class AriClient:
                     self.on_unreachable(method, path)
                 if not await retry.after(e):
                     raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
+        if resp.status == 404 and retry.deadline is not None and method != "DELETE":
+            # sent again after the connection was lost: an Asterisk that restarted meanwhile no
+            # longer knows the channel; that is a lost call, not a caller who hung up
+            raise AriUnavailable(f"{method} {path}: không còn sau khi kết nối lại với Asterisk")
         if raw and resp.status == 200:
             return resp.body
         parsed = _json(resp.body) if resp.content_type == "application/json" else None

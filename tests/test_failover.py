@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.ari.claim import Playbacks
 from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
+from ivr.ari.models import Application, Channel
 from ivr.cluster.app import ClusterApp
 from ivr.cluster.presence import PeerWatch, lock_key, session_name
 from ivr.cluster.resume import resume_at
-from ivr.cluster.takeover import Conversation, _dialled, conversations
+from ivr.cluster.takeover import Conversation, _dialled, conversations, take_over
 from ivr.flow.record import CallTrace, Identified, Step
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
@@ -528,3 +529,43 @@ async def test_a_restarted_controller_knows_a_conversation_a_peer_adopted() -> N
     assert not await app._bridged_elsewhere("c9")
     app.client = _Bridges(None)  # type: ignore[assignment]
     assert not await app._bridged_elsewhere("c1")
+
+
+class _DeadApp:
+    """What take_over asks of ARI about a dead peer's app, and what it then does."""
+
+    app = "hotline-s"
+
+    def __init__(self, channel_ids: list[str]) -> None:
+        self.channel_ids = channel_ids
+        self.done: list[tuple[str, str]] = []
+
+    async def application(self, name: str) -> Application:
+        return Application(name, tuple(self.channel_ids))
+
+    async def request(self, method: str, path: str, body: object = None) -> object:
+        self.done.append((method, path))
+        return [] if path == "/bridges" else None
+
+    async def channel(self, channel_id: str) -> Channel:
+        return Channel.parse({"id": channel_id, "name": f"PJSIP/x-{channel_id}"})
+
+    async def hangup(self, channel_id: str) -> None:
+        self.done.append(("DELETE", f"/channels/{channel_id}"))
+
+
+async def test_a_dead_peer_s_followed_calls_are_not_taken_from_their_live_owner() -> None:
+    """A controller that lost a claim follows the call (a subscription), so its app lists it:
+    when it dies, the survivor moves only the calls it really had, never one a live controller
+    holds (its own, or another's in the store) nor that call's desk leg."""
+    ari = _DeadApp(["dead-call", "mine", "mine-leg2", "third-call"])
+    taken = await take_over(
+        ari,  # type: ignore[arg-type]
+        "hotline-l",
+        Playbacks(),
+        others={"mine", "third-call"},
+    )
+    assert taken.moved == 1
+    moved = [path for method, path in ari.done if path.endswith("/move")]
+    assert moved == ["/channels/dead-call/move"]
+    assert not any("mine" in path or "third" in path for _, path in ari.done)

@@ -14,6 +14,7 @@ import contextlib
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ari.app import StasisApp
@@ -87,7 +88,8 @@ class ClusterApp(StasisApp):
     # --- a dead peer --------------------------------------------------------------------------
 
     async def _peer_died(self, peer: str) -> None:
-        taken = await take_over(self.client, app_name(self.prefix, peer), self.playbacks)
+        others = set(self.routes) | await self._held_by_others(peer)
+        taken = await take_over(self.client, app_name(self.prefix, peer), self.playbacks, others)
         for talk in taken.conversations:
             self._spawn(self._adopt(talk))
         calls = taken.moved + len(taken.conversations)
@@ -98,6 +100,15 @@ class ClusterApp(StasisApp):
             calls=calls,
             conversations=len(taken.conversations),
         )
+
+    async def _held_by_others(self, peer: str) -> set[str]:
+        """Channels of calls in progress the store gives a controller other than the dead one
+        (a dead peer's app lists the calls it only followed, having lost their claim)."""
+        try:
+            return await resume.held_by_others(self.engine, peer)
+        except SQLAlchemyError as e:  # the database away: this controller's own calls still kept
+            log.warning("không đọc được cuộc gọi của bộ điều khiển khác", error=str(e)[:200])
+            return set()
 
     def _trace(
         self, info: CallInfo, stored: resume.Stored, routing: Routing, clock: Clock

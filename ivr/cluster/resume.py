@@ -105,6 +105,17 @@ class Stored:
     steps: tuple[Step, ...]
 
 
+async def held_by_others(engine: AsyncEngine, dead: str) -> set[str]:
+    """The channel ids of calls in progress whose owner is a controller other than ``dead``."""
+    async with engine.connect() as conn:
+        keys = await conn.scalars(
+            select(Call.id).where(
+                Call.disposition == Disposition.IN_PROGRESS.value, Call.controller != dead
+            )
+        )
+        return {key.rsplit("/", 1)[-1] for key in keys}
+
+
 async def load(engine: AsyncEngine, key: str) -> Stored:
     async with engine.connect() as conn:
         call = (await conn.execute(select(Call).where(Call.id == key))).one_or_none()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import structlog
@@ -45,16 +46,22 @@ class Taken:
     conversations: list[Conversation] = field(default_factory=list)  # to adopt where they are
 
 
-async def take_over(client: AriClient, peer_app: str, playbacks: Playbacks) -> Taken:
-    """Move the dead app's callers into ours and find its conversations."""
+async def take_over(
+    client: AriClient, peer_app: str, playbacks: Playbacks, others: Collection[str] = ()
+) -> Taken:
+    """Move the dead app's callers into ours and find its conversations. ``others``: channels a
+    live controller holds (this one's, and those the store gives another owner): the dead app
+    lists them too when it followed a call it lost the claim for (a subscription), and they are
+    left alone."""
     try:
         app = await client.application(peer_app)
     except NotFound:
         return Taken()
-    channels = set(app.channel_ids)
+    skip = set(others)
+    channels = {c for c in app.channel_ids if c not in skip and _caller_of(c) not in skip}
     talks = conversations(await client.request("GET", "/bridges"), channels)
     bridged = {c for t in talks for c in (t.caller, t.leg)}
-    loose = [c for c in app.channel_ids if c not in bridged]
+    loose = [c for c in app.channel_ids if c in channels and c not in bridged]
     moved = await asyncio.gather(
         *(_one(client, c, playbacks) for c in loose), return_exceptions=True
     )
@@ -92,6 +99,11 @@ async def _one(client: AriClient, channel_id: str, playbacks: Playbacks) -> bool
         "POST", f"/channels/{channel_id}/move", {"app": client.app, "appArgs": TAKEOVER_ARG}
     )
     return True
+
+
+def _caller_of(channel_id: str) -> str:
+    """The caller's channel of a leg the session dialled (``<caller>-leg<n>``), else itself."""
+    return channel_id.split("-leg", 1)[0]
 
 
 def _dialled(channel_id: str, app_data: str) -> bool:

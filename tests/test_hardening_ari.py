@@ -7,7 +7,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -250,6 +250,40 @@ async def test_an_unreachable_ari_is_described_without_its_password() -> None:
         assert form not in str(down.value)
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def _peer(answer: Handler) -> AsyncIterator[int]:
+    """A loopback server playing ``answer``; at the end every connection it took is closed and
+    its handler finished (the server's close does not wait for them)."""
+    tasks: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)  # type: ignore[arg-type]
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await answer(reader, writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for w in writers:
+            w.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for w in writers:
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+        await server.wait_closed()
+
+
 @pytest.mark.parametrize(
     "reply",
     [
@@ -281,16 +315,13 @@ async def test_the_rest_client_refuses_a_response_it_should_not_hold(reply: byte
             await reader.read()  # until the client gives up and closes
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = HttpClient("127.0.0.1", port, {})
-    try:
-        with pytest.raises(BadResponse):
-            await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
-    finally:
-        client.close()
-        server.close()
-        await server.wait_closed()
+    async with _peer(answer) as port:
+        client = HttpClient("127.0.0.1", port, {})
+        try:
+            with pytest.raises(BadResponse):
+                await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
+        finally:
+            client.close()
 
 
 async def test_a_chunked_body_cut_short_is_a_failure_not_a_response() -> None:
@@ -300,15 +331,13 @@ async def test_a_chunked_body_cut_short_is_a_failure_not_a_response() -> None:
         await writer.drain()
         writer.close()  # gone in the middle of the chunk
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    client = HttpClient("127.0.0.1", server.sockets[0].getsockname()[1], {})
-    try:
-        with pytest.raises(Disconnected):
-            await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
-    finally:
-        client.close()
-        server.close()
-        await server.wait_closed()
+    async with _peer(answer) as port:
+        client = HttpClient("127.0.0.1", port, {})
+        try:
+            with pytest.raises(Disconnected):
+                await asyncio.wait_for(client.request("GET", "/ari/channels"), 30)
+        finally:
+            client.close()
 
 
 async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,16 +354,14 @@ async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.Monk
                 await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    client = HttpClient("127.0.0.1", server.sockets[0].getsockname()[1], {})
-    try:
-        assert (await client.request("GET", "/a")).status == 204
-        assert (await client.request("GET", "/b")).status == 204
-        assert len(opened) == 1  # kept alive
-        monkeypatch.setattr(ari_http, "IDLE_SECONDS", 0.0)
-        assert (await client.request("GET", "/c")).status == 204
-        assert len(opened) == 2  # the idle one was not reused
-    finally:
-        client.close()
-        server.close()
-        await server.wait_closed()
+    async with _peer(answer) as port:
+        client = HttpClient("127.0.0.1", port, {})
+        try:
+            assert (await client.request("GET", "/a")).status == 204
+            assert (await client.request("GET", "/b")).status == 204
+            assert len(opened) == 1  # kept alive
+            monkeypatch.setattr(ari_http, "IDLE_SECONDS", 0.0)
+            assert (await client.request("GET", "/c")).status == 204
+            assert len(opened) == 2  # the idle one was not reused
+        finally:
+            client.close()

@@ -150,6 +150,7 @@ async def test_calls_and_faults_leave_nothing_in_asterisk(
     assert got[n2].disposition is Disposition.ERRORED  # handed back to the fallback
     assert got[n3].disposition is Disposition.ABANDONED
     assert (got[n4].error or "").startswith("shutdown")
-    # call 2's desk answered, then we hung it up (the bridge "failed"): a BYE it did not expect
-    assert "unexpected BYE" in failed.pop("desk-cchc-2-2", "")
+    # call 2's desk answered, then we hung it up (the bridge "failed"): a BYE before its own,
+    # which SIPp desks now ignore as a phone would (ivr/sim/sipp.py) or may still report
+    failed.pop("desk-cchc-2-2", None)
     assert not {k: v for k, v in failed.items() if k.startswith("desk-")}

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -245,6 +245,7 @@ class FakeAri:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.gone: set[str] = set()
+        self.failing: set[tuple[str, str]] = set()  # (method, path) answered 500
         self.seen = asyncio.Condition()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -253,6 +254,8 @@ class FakeAri:
             self.requests.append((request.method, path, dict(request.query)))
             self.seen.notify_all()
         parts = path.strip("/").split("/")
+        if (request.method, path) in self.failing:
+            return web.json_response({"message": "Internal Server Error"}, status=500)
         if parts == ["channels"] and request.method == "POST":  # originate
             return web.json_response(_channel(request.query["channelId"]))
         if parts[0] == "channels" and parts[1] in self.gone:
@@ -314,7 +317,8 @@ async def fake_ari() -> AsyncIterator[tuple[FakeAri, str]]:
 async def _dead_controllers_call(
     url: str, folder: Path, last: tuple[Step, ...] = (RINGING, TALKING)
 ) -> None:
-    """What the dead controller had written: the menu, branch 4's desks rang, 4a answered."""
+    """What the dead controller had written: the menu, then ``last`` (after the choice of
+    branch 4 unless ``last`` starts with its own choice): by default 4's desks rang, 4a answered."""
     engine = make_engine(url)
     dead = StoreWriter(engine, folder / "dead", owner=Owner("dead", host="elsewhere"))
     await dead.start()
@@ -322,7 +326,7 @@ async def _dead_controllers_call(
     trace = CallTrace(CallInfo(CALLER, "0912345678"), "v1", T0 - dt.timedelta(seconds=30))
     trace.answered_at = T0 - dt.timedelta(seconds=30)
     observer.call_started(trace.snapshot())
-    for step in (OPEN, GREETED, CHOSE_4, *last):
+    for step in (OPEN, GREETED, *(last if last[0].kind == "menu" else (CHOSE_4, *last))):
         observer.call_step(CALLER, trace.add(step))
     assert await dead.sync()
     await dead.drain()
@@ -351,6 +355,31 @@ async def _survivor(
     return app, writer
 
 
+Adoption = tuple[FakeAri, ClusterApp, StoreWriter]
+
+
+@pytest.fixture
+async def after_death(
+    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+) -> AsyncIterator[Callable[..., Awaitable[Adoption]]]:
+    """``await after_death(last=...)``: the dead controller's call written (its last steps
+    ``last``), then a survivor on the fake ARI; closed after the test."""
+    made: list[tuple[ClusterApp, StoreWriter]] = []
+
+    async def make(last: tuple[Step, ...] = (RINGING, TALKING)) -> Adoption:
+        fake, ari = fake_ari
+        await _dead_controllers_call(db_url, tmp_path, last)
+        app, writer = await _survivor(routing, db_url, ari, tmp_path)
+        made.append((app, writer))
+        return fake, app, writer
+
+    yield make
+    for app, writer in made:
+        await app.client.close()
+        await writer.stop()
+        await writer.engine.dispose()
+
+
 async def _row_and_steps(writer: StoreWriter) -> tuple[Call, list[tuple[str, str, str]]]:
     assert await writer.sync()
     async with writer.engine.connect() as conn:
@@ -370,11 +399,9 @@ def _hung_up(channel: str) -> AriEvent:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_adopted_conversation_the_caller_hangs_up(
-    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+    after_death: Callable[..., Awaitable[Adoption]],
 ) -> None:
-    fake, ari = fake_ari
-    await _dead_controllers_call(db_url, tmp_path)
-    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    fake, app, writer = await after_death()
     adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
     await fake.wait_for("POST", "/applications/hotline-survivor/subscription")
     await fake.wait_for("GET", f"/channels/{LEG}")  # both legs are there: the talk goes on
@@ -392,18 +419,13 @@ async def test_adopted_conversation_the_caller_hangs_up(
     assert steps[-2:] == [("takeover", "takeover", "adopted"), ("branch-4", "dial", "answered")]
     assert app.routes == {}
     assert app.calls == {}
-    await app.client.close()
-    await writer.stop()
-    await writer.engine.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_adopted_conversation_the_desk_hangs_up_and_the_survey_follows(
-    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+    after_death: Callable[..., Awaitable[Adoption]],
 ) -> None:
-    fake, ari = fake_ari
-    await _dead_controllers_call(db_url, tmp_path)
-    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    fake, app, writer = await after_death()
     adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
     await fake.wait_for("GET", f"/channels/{LEG}")
     app.on_event({"type": "ChannelDestroyed", "channel": _channel(LEG), "cause": 16})  # type: ignore[typeddict-item]
@@ -433,18 +455,13 @@ async def test_adopted_conversation_the_desk_hangs_up_and_the_survey_follows(
     assert steps.index(("branch-4", "dial", "answered")) > steps.index(
         ("takeover", "takeover", "adopted")
     )
-    await app.client.close()
-    await writer.stop()
-    await writer.engine.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_desks_that_were_ringing_are_dialled_again_without_the_announcement(
-    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+    after_death: Callable[..., Awaitable[Adoption]],
 ) -> None:
-    fake, ari = fake_ari
-    await _dead_controllers_call(db_url, tmp_path, last=(RINGING,))
-    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    fake, app, writer = await after_death((RINGING,))
     moved_in: AriEvent = {  # type: ignore[typeddict-item]
         "type": "StasisStart",
         "channel": _channel(CALLER),
@@ -464,18 +481,13 @@ async def test_desks_that_were_ringing_are_dialled_again_without_the_announcemen
     assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "abandoned", "caller")
     assert row.wait_seconds >= 42.0  # the dead controller's ringing counts
     assert steps[-2:] == [("takeover", "takeover", "resumed"), ("branch-4", "state", "ringing")]
-    await app.client.close()
-    await writer.stop()
-    await writer.engine.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_adopted_caller_gone_as_the_desk_hangs_up_still_ends_its_record(
-    routing: Routing, db_url: str, tmp_path: Path, fake_ari: tuple[FakeAri, str]
+    after_death: Callable[..., Awaitable[Adoption]],
 ) -> None:
-    fake, ari = fake_ari
-    await _dead_controllers_call(db_url, tmp_path)
-    app, writer = await _survivor(routing, db_url, ari, tmp_path)
+    fake, app, writer = await after_death()
     adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
     await fake.wait_for("GET", f"/channels/{LEG}")
     fake.gone.add(CALLER)  # both hang up at once: the move finds no caller
@@ -485,9 +497,149 @@ async def test_adopted_caller_gone_as_the_desk_hangs_up_still_ends_its_record(
     row, _steps = await _row_and_steps(writer)
     assert (row.controller, row.disposition, row.talk_seconds) == ("survivor", "answered", 42.0)
     assert app.arriving == {}
-    await app.client.close()
-    await writer.stop()
-    await writer.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_adoption_whose_ari_look_ups_fail_is_watched_and_recorded_under_its_key(
+    after_death: Callable[..., Awaitable[Adoption]],
+) -> None:
+    """Asterisk answers neither its entity id nor the caller's channel: the node comes from the
+    store, the caller from the stored record, and the conversation is still watched."""
+    fake, app, writer = await after_death()
+    fake.failing |= {("GET", "/asterisk/info"), ("GET", f"/channels/{CALLER}")}
+    app.node, app.setup_seconds = "", 0.6
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("POST", "/applications/hotline-survivor/subscription")
+    await fake.wait_for("GET", f"/channels/{LEG}")
+    assert not adopting.done()
+    assert fake.made.count(("GET", "/asterisk/info")) >= 2  # asked again before giving up
+    app.on_event(_hung_up(CALLER))
+    await asyncio.wait_for(adopting, 10)
+    assert ("DELETE", f"/channels/{LEG}") in fake.made
+    assert ("DELETE", f"/bridges/{BRIDGE}") in fake.made
+    row, steps = await _row_and_steps(writer)  # one row: the same key, ast-1/<caller>
+    assert (row.controller, row.disposition, row.hangup_by) == ("survivor", "answered", "caller")
+    assert (row.caller_number, row.talk_seconds) == ("0912345678", 42.0)
+    assert steps[-2:] == [("takeover", "takeover", "adopted"), ("branch-4", "dial", "answered")]
+    assert (app.routes, app.calls) == ({}, {})
+
+
+CHOSE = ("main-menu", "menu", "chosen")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_adoption_whose_store_is_away_is_watched_and_recorded(
+    after_death: Callable[..., Awaitable[Adoption]], tmp_path: Path
+) -> None:
+    """The store cannot be read (its database away past the wait): the conversation is watched
+    all the same and the call ends in a record (the writer spools what it cannot write)."""
+    fake, app, writer = await after_death()
+    app.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/calls.db")
+    app.setup_seconds = 0.6
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("GET", f"/channels/{LEG}")
+    app.on_event(_hung_up(CALLER))
+    await asyncio.wait_for(adopting, 10)
+    assert ("DELETE", f"/channels/{LEG}") in fake.made  # the desk is not left talking alone
+    assert ("DELETE", f"/bridges/{BRIDGE}") in fake.made
+    row, steps = await _row_and_steps(writer)
+    assert row.controller == "survivor"
+    assert row.disposition != "in_progress"
+    assert row.hangup_by == "caller"
+    # the dead controller's steps are all kept (the survivor, not knowing them, numbers its own
+    # from 0 and the writer keeps the first of each number: its steps are the ones lost)
+    assert steps[:3] == [("start", "hours", "open"), ("greeting", "prompt", "played"), CHOSE]
+    assert steps[-1] == ("branch-4", "state", "talking")
+    await app.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_caller_moved_in_after_the_wait_is_not_resumed_twice(
+    after_death: Callable[..., Awaitable[Adoption]],
+) -> None:
+    """The desk hung up, the caller's move reached the survivor after its wait: the call had
+    been ended, so the late caller is hung up, not resumed (here, then by a controller that
+    never saw it: the store has the call's end)."""
+    fake, app, writer = await after_death()
+    app.arrival_seconds = 0.2
+    adopting = asyncio.create_task(app._adopt(Conversation(BRIDGE, CALLER, LEG)))
+    await fake.wait_for("GET", f"/channels/{LEG}")
+    app.on_event({"type": "ChannelDestroyed", "channel": _channel(LEG), "cause": 16})  # type: ignore[typeddict-item]
+    await fake.wait_for("POST", f"/channels/{CALLER}/move")
+    await asyncio.wait_for(adopting, 10)  # no StasisStart within the wait: ended here
+    late: AriEvent = {  # type: ignore[typeddict-item]
+        "type": "StasisStart",
+        "channel": _channel(CALLER),
+        "args": ["takeover"],
+        "asterisk_id": NODE,
+    }
+    app.on_event(late)
+    await fake.wait_for("DELETE", f"/channels/{CALLER}")
+    async with asyncio.timeout(10):
+        await asyncio.gather(*app._background)
+    assert not any("/play/" in p or p == "/channels" for _m, p in fake.made)  # no survey, no dial
+    row, steps = await _row_and_steps(writer)
+    assert [k for _n, k, _o in steps].count("takeover") == 1
+    assert (row.disposition, row.hangup_by) == ("answered", "callee")
+
+    fake.gone.discard(CALLER)
+    fresh = ClusterApp(
+        AriClient(str(app.client.base_url), "ivr", "pw", "hotline-other"),
+        app.routing,
+        writer,
+        clock=app.clock,
+        engine=writer.engine,
+        controller="other",
+    )
+    fresh.on_event(late)  # a controller with no memory of it: the store says it ended
+    await fake.wait_until(lambda: fake.made.count(("DELETE", f"/channels/{CALLER}")) == 2)
+    async with asyncio.timeout(10):
+        await asyncio.gather(*fresh._background)
+    assert fresh.calls == {}
+    _row, again = await _row_and_steps(writer)
+    assert again == steps
+    await fresh.client.close()
+
+
+IN_TURN_RINGING = Step("branch-9", "state", "ringing", detail="PJSIP/cchc-9a", at=T0)
+IN_TURN_NEXT = Step(
+    "branch-9", "state", "ringing", detail="PJSIP/cchc-9b", at=T0 + dt.timedelta(seconds=15)
+)
+
+
+@pytest.mark.parametrize(
+    ("ringing", "dialled"),
+    [
+        ((IN_TURN_RINGING,), ["PJSIP/cchc-9b"]),  # the first desk rang: the next one
+        ((IN_TURN_RINGING, IN_TURN_NEXT), ["PJSIP/cchc-9b"]),  # the last: rung again
+    ],
+)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_desks_rung_in_turn_go_on_from_the_next_desk(
+    after_death: Callable[..., Awaitable[Adoption]],
+    ringing: tuple[Step, ...],
+    dialled: list[str],
+) -> None:
+    chose_9 = Step("main-menu", "menu", "chosen", "9")
+    fake, app, writer = await after_death((chose_9, *ringing))
+    app.on_event(
+        {  # type: ignore[typeddict-item]
+            "type": "StasisStart",
+            "channel": _channel(CALLER),
+            "args": ["takeover"],
+            "asterisk_id": NODE,
+        }
+    )
+    await fake.wait_for("POST", f"/channels/{CALLER}/ring")
+    await fake.wait_until(lambda: ("POST", "/channels") in fake.made)
+    app.on_event(_hung_up(CALLER))
+    async with asyncio.timeout(10):
+        await asyncio.gather(*app._background)
+    rung = [q["endpoint"] for m, p, q in fake.requests if (m, p) == ("POST", "/channels")]
+    assert rung == dialled
+    row, steps = await _row_and_steps(writer)
+    assert row.wait_seconds >= 42.0  # from the first desk's ringing, not the last one's
+    assert steps[-1] == ("branch-9", "state", "ringing")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,6 +36,12 @@ from ivr.session import CallInfo
 log = structlog.get_logger("ivr.cluster")
 
 APP_PREFIX = "hotline-"
+SETUP_SECONDS = 10.0  # an adoption's look-ups (ARI, the store) are tried again this long
+SETUP_RETRY = 0.5
+REMEMBERED = 10_000  # calls taken over here remembered, so none is resumed twice
+_SETUP_ERRORS = (AriError, AriUnavailable, SQLAlchemyError, OSError, TimeoutError)
+
+T = TypeVar("T")
 
 
 class ClusterApp(StasisApp):
@@ -56,6 +64,11 @@ class ClusterApp(StasisApp):
         # adopted callers moved into this app once their desk hung up: the session waits
         self.arriving: dict[str, tuple[AriCallSession, asyncio.Future[None]]] = {}
         self.adopt_recheck = adopt.RECHECK_SECONDS
+        self.setup_seconds = SETUP_SECONDS
+        self.arrival_seconds = 10.0  # an adopted caller moved here arrives within this
+        # the callers taken over here (resumed or adopted), oldest first: a caller that reaches
+        # this app again (a move that arrived after its wait) is never resumed a second time
+        self.taken: OrderedDict[str, None] = OrderedDict()
 
     # --- events -------------------------------------------------------------------------------
 
@@ -68,8 +81,14 @@ class ClusterApp(StasisApp):
             self._spawn(self._offered(event["channel"]["id"]))
             return
         if kind == "StasisStart" and event.get("args", [])[:1] == [TAKEOVER_ARG]:
-            waiting = self.arriving.pop(event["channel"]["id"], None)
-            if waiting is None:
+            channel_id = event["channel"]["id"]
+            waiting = self.arriving.pop(channel_id, None)
+            if waiting is None and channel_id in self.routes:  # its session is running here
+                self.routes[channel_id].queue.put_nowait(event)
+            elif waiting is None and channel_id in self.taken:
+                self._spawn(self._arrived_again(channel_id))
+            elif waiting is None:
+                self._take(channel_id)
                 self._spawn(self._resume(event))
             else:  # an adopted caller: its events go to its session from now on
                 session, arrived = waiting
@@ -127,21 +146,81 @@ class ClusterApp(StasisApp):
         trace.visited = list(summary(stored.steps)[0])
         return trace
 
+    # --- taking a caller over, once --------------------------------------------------------
+
+    def _take(self, channel_id: str) -> None:
+        """Remember a caller taken over here (the oldest forgotten past ``REMEMBERED``)."""
+        self.taken[channel_id] = None
+        self.taken.move_to_end(channel_id)
+        while len(self.taken) > REMEMBERED:
+            self.taken.popitem(last=False)
+
+    async def _arrived_again(self, channel_id: str) -> None:
+        """A caller this controller took over already reached its app again: its call was ended
+        here (e.g. its move arrived after the wait); it is hung up, not resumed twice."""
+        log.warning("cuộc gọi đã được nhận trước đó; không tiếp tục lần nữa", call=channel_id)
+        try:
+            await self.client.hangup(channel_id)
+        except NotFound:
+            return
+        except (AriError, AriUnavailable) as e:
+            log.error("could not end a call taken over twice", call=channel_id, error=str(e))
+            await self._hand_back(channel_id, "taken over twice", leg_check=False)
+
+    async def _patiently(self, what: str, call: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``, tried again while ARI or the store fails, for ``setup_seconds``."""
+        deadline = asyncio.get_running_loop().time() + self.setup_seconds
+        while True:
+            try:
+                return await fn()
+            except NotFound:
+                raise
+            except _SETUP_ERRORS as e:
+                if asyncio.get_running_loop().time() + SETUP_RETRY > deadline:
+                    raise
+                log.info(
+                    "takeover look-up failed; trying again", what=what, call=call, error=str(e)
+                )
+                await asyncio.sleep(SETUP_RETRY)
+
+    async def _stored(self, node: str, channel_id: str) -> resume.Stored | None:
+        """The call as the store has it; None when the store could not be read."""
+        try:
+            return await self._patiently(
+                "store", channel_id, lambda: resume.load(self.engine, call_key(node, channel_id))
+            )
+        except _SETUP_ERRORS as e:
+            log.error("không đọc được cuộc gọi được nhận", call=channel_id, error=str(e)[:200])
+            return None
+
     async def _resume(self, event: AriEvent) -> None:
         ch = event["channel"]
-        node = str(event.get("asterisk_id", ""))
-        stored = await resume.load(self.engine, call_key(node, ch["id"]))
+        node = str(event.get("asterisk_id", "")) or self.node
         info = self._call_info(ch)
-        routing = self.routing()
-        session = self._session(info, routing)
-        clock = self.clock_for(info)
-        trace = self._trace(info, stored, routing, clock)
-        at = resume.resume_at(routing, stored.steps)
-        log.warning("cuộc gọi được tiếp tục sau khi nhận", call=info.channel_id, node=at)
-        self.routes[info.channel_id] = session
         task = asyncio.current_task()
         if task is not None:
             self.calls[info.channel_id] = task
+        try:
+            routing = self.routing()
+            session = self._session(info, routing)
+            self.routes[info.channel_id] = session
+            stored = await self._stored(node, info.channel_id)
+        except Exception:  # the safety net: a caller moved here never waits unowned
+            log.exception("could not resume a call taken over; handing it back", call=ch["id"])
+            self.calls.pop(info.channel_id, None)
+            self.routes.pop(info.channel_id, None)
+            await self._hand_back(info.channel_id, None, leg_check=False)
+            return
+        if stored is not None and stored.ended:  # ended meanwhile (by whoever): not again
+            self.routes.pop(info.channel_id, None)
+            self.calls.pop(info.channel_id, None)
+            await self._arrived_again(info.channel_id)
+            return
+        clock = self.clock_for(info)
+        known = stored or resume.Stored(None, ())
+        trace = self._trace(info, known, routing, clock)
+        at = resume.resume_at(routing, known.steps) if stored is not None else None
+        log.warning("cuộc gọi được tiếp tục sau khi nhận", call=info.channel_id, node=at)
         try:
             await resume.continue_call(
                 session, routing, Identified(self.observer, node), clock, trace, at
@@ -155,56 +234,111 @@ class ClusterApp(StasisApp):
     # --- a dead peer's conversation -----------------------------------------------------------
 
     async def _adopt(self, talk: Conversation) -> None:
-        """Keep a dead peer's conversation going; end or go on with the call as it would have."""
-        node = self.node or await self._entity_id()
-        try:
-            ch = await self.client.request("GET", f"/channels/{talk.caller}")
-        except NotFound:
-            ch = {"id": talk.caller}  # the caller has just gone: the record still ends here
-        info = self._call_info(ch)
-        routing = self.routing()
-        session = self._session(info, routing)
-        clock = self.clock_for(info)
-        stored = await resume.load(self.engine, call_key(node, talk.caller))
-        trace = self._trace(info, stored, routing, clock)
-        at = resume.position(routing, stored.steps)
-        for channel in (talk.caller, talk.leg):
-            self.routes[channel] = session
+        """Keep a dead peer's conversation going; end or go on with the call as it would have.
+        A look-up that fails (ARI or the store away past ``setup_seconds``) never leaves the
+        conversation unwatched: it is watched and recorded with what is known."""
+        self._take(talk.caller)
         task = asyncio.current_task()
         if task is not None:
             self.calls[talk.caller] = task
-        log.warning("cuộc đàm thoại được giữ sau khi nhận", call=talk.caller, node=at.node)
-        ctx = resume.restart(session, routing, Identified(self.observer, node), clock, trace)
-        ctx.step("takeover", "takeover", "adopted", detail=at.node or "")
+        session: AriCallSession | None = None
         try:
-            await adopt.subscribe(self.client, talk)
-            ended = await adopt.until_one_leaves(self.client, session, talk, self.adopt_recheck)
-            self.routes.pop(talk.leg, None)
-            self.routes.pop(talk.caller, None)
-            next_node = _conversation_over(ctx, at, ended.by)
-            await adopt.unsubscribe(self.client, talk)
-            await adopt.part(self.client, talk, ended)
-            if ended.by == "callee" and next_node is not None:
-                try:
-                    await self._into_our_app(session)
-                except (AriError, AriUnavailable, TimeoutError) as e:  # the caller left meanwhile
-                    log.warning(
-                        "adopted caller could not be moved here", call=talk.caller, error=str(e)
-                    )
-                    ctx.observer.call_ended(trace.snapshot(clock()))
-                    return
-                await resume.go_on(ctx, next_node)
-                return
-            if ended.by == "callee":
-                with contextlib.suppress(AriError, AriUnavailable):
-                    await session.hangup("normal")
-            ctx.observer.call_ended(trace.snapshot(clock()))
+            session, ctx, at = await self._adoption(talk)
+            await self._watch(talk, session, ctx, at)
         finally:
-            for channel in (talk.caller, talk.leg, *session.held_legs()):
-                if self.routes.get(channel) is session:
+            held = session.held_legs() if session is not None else ()
+            for channel in (talk.caller, talk.leg, *held):
+                if session is not None and self.routes.get(channel) is session:
                     self.routes.pop(channel, None)
             self.arriving.pop(talk.caller, None)
             self.calls.pop(talk.caller, None)
+
+    async def _adoption(
+        self, talk: Conversation
+    ) -> tuple[AriCallSession, CallContext, resume.Position]:
+        """The adopted call's session and record, from ARI and the store as far as they answer."""
+        node = self.node or await self._node_of(talk.caller)
+        try:
+            ch: Any = await self._patiently(
+                "channel",
+                talk.caller,
+                lambda: self.client.request("GET", f"/channels/{talk.caller}"),
+            )
+        except NotFound:
+            ch = None  # the caller has just gone: the record still ends here
+        except _SETUP_ERRORS as e:
+            log.error("không đọc được kênh của người gọi", call=talk.caller, error=str(e)[:200])
+            ch = None
+        stored = await self._stored(node, talk.caller)
+        info = self._adopted_info(talk.caller, ch, stored)
+        routing = self.routing()
+        session = self._session(info, routing)
+        clock = self.clock_for(info)
+        known = stored or resume.Stored(None, ())
+        trace = self._trace(info, known, routing, clock)
+        at = resume.position(routing, known.steps) if stored else resume.Position(None)
+        for channel in (talk.caller, talk.leg):
+            self.routes[channel] = session
+        log.warning("cuộc đàm thoại được giữ sau khi nhận", call=talk.caller, node=at.node)
+        ctx = resume.restart(session, routing, Identified(self.observer, node), clock, trace)
+        ctx.step("takeover", "takeover", "adopted", detail=at.node or "")
+        return session, ctx, at
+
+    def _adopted_info(
+        self, caller: str, ch: dict[str, Any] | None, stored: resume.Stored | None
+    ) -> CallInfo:
+        """Who is calling: from the channel, else from the stored record, else only its id."""
+        if isinstance(ch, dict) and ch.get("id") == caller:
+            return self._call_info(ch)  # type: ignore[arg-type]
+        record = stored.record if stored is not None else None
+        if record is None:
+            return CallInfo(caller, "", linked_id=caller)
+        return CallInfo(
+            caller, record.caller_number, record.caller_name, record.dialed, record.linked_id
+        )
+
+    async def _node_of(self, caller: str) -> str:
+        """This Asterisk's entity id (part of the call's key): from ARI, else from the store."""
+        try:
+            return await self._patiently("node", caller, self._entity_id)
+        except _SETUP_ERRORS as e:
+            log.warning("could not ask Asterisk its entity id", call=caller, error=str(e)[:200])
+        try:
+            return await resume.node_of(self.engine, caller)
+        except SQLAlchemyError as e:
+            log.error("không biết nút của cuộc gọi được nhận", call=caller, error=str(e)[:200])
+            return ""
+
+    async def _watch(
+        self,
+        talk: Conversation,
+        session: AriCallSession,
+        ctx: CallContext,
+        at: resume.Position,
+    ) -> None:
+        trace, clock = ctx.trace, ctx.clock
+        await adopt.subscribe(self.client, talk)
+        ended = await adopt.until_one_leaves(self.client, session, talk, self.adopt_recheck)
+        self.routes.pop(talk.leg, None)
+        self.routes.pop(talk.caller, None)
+        next_node = _conversation_over(ctx, at, ended.by)
+        await adopt.unsubscribe(self.client, talk)
+        await adopt.part(self.client, talk, ended)
+        if ended.by == "callee" and next_node is not None:
+            try:
+                await self._into_our_app(session)
+            except (AriError, AriUnavailable, TimeoutError) as e:  # the caller left meanwhile
+                log.warning(
+                    "adopted caller could not be moved here", call=talk.caller, error=str(e)
+                )
+                ctx.observer.call_ended(trace.snapshot(clock()))
+                return
+            await resume.go_on(ctx, next_node)
+            return
+        if ended.by == "callee":
+            with contextlib.suppress(AriError, AriUnavailable):
+                await session.hangup("normal")
+        ctx.observer.call_ended(trace.snapshot(clock()))
 
     async def _into_our_app(self, session: AriCallSession) -> None:
         """Move the caller here; its events reach ``session`` from its StasisStart on."""
@@ -215,7 +349,7 @@ class ClusterApp(StasisApp):
             f"/channels/{session.id}/move",
             {"app": self.client.app, "appArgs": TAKEOVER_ARG},
         )
-        await asyncio.wait_for(arrived, 10.0)
+        await asyncio.wait_for(arrived, self.arrival_seconds)
 
     async def _entity_id(self) -> str:
         info = await self.client.request("GET", "/asterisk/info")
@@ -264,12 +398,14 @@ def _conversation_over(ctx: CallContext, at: resume.Position, by: str) -> str | 
     """The dial step the dead controller would have written (answered, the talk time from the
     desk's answer), and the node after the conversation."""
     trace = ctx.trace
-    node = ctx.routing.nodes.get(at.node or "")
+    trace.hangup_by = by
+    if at.node is None:  # the store could not say where the call was: it ends with the talk
+        return None
+    node = ctx.routing.nodes.get(at.node)
     kind = "directory" if isinstance(node, DirectoryNode) else "dial"
     if at.since is not None:
         trace.talk_seconds += max(0.0, (ctx.clock() - at.since).total_seconds())
     trace.endpoint = at.detail or None
-    trace.hangup_by = by
     ctx.step(at.node or "", kind, "answered", detail=f"{at.detail}=answered")
     if by == "caller" or not isinstance(node, DialNode | DirectoryNode):
         return None

@@ -27,6 +27,7 @@ from ivr.flow.engine import MAX_NODES_PER_CALL
 from ivr.flow.hand_back import hand_back
 from ivr.flow.nodes import dial, run_node
 from ivr.flow.record import CallObserver, CallRecord, CallTrace, Disposition, Step
+from ivr.routing.dated import local_date
 from ivr.routing.model import DialNode, HangupNode, HoursNode, MenuNode, PromptNode, Routing
 from ivr.session import CallerHangup, CallSession
 from models import Call, CallStep
@@ -103,6 +104,7 @@ class Stored:
 
     record: CallRecord | None
     steps: tuple[Step, ...]
+    ended: bool = False  # the store has the call's end already (whoever wrote it)
 
 
 async def held_by_others(engine: AsyncEngine, dead: str) -> set[str]:
@@ -134,7 +136,22 @@ async def load(engine: AsyncEngine, key: str) -> Stored:
         steps = tuple(Step(r.node, r.kind, r.outcome, r.input, r.detail, r.at) for r in rows)
     if call is None:
         return Stored(None, steps)
-    return Stored(_record(call), steps)
+    ended = call.disposition not in (Disposition.IN_PROGRESS.value, "interrupted")
+    return Stored(_record(call), steps, ended)
+
+
+async def node_of(engine: AsyncEngine, channel_id: str) -> str:
+    """The node (Asterisk entity id) of the call in progress on ``channel_id``, "" if none."""
+    async with engine.connect() as conn:
+        node = await conn.scalar(
+            select(Call.node)
+            .where(
+                Call.channel_id == channel_id,
+                Call.disposition == Disposition.IN_PROGRESS.value,
+            )
+            .limit(1)
+        )
+    return node or ""
 
 
 def _record(row: object) -> CallRecord:
@@ -229,11 +246,41 @@ async def go_on(ctx: CallContext, node: str | None) -> CallRecord:
 
 async def _first(ctx: CallContext, name: str) -> str | None:
     """The first node run again. Desks that were ringing are dialled again without the
-    announcement (the caller heard it) and their ringing so far counts as waiting."""
+    announcement (the caller heard it) and their ringing so far counts as waiting; desks rung in
+    turn go on from the desk after the one that was ringing."""
     node = ctx.routing.nodes[name]
     at = position(ctx.routing, ctx.trace.steps)
     if not (isinstance(node, DialNode) and at.state == "ringing" and at.node == name):
         return await run_node(ctx, name)
-    if at.since is not None:
-        ctx.trace.wait_seconds += max(0.0, (ctx.clock() - at.since).total_seconds())
-    return await dial(ctx, name, node.model_copy(update={"prompts": []}))
+    since = ringing_since(ctx.trace.steps, name) or at.since
+    if since is not None:
+        ctx.trace.wait_seconds += max(0.0, (ctx.clock() - since).total_seconds())
+    update: dict[str, object] = {"prompts": []}
+    if node.strategy == "in_turn":
+        update["endpoints"] = still_to_ring(ctx, node, at.detail)
+    return await dial(ctx, name, node.model_copy(update=update))
+
+
+def ringing_since(steps: Sequence[Step], name: str) -> dt.datetime | None:
+    """When the desks of the dial node ``name`` the call was in began to ring (the first of its
+    "ringing" states since the call entered it: desks rung in turn write one each)."""
+    since = None
+    for step in steps:
+        if step.kind == "state" and step.node == name and step.outcome == "ringing":
+            since = since or step.at
+        elif step.kind != "takeover":
+            since = None
+    return since
+
+
+def still_to_ring(ctx: CallContext, node: DialNode, ringing: str) -> list[str]:
+    """The desks of an in-turn node from the one after ``ringing`` (the last one rung again when
+    it was the last: its time was cut short); all of them when ``ringing`` is not among them."""
+    day = local_date(ctx.routing, ctx.clock())
+    desks = list(node.endpoints) or (
+        list(ctx.routing.branches[node.branch].on(day).endpoints) if node.branch else []
+    )
+    if ringing not in desks:
+        return desks
+    after = desks.index(ringing) + 1
+    return desks[after:] or desks[-1:]

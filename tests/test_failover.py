@@ -223,6 +223,72 @@ async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str
         await engine.dispose()
 
 
+async def _pids(engine: AsyncEngine, name: str) -> set[int]:
+    async with engine.connect() as conn:
+        found = await conn.scalars(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+        )
+        return set(found)
+
+
+async def _end_session(engine: AsyncEngine, name: str, *, locked: bool) -> None:
+    """End one of a controller's presence sessions: the one holding its lock, or the other."""
+    holds = "EXISTS" if locked else "NOT EXISTS"
+    async with engine.connect() as admin:
+        ended = await admin.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
+                f"WHERE a.application_name = :n AND {holds} (SELECT 1 FROM pg_locks l "
+                "WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)"
+            ),
+            {"n": name},
+        )
+        await admin.commit()
+    assert ended == 1
+
+
+async def test_a_live_peer_that_loses_one_presence_session_is_not_taken_over(pg_url: str) -> None:
+    """Its lock's session ended (then its other one): it keeps serving, takes the session
+    again, and no survivor moves its calls; killed, it is taken over."""
+    engine = make_engine(pg_url)
+    await claim(engine, Owner("peer", host="elsewhere"), dt.datetime.now(dt.UTC), 60)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KEEPER, pg_url, "peer", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    taken: list[str] = []
+
+    async def on_dead(peer: str) -> None:
+        taken.append(peer)
+
+    watch, name = PeerWatch(engine, "me", on_dead), session_name("peer")
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"HOLDING\n"
+        assert await _sessions(engine, name) == 2  # the lock's and the witness
+        assert await watch.probe() == []
+        for locked in (True, False):
+            before = await _pids(engine, name)
+            await _end_session(engine, name, locked=locked)
+            async with asyncio.timeout(20):  # probed all along until it holds both again
+                while len(now := await _pids(engine, name)) != 2 or now == before:
+                    assert await watch.probe() == []
+                assert len(now & before) == 1  # the other session lived on
+            assert await watch.probe() == []
+        assert (taken, watch.armed) == ([], {"peer"})
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+        async with asyncio.timeout(10):
+            while not taken:
+                await watch.probe()
+        assert taken == ["peer"]
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await watch.close()
+        await engine.dispose()
+
+
 def test_conversations_are_the_dead_apps_bridges_of_a_caller_and_its_leg() -> None:
     bridges = [
         {"id": "br-1", "channels": ["c1-leg3", "c1"]},

@@ -1,17 +1,21 @@
-"""Who is alive: each controller holds a PostgreSQL session named after it, with an advisory
+"""Who is alive: each controller holds PostgreSQL sessions named after it, one with an advisory
 lock of its id.
 
-A controller opens its presence session (``application_name`` ``ivr-presence:<id>``, the lock
-taken) before it serves calls. When the process dies, even by SIGKILL, its connection closes and
-PostgreSQL ends the session at once. The survivors look a few times a second at which presence
-sessions exist: a peer seen alive is *armed*; an armed peer whose session is gone is dead. The
-survivor whose ``pg_try_advisory_lock`` on it succeeds is the one that takes its calls over: it
-ends the dead peer's lease (so the others stop judging it) before it lets the lock go, and a
-survivor that gets the lock after that finds the lease ended and does nothing.
+A controller opens its presence sessions (``application_name`` ``ivr-presence:<id>``: the lock
+taken on the first, the second a witness) before it serves calls. When the process dies, even by
+SIGKILL, its connections close and PostgreSQL ends both sessions at once. The survivors look a
+few times a second at which presence sessions exist: a peer seen alive is *armed*; an armed peer
+with no session left is dead. One session ending alone (killed by an administrator, a
+connection cut by the network or an idle timeout) is not a death: the peer still has the other,
+takes the lost one again, and its calls are never moved while it serves them. The survivor
+whose ``pg_try_advisory_lock`` on a dead peer succeeds, and that still finds no session of it,
+is the one that takes its calls over: it ends the dead peer's lease (so the others stop judging
+it) before it lets the lock go, and a survivor that gets the lock after that finds the lease
+ended and does nothing.
 
 Controllers that never open a presence session (another node's FastAGI, a single controller)
 are never taken for dead. The 15 s lease (ivr.store.lease) stays the slow path: a process that
-hangs without dying keeps its session and is found by the lease.
+hangs without dying keeps its sessions and is found by the lease.
 """
 
 from __future__ import annotations
@@ -54,33 +58,42 @@ class NotPostgres(RuntimeError):
 
 
 class Presence:
-    """This controller's own lock, held on a connection kept open while it runs."""
+    """This controller's presence: its lock, held on a connection kept open while it runs, and a
+    witness session of the same name on a second connection."""
 
     def __init__(self, engine: AsyncEngine, controller: str) -> None:
         self.engine, self.controller = engine, controller
         self._conn: AsyncConnection | None = None
+        self._witness: AsyncConnection | None = None
 
     async def hold(self) -> None:
         if self.engine.dialect.name != "postgresql":
             raise NotPostgres(
                 "chạy nhiều bộ điều khiển cần cơ sở dữ liệu PostgreSQL (database_url)"
             )
+        # the lock first: waits while a survivor still holds it (taking our previous life's
+        # calls over), and the witness after, so that survivor never sees this life meanwhile
+        self._conn = await self._session(locked=True)
+        if self._witness is None or self._witness.closed:
+            self._witness = await self._session(locked=False)
+
+    async def _session(self, *, locked: bool) -> AsyncConnection:
         conn = await self.engine.connect()
         try:
             await conn.execute(text(f"SET application_name = '{session_name(self.controller)}'"))
-            # waits while a survivor still holds it (taking our previous life's calls over)
-            key = lock_key(self.controller)
-            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            if locked:
+                key = lock_key(self.controller)
+                await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             await conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        self._conn = conn
+        return conn
 
     async def keep(self, every: float = 1.0) -> None:
-        """Hold the session while this controller runs: when the database drops it (PostgreSQL
-        restarted, the connection cut), take it again as soon as the database answers, so the
+        """Hold the sessions while this controller runs: one the database drops (PostgreSQL
+        restarted, the connection cut) is taken again as soon as the database answers, so the
         peers, which forget who was alive while they cannot see the database, see us again."""
         while True:
             await asyncio.sleep(every)
@@ -90,23 +103,41 @@ class Presence:
                 raise
             except Exception as e:
                 log.warning("mất phiên hiện diện trong cơ sở dữ liệu: giữ lại", error=str(e)[:200])
-                with contextlib.suppress(Exception):
-                    await self.release()
-                self._conn = None
                 with contextlib.suppress(Exception):  # still away: try again next time
-                    await self.hold()
+                    await self._take_again()
                     log.info("presence held again", controller=self.controller)
 
     async def _check(self) -> None:
-        if self._conn is None or self._conn.closed:
-            raise ConnectionError("no presence session")
-        await self._conn.execute(text("SELECT 1"))
-        await self._conn.commit()
+        for conn in (self._conn, self._witness):
+            if conn is None or conn.closed:
+                raise ConnectionError("no presence session")
+            await conn.execute(text("SELECT 1"))
+            await conn.commit()
+
+    async def _take_again(self) -> None:
+        """Each session that no longer answers is closed and opened again."""
+        for name in ("_conn", "_witness"):
+            conn: AsyncConnection | None = getattr(self, name)
+            if conn is not None and not conn.closed:
+                try:
+                    await conn.execute(text("SELECT 1"))
+                    await conn.commit()
+                    continue
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            setattr(self, name, None)
+        if self._conn is None:
+            self._conn = await self._session(locked=True)
+        if self._witness is None:
+            self._witness = await self._session(locked=False)
 
     async def release(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()  # the session ends: PostgreSQL frees the lock
-            self._conn = None
+        for name in ("_conn", "_witness"):
+            conn: AsyncConnection | None = getattr(self, name)
+            setattr(self, name, None)
+            if conn is not None:
+                await conn.close()  # the session ends: PostgreSQL frees the lock
 
 
 class PeerWatch:
@@ -163,7 +194,7 @@ class PeerWatch:
                 self.armed.discard(peer)
                 if await self._try(conn, peer):
                     try:
-                        if await self._still_leased(conn, peer):
+                        if await self._gone(conn, peer):
                             dead.append(peer)
                             await self._take(peer)
                             await release(self.engine, Owner(peer), self.clock())
@@ -187,6 +218,15 @@ class PeerWatch:
         )
         await conn.commit()
         return list(rows)
+
+    async def _gone(self, conn: AsyncConnection, peer: str) -> bool:
+        """Holding its lock: the peer is still leased (no other survivor took it over) and has
+        no session left (one taken again since the probe: it lives, lost a connection only)."""
+        if session_name(peer) in await self._alive(conn):
+            log.info("peer took its presence again", peer=peer)
+            self.armed.add(peer)
+            return False
+        return await self._still_leased(conn, peer)
 
     async def _still_leased(self, conn: AsyncConnection, peer: str) -> bool:
         until = await conn.scalar(select(Controller.lease_until).where(Controller.id == peer))

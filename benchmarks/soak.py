@@ -49,24 +49,14 @@ from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press
+from ivr.sim.sipp import own_asterisk
 from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.writer import StoreWriter
 
 # The soak's own Asterisk (cache, state, ports) and SIPp media ports: a benchmarks.real_load run
 # at the same time on the benchmark's Asterisk would otherwise take its ARI app (one websocket
 # per app) and bring that Asterisk down when it ends.
-SOAK_ASTERISK = {
-    "IVR_ASTERISK_CACHE": "/var/cache/ivr-soak",
-    "IVR_ASTERISK_STATE": "/run/ivr-soak-asterisk",
-    "IVR_ASTERISK_HTTP_PORT": "18288",
-    "IVR_ASTERISK_SIP_PORT": "15260",
-    "IVR_ASTERISK_AMI_PORT": "15238",
-    "IVR_ASTERISK_AGI_PORT": "14773",
-    "IVR_ASTERISK_PHONE_PORT": "15270",
-    "IVR_ASTERISK_CALLER_PORT": "15500",
-    "IVR_ASTERISK_RTP_START": "22000",
-    "IVR_ASTERISK_RTP_END": "22999",
-}
+SOAK_ASTERISK = own_asterisk("soak", 2)  # tests/test_multinode_real.py has offset 3
 SOAK_MEDIA = {"callers": 17600, "desk-4a": 17700, "desk-4b": 17800}
 MEMORY_SLACK = 0.10  # memory may vary this much around the first sample after the warm-up
 WARM_UP = 0.10  # the first tenth of the run is warm-up

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ivr.sim.sipp import copy_tests_root, own_asterisk
 from ivr.store.db import make_engine, upgrade
 from ivr.testing.pg import PgServer
 from ivr.web.data.wallboard import VN, today
@@ -41,19 +42,9 @@ pytestmark = [
 ]
 
 SECOND_ENTITY = "02:16:00:00:00:02"  # the shared node keeps the one Asterisk derives itself
-SECOND = {  # scripts/asterisk's variables for the second node: nothing shared with the first
-    "IVR_ASTERISK_CACHE": "/var/cache/ivr-multinode",
-    "IVR_ASTERISK_STATE": "/run/ivr-multinode-asterisk",
-    "IVR_ASTERISK_HTTP_PORT": "18288",
-    "IVR_ASTERISK_SIP_PORT": "15260",
-    "IVR_ASTERISK_AMI_PORT": "15238",
-    "IVR_ASTERISK_AGI_PORT": "14773",
-    "IVR_ASTERISK_PHONE_PORT": "15270",
-    "IVR_ASTERISK_CALLER_PORT": "15500",
-    "IVR_ASTERISK_RTP_START": "22000",
-    "IVR_ASTERISK_RTP_END": "22999",
-}
-TESTS_ROOT = Path("/var/cache/ivr/asterisk-root")
+# scripts/asterisk's settings for the second node: nothing shared with the first, nor with the
+# soak benchmark's Asterisk (offset 2), so both can run at once
+SECOND = own_asterisk("multinode", 3)
 SAME_ID = "multinode-same-1"  # the channel id both nodes are made to use
 CALLS_PER_NODE = 2
 
@@ -67,17 +58,6 @@ def _second(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ, **SECOND},
     )
-
-
-def _copy_root() -> Path:
-    """The second node's root: a copy of the tests' cached one (saves the 2-minute build)."""
-    own = Path(SECOND["IVR_ASTERISK_CACHE"]) / "asterisk-root"
-    if not own.exists() and (TESTS_ROOT / "usr/sbin/asterisk").exists():
-        tmp = own.with_name(f"asterisk-root.copy.{os.getpid()}")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cp", "-a", "--one-file-system", str(TESTS_ROOT), str(tmp)], check=True)
-        tmp.rename(own)
-    return own
 
 
 def _cli(root: Path, command: str) -> str:
@@ -122,7 +102,7 @@ def _give_entity_id(root: Path) -> None:
 def second_node(real_asterisk: RealAsterisk) -> Iterator[tuple[RealAsterisk, Path]]:
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.skip("the second Asterisk is started by scripts/asterisk (as root)")
-    root = _copy_root()
+    root = copy_tests_root(SECOND)
     up = _second("up")
     assert up.returncode == 0, up.stderr[-600:]
     try:

@@ -5,7 +5,7 @@ from models.calls import Call, CallStep, Controller, Voicemail
 from models.cases import Case, CaseCounter, CaseEvent
 from models.phones import PhoneStatus
 from models.reconcile import CelEvent, ReconcileState
-from models.rollups import call_rollups, lookup_rollups
+from models.rollups import call_days, call_hours, call_rollups, lookup_rollups
 from models.survey import SurveyAnswer
 from models.users import AuditEntry, User
 
@@ -25,6 +25,8 @@ __all__ = [
     "UTCDateTime",
     "User",
     "Voicemail",
+    "call_days",
+    "call_hours",
     "call_rollups",
     "lookup_rollups",
 ]

@@ -4,7 +4,9 @@ report. Any face (the CLI, a web console, the Ministry DOCX) calls :func:`report
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,10 +34,21 @@ def classifier(routing: Routing | None) -> Classify | None:
         schedule = routing.schedules["office"]
     else:
         return None
-    tz = routing.hotline.timezone
+    tz, zone = routing.hotline.timezone, ZoneInfo(routing.hotline.timezone)
+    ranges = [r for rs in schedule.weekly.values() for r in rs]
+    ranges += [r for o in schedule.overrides for r in o.hours]
+    edges = sorted({t for r in ranges for t in (r.start, r.end)})
+    known: dict[tuple[dt.date, int], str] = {}
 
     def classify(at: dt.datetime) -> str:
-        return office_state(schedule, at, tz).state.value
+        """The state is the same between two consecutive edges of the schedule's time ranges
+        (half-open ranges) on a given local day: asked once per day and stretch."""
+        local = at.astimezone(zone)
+        key = (local.date(), bisect_right(edges, local.time()))
+        state = known.get(key)
+        if state is None:
+            state = known[key] = office_state(schedule, at, tz).state.value
+        return state
 
     return classify
 

@@ -11,11 +11,23 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import NullType
 
 from ivr.flow.record import Disposition
 from ivr.reports.facts import NO_MESSAGE, CallFact, Classify
@@ -23,8 +35,8 @@ from ivr.reports.grouping import GROUPINGS, Grouper
 from ivr.reports.measures import Durations, Figures, Options, Tally, ratio
 from ivr.reports.periods import Period
 from ivr.reports.report import Report, _Acc, _finish
-from models import Call, call_rollups, lookup_rollups
-from models.rollups import BUCKETS, COUNTS, COUNTS_MORE, EDGES, bucket_columns
+from models import Call, call_days, call_hours, call_rollups, lookup_rollups
+from models.rollups import BUCKETS, COUNTS, COUNTS_MORE, DAY_ZONE, EDGES, bucket_columns
 
 log = structlog.get_logger("ivr.reports")
 
@@ -118,6 +130,10 @@ async def report_from_rollups(
     opts = options or Options()
     if not usable(period, by, opts, min_days):
         return None
+    if daily(period, by):
+        report = await _from_days(engine, period, by, grouper, classify, opts)
+        if report is not None:
+            return report
     start, end = period.start, period.end
     dims = _dimensions(by)
     t = call_rollups.c
@@ -141,12 +157,7 @@ async def report_from_rollups(
                 "chạy `ivr db rollups rebuild`"
             )
             return None
-        found = await conn.execute(
-            select(lookup_rollups.c.code, func.sum(lookup_rollups.c.lookups))
-            .where(lookup_rollups.c.slot >= start, lookup_rollups.c.slot < end)
-            .group_by(lookup_rollups.c.code)
-        )
-        lookups = Counter({code: int(n) for code, n in found if n})
+        lookups = await _lookups(conn, start, end)
     acc = _Acc(opts, grouper, by, BucketTally(opts))
     for d, sums in _merged(dims, rows, classify):
         _add(acc, d, sums, classify, start)
@@ -156,7 +167,147 @@ async def report_from_rollups(
     return _finish(acc, period)
 
 
+async def _lookups(conn: AsyncConnection, start: dt.datetime, end: dt.datetime) -> Counter[str]:
+    t = lookup_rollups.c
+    found = await conn.execute(
+        select(t.code, func.sum(t.lookups)).where(t.slot >= start, t.slot < end).group_by(t.code)
+    )
+    return Counter({code: int(n) for code, n in found if n})
+
+
 TIMED = frozenset({"day", "week", "month", "hour", "weekday", "department"})
+DAILY = frozenset({"branch", "disposition", "day", "week", "month", "weekday"})
+
+
+def daily(period: Period, by: Sequence[str]) -> bool:
+    """Whether the per-day rollups (call_days) answer: local days of their zone, no grouping by
+    unit (folded in) nor by hour."""
+    return period.tz == DAY_ZONE and set(by) <= DAILY
+
+
+async def _from_days(
+    engine: AsyncEngine,
+    period: Period,
+    by: Sequence[str],
+    grouper: Grouper,
+    classify: Classify | None,
+    opts: Options,
+) -> Report | None:
+    """The report from call_days (a few thousand rows a month) and call_hours (the heat map);
+    None when they do not count the calls stored."""
+    start, end = period.start, period.end
+    t, h = call_days.c, call_hours.c
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql("SET LOCAL jit = off")
+        shape = (
+            await conn.execute(
+                select(t.day, t.branch, t.digits, func.sum(t.calls))
+                .where(t.day >= start, t.day < end)
+                .group_by(t.day, t.branch, t.digits)
+            )
+        ).all()
+        heat = await conn.execute(select(h.slot, h.calls).where(h.slot >= start, h.slot < end))
+        hourly = [(_aware(slot), int(n)) for slot, n in heat if n]
+        stored = await conn.scalar(
+            select(func.count()).where(Call.started_at >= start, Call.started_at < end)
+        )
+        if not sum(r[-1] for r in shape) == sum(n for _, n in hourly) == stored:
+            log.warning(
+                "bảng tổng hợp theo ngày không khớp số cuộc gọi: đọc bảng theo giờ; "
+                "chạy `ivr db rollups rebuild`"
+            )
+            return None
+        groups = await _day_measures(conn, by, start, end, classify)
+        lookups = await _lookups(conn, start, end)
+    acc = _Acc(opts, grouper, by, BucketTally(opts))
+    for d, sums in groups:
+        _add(acc, d, sums, classify, start)
+    for day, branch, digits, calls in shape:
+        local = _aware(day).astimezone(grouper.zone)
+        acc.per_day[local.date().isoformat()] += int(calls)
+        if branch:
+            acc.per_branch[branch] += int(calls)
+            if digits:
+                acc.keys[branch][digits] += int(calls)
+    for slot, calls in hourly:
+        local = slot.astimezone(grouper.zone)
+        acc.heat[local.weekday()][local.hour] += calls
+    acc.lookups = lookups
+    return _finish(acc, period)
+
+
+async def _day_measures(
+    conn: AsyncConnection,
+    by: Sequence[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    classify: Classify | None,
+) -> list[tuple[dict[str, Any], Sequence[float]]]:
+    """The measures' sums per office-hours class and what ``by`` needs (the day for a time
+    grouping). Calls with no class of their own: their minutes are read first and classified
+    here, then summed per class by the database (a CASE over the runs of equal class)."""
+    t = call_days.c
+    timed = bool(TIMED & set(by))
+    keys = [*([t.day] if timed else []), *(t[d] for d in ("branch", "disposition") if d in by)]
+    names = ["hours", *("slot" if k.name == "day" else k.name for k in keys)]
+    window = and_(t.day >= start, t.day < end)
+    rows = list(
+        await conn.execute(
+            select(t.hours, *keys, *_sums(t)).where(window, t.hours != "").group_by(t.hours, *keys)
+        )
+    )
+    raw_day = type_coerce(t.day, NullType())  # each distinct day converted once, below
+    minutes = await conn.execute(
+        select(raw_day, t.minute)
+        .where(window, t.hours == "")
+        .group_by(t.day, t.minute)
+        .order_by(t.day, t.minute)
+    )
+    hours = _classes([(_day(d), m) for d, m in minutes], classify)
+    if hours is not None:  # grouped by the CASE's name: evaluated once per row
+        rows += await conn.execute(
+            select(hours, *keys, *_sums(t))
+            .where(window, t.hours == "")
+            .group_by(literal_column("state"), *keys)
+        )
+    n = len(names)
+    return [(dict(zip(names, _slot(r[:n]), strict=True)), r[n:]) for r in rows if r[n]]
+
+
+def _slot(key: Sequence[Any]) -> list[Any]:
+    """SQLite gives a CASE's datetime back as text; the rest as they are."""
+    return [
+        _aware(dt.datetime.fromisoformat(v)) if i == 1 and isinstance(v, str) and " " in v else v
+        for i, v in enumerate(key)
+    ]
+
+
+def _classes(minutes: Sequence[tuple[dt.datetime, int]], classify: Classify | None) -> Any:
+    """The office-hours class of call_days rows with none, as SQL: ``minutes`` (their day and
+    minute, in order) classified one by one, a WHEN per run of equal class."""
+    if not minutes:
+        return None
+    t = call_days.c
+    whens: list[tuple[Any, str]] = []
+    current = ""
+    for day, minute in minutes:
+        state = classify(day + dt.timedelta(minutes=minute)) if classify is not None else "open"
+        if state != current:
+            if current:
+                at = tuple_(bindparam(None, day, type_=t.day.type), literal(minute))
+                whens.append((tuple_(t.day, t.minute) < at, current))
+            current = state
+    label = case(*whens, else_=literal(current)) if whens else literal(current)
+    return label.label("state")
+
+
+@lru_cache(maxsize=4096)
+def _day(value: Any) -> dt.datetime:
+    """A call_days day as read without its column type: text on SQLite."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _aware(value).astimezone(dt.UTC)
 
 
 def _dimensions(by: Sequence[str]) -> list[str]:
@@ -170,25 +321,25 @@ def _dimensions(by: Sequence[str]) -> list[str]:
     return dims
 
 
+def _sums(t: Any) -> list[Any]:
+    """SUMS, then the calls that left a voicemail and those with no answer and no message."""
+    of = (
+        (t.disposition == Disposition.VOICEMAIL.value),
+        t.disposition.in_([d.value for d in NO_MESSAGE]),
+    )
+    return [
+        *(func.sum(t[name]) for name in SUMS),
+        *(func.sum(case((cond, t.calls), else_=0)) for cond in of),
+    ]
+
+
 def _summed(dims: list[str], start: dt.datetime, end: dt.datetime) -> Any:
     t = call_rollups.c
     cols = [
         case((t.hours == "", t.slot), else_=None).label(d) if d == "unclassified" else t[d]
         for d in dims
     ]
-    of = (
-        (t.disposition == Disposition.VOICEMAIL.value),
-        t.disposition.in_([d.value for d in NO_MESSAGE]),
-    )
-    return (
-        select(
-            *cols,
-            *(func.sum(t[name]) for name in SUMS),
-            *(func.sum(case((cond, t.calls), else_=0)) for cond in of),
-        )
-        .where(t.slot >= start, t.slot < end)
-        .group_by(*cols)
-    )
+    return select(*cols, *_sums(t)).where(t.slot >= start, t.slot < end).group_by(*cols)
 
 
 def _merged(

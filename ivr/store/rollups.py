@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,10 +31,25 @@ from ivr.reports.facts import (
     fact_of,
 )
 from ivr.reports.measures import Options, is_short_abandon, within_service
-from models import Call, CallStep, call_rollups, lookup_rollups
-from models.rollups import BUCKETS, COUNTS, COUNTS_MORE, EDGES, KEYS, bucket_columns
+from models import Call, CallStep, call_days, call_hours, call_rollups, lookup_rollups
+from models.rollups import (
+    BUCKETS,
+    COUNTS,
+    COUNTS_MORE,
+    DAY_KEYS,
+    DAY_ZONE,
+    EDGES,
+    KEYS,
+    bucket_columns,
+)
 
 Key = tuple[dt.datetime, str, str, str, str, str]  # KEYS
+DayKey = tuple[dt.datetime, str, int, str, str, str]  # DAY_KEYS
+ZONE = ZoneInfo(DAY_ZONE)
+_OFFSET = ZONE.utcoffset(dt.datetime(2020, 1, 1))
+assert _OFFSET is not None
+assert _OFFSET.total_seconds() % 3600 == 0
+OFFSET_HOURS = int(_OFFSET.total_seconds() // 3600)  # the SQLite rebuild's local days
 VALUES = (
     *COUNTS,
     *COUNTS_MORE,
@@ -61,6 +77,14 @@ def slot_of(f: CallFact) -> dt.datetime:
     )
 
 
+def day_of(slot: dt.datetime, hours: str) -> tuple[dt.datetime, int]:
+    """The local day (its midnight, UTC) of a rollup slot; the minute of that day for a call the
+    report classifies, else -1."""
+    local = slot.astimezone(ZONE)
+    midnight = dt.datetime.combine(local.date(), dt.time(), ZONE).astimezone(dt.UTC)
+    return midnight, -1 if hours else int((slot - midnight).total_seconds()) // 60
+
+
 def bucket(seconds: float) -> int:
     """Index of the duration bucket: [EDGES[i-1], EDGES[i]), the last one open."""
     return min(bisect_right(EDGES, seconds), BUCKETS - 1)
@@ -74,11 +98,13 @@ class Delta:
             lambda: defaultdict(float)
         )
         self.lookups: Counter[tuple[dt.datetime, str]] = Counter()
+        self.hours: Counter[dt.datetime] = Counter()
 
     def add(self, f: CallFact, sign: int = 1) -> None:
         slot = slot_of(f)
         key = (slot, f.branch or "", f.unit or "", f.disposition, f.hours, f.digits)
         c = self.calls[key]
+        self.hours[slot.replace(minute=0)] += sign
         c["calls"] += sign
         c["answered"] += sign * f.answered
         c["abandoned_menu"] += sign * (f.abandoned == "menu")
@@ -100,18 +126,36 @@ class Delta:
         c[f"{measure}_sum"] += sign * seconds
         c[f"{measure}_b{bucket(seconds)}"] += sign
 
-    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def days(self) -> dict[DayKey, dict[str, float | int]]:
+        """The call rollups' changes summed per local day (units folded in)."""
+        days: dict[DayKey, dict[str, float | int]] = {}
+        for (slot, branch, _unit, disposition, hours, digits), c in self.calls.items():
+            day, minute = day_of(slot, hours)
+            key = (day, hours, minute, branch, disposition, digits)
+            values, seen = _values(c), days.get(key)
+            days[key] = values if seen is None else {v: seen[v] + values[v] for v in VALUES}
+        return days
+
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        """The rows to add, per rollup table."""
         calls = [
             {**dict(zip(KEYS, key, strict=True)), **_values(c)}
             for key, c in self.calls.items()
             if any(c.values())
+        ]
+        days = [
+            {**dict(zip(DAY_KEYS, key, strict=True)), **values}
+            for key, values in self.days().items()
+            if any(values.values())
         ]
         lookups = [
             {"slot": slot, "code": code, "lookups": n}
             for (slot, code), n in self.lookups.items()
             if n
         ]
-        return calls, lookups
+        hours = [{"slot": slot, "calls": n} for slot, n in self.hours.items() if n]
+        return {"call_rollups": calls, "call_days": days, "lookup_rollups": lookups,
+                "call_hours": hours}  # fmt: skip
 
 
 def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
@@ -156,20 +200,35 @@ async def kept(conn: AsyncConnection, keys: Collection[str]) -> AsyncIterator[No
     await apply(conn, delta)
 
 
+TABLES = (  # each rollup table, its key and the columns a change adds to
+    (call_rollups, KEYS, VALUES),
+    (call_days, DAY_KEYS, VALUES),
+    (lookup_rollups, ("slot", "code"), ("lookups",)),
+    (call_hours, ("slot",), ("calls",)),
+)
+
+
+def _upserts(dialect: str) -> dict[str, Any]:
+    """Per rollup table, its "add to the row" statement: built once per dialect, not per batch."""
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    found = {}
+    for table, keys, values in TABLES:
+        stmt = insert(table)
+        found[table.name] = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={v: table.c[v] + stmt.excluded[v] for v in values},
+        )
+    return found
+
+
+_UPSERTS = {d: _upserts(d) for d in ("sqlite", "postgresql")}
+
+
 async def apply(conn: AsyncConnection, delta: Delta) -> None:
-    calls, lookups = delta.rows()
-    insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for table, rows, keys, values in (
-        (call_rollups, calls, KEYS, VALUES),
-        (lookup_rollups, lookups, ("slot", "code"), ("lookups",)),
-    ):
+    upserts = _UPSERTS[conn.dialect.name]
+    for name, rows in delta.rows().items():
         for i in range(0, len(rows), CHUNK):
-            stmt = insert(table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={v: table.c[v] + stmt.excluded[v] for v in values},
-            )
-            await conn.execute(stmt, rows[i : i + CHUNK])
+            await conn.execute(upserts[name], rows[i : i + CHUNK])
 
 
 async def rebuild(engine: AsyncEngine) -> int:
@@ -184,10 +243,12 @@ async def rebuild(engine: AsyncEngine) -> int:
     async with engine.begin() as conn:
         if not sql.sqlite:  # compiling the wide statement took 27 s of 30 at 20,000 calls
             await conn.exec_driver_sql("SET LOCAL jit = off")
-        await conn.execute(delete(call_rollups))
-        await conn.execute(delete(lookup_rollups))
+        for table, _, _ in TABLES:
+            await conn.execute(delete(table))
         await conn.exec_driver_sql(sql.lookups())
         await conn.exec_driver_sql(sql.calls())
+        await conn.exec_driver_sql(sql.days())  # both from call_rollups
+        await conn.exec_driver_sql(sql.hours())
         return int(await conn.scalar(select(func.count()).select_from(Call)) or 0)
 
 
@@ -293,3 +354,27 @@ class RebuildSql:
             SELECT {", ".join(KEYS)}, {", ".join(sums)}
             FROM ({self._facts()}) f
             GROUP BY {", ".join(KEYS)}"""
+
+    def days(self) -> str:
+        """call_days from call_rollups: the same sums per local day (as :meth:`Delta.days`)."""
+        if self.sqlite:
+            local = f"date(substr(slot, 1, 19), '+{OFFSET_HOURS} hours')"
+            day = f"datetime({local}, '-{OFFSET_HOURS} hours') || '.000000'"
+            minute = (
+                f"(CAST(strftime('%s', substr(slot, 1, 19)) AS INTEGER)"
+                f" - CAST(strftime('%s', {local}) AS INTEGER) + {OFFSET_HOURS * 3600}) / 60"
+            )
+        else:
+            zone = f"'{DAY_ZONE}'"
+            day = f"(date_trunc('day', slot AT TIME ZONE {zone}) AT TIME ZONE {zone})"
+            minute = f"CAST(extract(epoch FROM slot - {day}) AS INTEGER) / 60"
+        return f"""
+            INSERT INTO call_days ({", ".join((*DAY_KEYS, *VALUES))})
+            SELECT {day}, hours, CASE WHEN hours = '' THEN {minute} ELSE -1 END, branch,
+                disposition, digits, {", ".join(f"sum({v})" for v in VALUES)}
+            FROM call_rollups GROUP BY 1, 2, 3, 4, 5, 6"""
+
+    def hours(self) -> str:
+        return f"""
+            INSERT INTO call_hours (slot, calls)
+            SELECT {self._truncated("slot", "hour")}, sum(calls) FROM call_rollups GROUP BY 1"""

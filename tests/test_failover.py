@@ -620,6 +620,32 @@ async def test_adoption_whose_store_is_away_is_watched_and_recorded(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_moved_caller_whose_call_the_store_cannot_give_goes_to_the_fallback(
+    after_death: Callable[..., Awaitable[Adoption]], tmp_path: Path
+) -> None:
+    fake, app, writer = await after_death((RINGING,))
+    app.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/calls.db")
+    app.on_event(
+        {  # type: ignore[typeddict-item]
+            "type": "StasisStart",
+            "channel": _channel(CALLER),
+            "args": ["takeover"],
+            "asterisk_id": NODE,
+        }
+    )
+    await fake.wait_for("POST", f"/channels/{CALLER}/continue")
+    async with asyncio.timeout(10):
+        await asyncio.gather(*app._background)
+    went = next(q for m, p, q in fake.requests if p == f"/channels/{CALLER}/continue")
+    assert went["context"] == "hotline-fallback"
+    assert not any(p == "/channels" for _m, p in fake.made)  # nothing dialled blind
+    row, _steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition) == ("survivor", "dialplan")  # to the operators
+    assert (app.routes, app.calls) == ({}, {})
+    await app.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_caller_moved_in_after_the_wait_is_not_resumed_twice(
     after_death: Callable[..., Awaitable[Adoption]],
 ) -> None:

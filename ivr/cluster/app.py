@@ -38,6 +38,7 @@ log = structlog.get_logger("ivr.cluster")
 APP_PREFIX = "hotline-"
 SETUP_SECONDS = 10.0  # an adoption's look-ups (ARI, the store) are tried again this long
 SETUP_RETRY = 0.5
+RESUME_SECONDS = 1.0  # a caller moved here waits in silence: the fallback after this long
 REMEMBERED = 10_000  # calls taken over here remembered, so none is resumed twice
 _SETUP_ERRORS = (AriError, AriUnavailable, SQLAlchemyError, OSError, TimeoutError)
 
@@ -167,9 +168,13 @@ class ClusterApp(StasisApp):
             log.error("could not end a call taken over twice", call=channel_id, error=str(e))
             await self._hand_back(channel_id, "taken over twice", leg_check=False)
 
-    async def _patiently(self, what: str, call: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """``fn()``, tried again while ARI or the store fails, for ``setup_seconds``."""
-        deadline = asyncio.get_running_loop().time() + self.setup_seconds
+    async def _patiently(
+        self, what: str, call: str, fn: Callable[[], Awaitable[T]], seconds: float | None = None
+    ) -> T:
+        """``fn()``, tried again while ARI or the store fails, for ``seconds`` (by default
+        ``setup_seconds``)."""
+        patience = self.setup_seconds if seconds is None else seconds
+        deadline = asyncio.get_running_loop().time() + patience
         while True:
             try:
                 return await fn()
@@ -183,14 +188,20 @@ class ClusterApp(StasisApp):
                 )
                 await asyncio.sleep(SETUP_RETRY)
 
-    async def _stored(self, node: str, channel_id: str) -> resume.Stored | None:
+    async def _stored(
+        self, node: str, channel_id: str, seconds: float | None = None
+    ) -> resume.Stored | None:
         """The call as the store has it; None when the store could not be read."""
+        key = call_key(node, channel_id)
         try:
             return await self._patiently(
-                "store", channel_id, lambda: resume.load(self.engine, call_key(node, channel_id))
+                "store", channel_id, lambda: resume.load(self.engine, key), seconds
             )
         except _SETUP_ERRORS as e:
             log.error("không đọc được cuộc gọi được nhận", call=channel_id, error=str(e)[:200])
+            return None
+        except Exception:  # a row it cannot read: the call goes on all the same
+            log.exception("could not read a taken-over call from the store", call=channel_id)
             return None
 
     async def _resume(self, event: AriEvent) -> None:
@@ -204,7 +215,8 @@ class ClusterApp(StasisApp):
             routing = self.routing()
             session = self._session(info, routing)
             self.routes[info.channel_id] = session
-            stored = await self._stored(node, info.channel_id)
+            # not known: the fallback (the caller hears nothing while the store is asked)
+            stored = await self._stored(node, info.channel_id, RESUME_SECONDS)
         except Exception:  # the safety net: a caller moved here never waits unowned
             log.exception("could not resume a call taken over; handing it back", call=ch["id"])
             self.calls.pop(info.channel_id, None)
@@ -244,7 +256,12 @@ class ClusterApp(StasisApp):
         session: AriCallSession | None = None
         try:
             session, ctx, at = await self._adoption(talk)
-            await self._watch(talk, session, ctx, at)
+            try:
+                await self._watch(talk, session, ctx, at)
+            except Exception as exc:  # our bug: the record still ends, as for any call
+                log.exception("adopted conversation failed", call=talk.caller)
+                ctx.trace.error = f"{type(exc).__name__}: {exc}"
+                ctx.observer.call_ended(ctx.trace.snapshot(ctx.clock()))
         finally:
             held = session.held_legs() if session is not None else ()
             for channel in (talk.caller, talk.leg, *held):
@@ -305,7 +322,7 @@ class ClusterApp(StasisApp):
             log.warning("could not ask Asterisk its entity id", call=caller, error=str(e)[:200])
         try:
             return await resume.node_of(self.engine, caller)
-        except SQLAlchemyError as e:
+        except Exception as e:  # the store away too: the key has no node, the call is watched
             log.error("không biết nút của cuộc gọi được nhận", call=caller, error=str(e)[:200])
             return ""
 

@@ -322,6 +322,8 @@ class FakeAri:
         parts = path.strip("/").split("/")
         if (request.method, path) in self.failing:
             return web.json_response({"message": "Internal Server Error"}, status=500)
+        if parts == ["events", "claim"]:  # StasisBroadcast's offer: a peer always wins it
+            return web.json_response({"message": "Channel not found"}, status=404)
         if parts == ["channels"] and request.method == "POST":  # originate
             return web.json_response(_channel(request.query["channelId"]))
         if parts[0] == "channels" and parts[1] in self.gone:
@@ -813,3 +815,22 @@ async def test_a_dead_peer_s_followed_calls_are_not_taken_from_their_live_owner(
     moved = [path for method, path in ari.done if path.endswith("/move")]
     assert moved == ["/channels/dead-call/move"]
     assert not any("mine" in path or "third" in path for _, path in ari.done)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_peer_s_call_this_app_follows_is_never_handed_back_from_here(
+    after_death: Callable[..., Awaitable[Adoption]],
+) -> None:
+    """ARI lets any app continue any channel in Stasis, and a follower's app lists the calls it
+    follows: its watchdog handed a live peer's caller back to the dialplan in a real run. A
+    followed call, or one the store gives a live peer, is left alone; an unowned one is not."""
+    fake, app, _writer = await after_death()  # the store: CALLER is the controller dead's
+    await app._offered("peer-call")  # the claim lost: followed
+    assert ("POST", "/applications/hotline-survivor/subscription") in fake.made
+    for channel in ("peer-call", CALLER):
+        await app._hand_back(channel, "watchdog")
+    await app._hand_back("nobody-s", "watchdog")
+    continued = [p for m, p in fake.made if p.endswith("/continue")]
+    assert continued == ["/channels/nobody-s/continue"]
+    app.on_event({"type": "ChannelDestroyed", "channel": _channel("peer-call"), "cause": 16})  # type: ignore[typeddict-item]
+    assert app.following == set()

@@ -318,16 +318,35 @@ async def _steps(url: str, key: str) -> list[tuple[str, str, str]]:
 async def controllers(
     real_asterisk: RealAsterisk, pg_url: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, Controller]]:
+    """Two controllers, each having seen the other alive; their last log lines are printed at
+    the end (shown when the test fails)."""
     started: dict[str, Controller] = {}
     try:
         for me in ("fo-a", "fo-b"):
             started[me] = await _start(real_asterisk, pg_url, me, tmp_path)
+        await started["fo-a"].logged("peer alive", peer="fo-b")
+        await started["fo-b"].logged("peer alive", peer="fo-a")
         yield started
     finally:
         for c in started.values():
             if c.proc.returncode is None:
                 c.proc.kill()
             await c.proc.wait()
+            print(
+                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
+            )
+
+
+def _owner_and_survivor(row: Call, controllers: dict[str, Controller]) -> tuple[Controller, ...]:
+    """The controller holding the call (``row``), then the other one."""
+    owner = controllers[row.controller]
+    return owner, next(c for c in controllers.values() if c is not owner)
+
+
+async def _until_step(url: str, key: str, step: tuple[str, str, str]) -> None:
+    async with asyncio.timeout(40):
+        while step not in await _steps(url, key):  # noqa: ASYNC110 (the database: no event to await)
+            await asyncio.sleep(0.1)
 
 
 async def test_killed_controller_calls_taken_over_within_a_second(
@@ -337,9 +356,6 @@ async def test_killed_controller_calls_taken_over_within_a_second(
     controllers: dict[str, Controller],
     tmp_path: Path,
 ) -> None:
-    a, b = controllers["fo-a"], controllers["fo-b"]
-    await a.logged("peer alive", peer="fo-b")
-    await b.logged("peer alive", peer="fo-a")
     loop = asyncio.get_running_loop()
     transport, ear = await loop.create_datagram_endpoint(RtpEar, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
@@ -349,8 +365,7 @@ async def test_killed_controller_calls_taken_over_within_a_second(
     )
     try:
         row = await _row(pg_url, number)
-        owner, survivor = (a, b) if row.controller == a.id else (b, a)
-        assert row.controller in (a.id, b.id)
+        owner, survivor = _owner_and_survivor(row, controllers)
         await ear.hearing_since(time.monotonic(), 1.0)  # the greeting or the menu is playing
         killed_at, killed_wall = time.monotonic(), dt.datetime.now(dt.UTC)
         owner.proc.send_signal(signal.SIGKILL)
@@ -390,10 +405,6 @@ async def test_killed_controller_calls_taken_over_within_a_second(
         assert ("takeover", "takeover", "resumed") in steps
         assert len([s for s in steps if s[1] == "takeover"]) == 1
     finally:
-        for c in (a, b):  # shown when the test fails
-            print(
-                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
-            )
         if sipp.returncode is None:
             sipp.kill()
             await sipp.wait()
@@ -426,9 +437,6 @@ async def test_killed_controller_conversation_goes_on_and_is_recorded_once(
     """The caller talks to branch 3's desk when the controller holding the call is killed: the
     survivor adopts the bridge (the conversation goes on), and when the caller hangs up it hangs
     the desk up (the desk's SIPp gets its BYE) and writes the one row, talk time included."""
-    a, b = controllers["fo-a"], controllers["fo-b"]
-    await a.logged("peer alive", peer="fo-b")
-    await b.logged("peer alive", peer="fo-a")
     desk_port = {p.name: real_asterisk.phone_port + i for i, p in enumerate(phones(routing))}
     key_at = _prompt_ms("greeting") + 1500
     talk_from = key_at + _prompt_ms("please-hold") + _prompt_ms("branch-3") + 1000
@@ -443,10 +451,8 @@ async def test_killed_controller_conversation_goes_on_and_is_recorded_once(
             service=cluster_number,
         )
         row = await _row(pg_url, number)
-        owner, survivor = (a, b) if row.controller == a.id else (b, a)
-        async with asyncio.timeout(40):  # the desk answered: the dead-to-be wrote "talking"
-            while ("branch-3", "state", "talking") not in await _steps(pg_url, row.id):  # noqa: ASYNC110 (the database: no event to await)
-                await asyncio.sleep(0.1)
+        owner, survivor = _owner_and_survivor(row, controllers)
+        await _until_step(pg_url, row.id, ("branch-3", "state", "talking"))  # the desk answered
         talking = [
             br
             for br in await _bridges(real_asterisk)
@@ -477,10 +483,6 @@ async def test_killed_controller_conversation_goes_on_and_is_recorded_once(
         assert steps.count(("takeover", "takeover", "adopted")) == 1
         assert steps.count(("branch-3", "dial", "answered")) == 1
     finally:
-        for c in (a, b):  # shown when the test fails
-            print(
-                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
-            )
         failed = await sipp.close()
         assert not failed, failed
 
@@ -496,9 +498,6 @@ async def test_killed_controller_ringing_desk_is_dialled_again_and_answers(
     """Branch 3's desk rings when the controller holding the call is killed: the survivor hangs
     the dead one's leg up and dials the desk again; the desk answers that second INVITE and the
     call ends as one row, answered, its wait counting the ringing before the kill."""
-    a, b = controllers["fo-a"], controllers["fo-b"]
-    await a.logged("peer alive", peer="fo-b")
-    await b.logged("peer alive", peer="fo-a")
     desk_port = {p.name: real_asterisk.phone_port + i for i, p in enumerate(phones(routing))}
     key_at = _prompt_ms("greeting") + 1500
     scenario = tmp_path / "desk-twice.xml"
@@ -521,10 +520,8 @@ async def test_killed_controller_ringing_desk_is_dialled_again_and_answers(
             service=cluster_number,
         )
         row = await _row(pg_url, number)
-        owner, survivor = (a, b) if row.controller == a.id else (b, a)
-        async with asyncio.timeout(40):  # the desk rings: the dead-to-be wrote "ringing"
-            while ("branch-3", "state", "ringing") not in await _steps(pg_url, row.id):  # noqa: ASYNC110 (the database: no event to await)
-                await asyncio.sleep(0.1)
+        owner, survivor = _owner_and_survivor(row, controllers)
+        await _until_step(pg_url, row.id, ("branch-3", "state", "ringing"))  # the desk rings
         owner.proc.send_signal(signal.SIGKILL)
         took = await survivor.logged("nhận cuộc gọi từ bộ điều khiển đã ngừng", peer=owner.id)
         assert took["calls"] == 1
@@ -540,10 +537,6 @@ async def test_killed_controller_ringing_desk_is_dialled_again_and_answers(
         assert steps.count(("takeover", "takeover", "resumed")) == 1
         assert steps.count(("branch-3", "dial", "answered")) == 1
     finally:
-        for c in (a, b):  # shown when the test fails
-            print(
-                c.id, *[json.dumps(x, ensure_ascii=False)[:300] for x in c.lines[-12:]], sep="\n  "
-            )
         await sipp.close()
         if desk.returncode is None:
             desk.kill()

@@ -70,6 +70,9 @@ class ClusterApp(StasisApp):
         # the callers taken over here (resumed or adopted), oldest first: a caller that reaches
         # this app again (a move that arrived after its wait) is never resumed a second time
         self.taken: OrderedDict[str, None] = OrderedDict()
+        # calls a peer won that this app follows (a subscription): its app lists them, and they
+        # are never handed back from here (ARI lets any app continue any channel in Stasis)
+        self.following: set[str] = set()
 
     # --- events -------------------------------------------------------------------------------
 
@@ -78,11 +81,14 @@ class ClusterApp(StasisApp):
         self.node = str(event.get("asterisk_id", "")) or self.node
         if kind in ("PlaybackStarted", "PlaybackFinished", "ChannelDestroyed"):
             self.playbacks.see(event)
+        if kind == "ChannelDestroyed":
+            self.following.discard(event["channel"]["id"])
         if kind == "CallBroadcast":
             self._spawn(self._offered(event["channel"]["id"]))
             return
         if kind == "StasisStart" and event.get("args", [])[:1] == [TAKEOVER_ARG]:
             channel_id = event["channel"]["id"]
+            self.following.discard(channel_id)  # ours from now on
             waiting = self.arriving.pop(channel_id, None)
             if waiting is None and channel_id in self.routes:  # its session is running here
                 self.routes[channel_id].queue.put_nowait(event)
@@ -103,6 +109,7 @@ class ClusterApp(StasisApp):
         why = overloaded(self.limits, len(self.calls), self.loop_lag.lag, self.ari_latency.value)
         if why is None and await claim(self.client, channel_id):
             return  # its StasisStart follows
+        self.following.add(channel_id)
         await follow(self.client, channel_id)
 
     # --- a dead peer --------------------------------------------------------------------------
@@ -375,12 +382,24 @@ class ClusterApp(StasisApp):
     # --- channels that look unowned -----------------------------------------------------------
 
     async def _hand_back(self, channel_id: str, why: str | None, *, leg_check: bool = True) -> None:
-        """Not a channel talking in a bridge this controller does not hold: a peer adopted
-        that conversation when this controller (its previous life) died."""
-        if why in ("orphan", "watchdog") and await self._bridged_elsewhere(channel_id):
-            log.info("cuộc đàm thoại do bộ điều khiển khác giữ; không trả lại", call=channel_id)
+        """Not a peer's call this app only follows (its listing shows them), nor one the store
+        gives a live peer (followed by a previous life of this controller), nor a channel
+        talking in a bridge this controller does not hold: a peer adopted that conversation
+        when this controller (its previous life) died."""
+        if why in ("orphan", "watchdog") and await self._held_elsewhere(channel_id):
+            log.info("cuộc gọi do bộ điều khiển khác giữ; không trả lại", call=channel_id)
             return
         await super()._hand_back(channel_id, why, leg_check=leg_check)
+
+    async def _held_elsewhere(self, channel_id: str) -> bool:
+        if channel_id in self.following:
+            return True
+        try:
+            if channel_id in await resume.held_by_others(self.engine, self.controller):
+                return True
+        except SQLAlchemyError as e:  # the store away: what ARI shows decides
+            log.info("không đọc được chủ của cuộc gọi", call=channel_id, error=str(e)[:200])
+        return await self._bridged_elsewhere(channel_id)
 
     async def _bridged_elsewhere(self, channel_id: str) -> bool:
         try:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from benchmarks.scale_data import DAYS, load_postgres, load_sqlite
 from ivr.reports.facts import read_facts
@@ -54,16 +55,23 @@ async def measure(
         await rebuild(engine)
         figures = {"rebuild_s": time.perf_counter() - t0}
         note(name, f"rollups rebuilt in {figures['rebuild_s']:.1f} s")
-        times, received = [], 0
+        note(name, await _rollup_rows(engine))
+        times, cpu, received = [], [], 0
         for _ in range(repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = await report_from_store(engine, MONTH, ["branch"], routing)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process: Python and SQLite's thread
             received = report.total.received
         figures["report_s"] = statistics.median(times)
         figures["month_calls"] = received
         shown = ", ".join(f"{t * 1000:.0f}" for t in times)
-        note(name, f"report by branch (rollups): {shown} ms; {received:,} calls in the month")
+        spent = ", ".join(f"{t * 1000:.0f}" for t in cpu)
+        note(
+            name,
+            f"report by branch (rollups): {shown} ms (median {figures['report_s'] * 1000:.0f}; "
+            f"CPU of this process {spent} ms); {received:,} calls in the month",
+        )
         if not raw_too:
             return {**figures, "raw_s": math.nan}
         t0 = time.perf_counter()
@@ -110,6 +118,31 @@ async def postgres_run(
         server.stop()
 
 
+async def _rollup_rows(engine: AsyncEngine) -> str:
+    """How many rows of each rollup table the month's report may read."""
+    found = []
+    async with engine.connect() as conn:
+        for table, column in (
+            ("call_days", "day"),
+            ("call_hours", "slot"),
+            ("call_rollups", "slot"),
+        ):
+            n = await conn.scalar(
+                text(f"SELECT count(*) FROM {table} WHERE {column} >= :a AND {column} < :b"),
+                {"a": _bound(conn, MONTH.start), "b": _bound(conn, MONTH.end)},
+            )
+            found.append(f"{table} {n:,}")
+    return "rollup rows in the month: " + ", ".join(found)
+
+
+def _bound(conn: AsyncConnection, at: dt.datetime) -> object:
+    """A UTC instant as the column stores it (text on SQLite)."""
+    utc = at.astimezone(dt.UTC)
+    if conn.dialect.name == "sqlite":
+        return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return utc
+
+
 def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
@@ -144,7 +177,7 @@ def main() -> None:
     span = f"only the last {days} days: {rows:,} rows" if args.month_only else "rows over a year"
     print(f"{args.rows:,} call {span}; report of {MONTH.label()} by branch")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
-    results = []
+    results: list[tuple[str, dict[str, float] | None]] = []
     try:
         if args.only != "postgresql":
             lite = args.keep or folder / "lite"

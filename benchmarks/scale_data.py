@@ -122,6 +122,7 @@ def rows(c: Chunk, stamp: Any) -> tuple[list[Call], list[Step]]:
     for i in range(n):
         key, kind, start = c.keys[i], kinds[i], starts[i]
         answer = answers[i] if talking[i] else None
+        row: tuple[str, str, str | None, str | None, str | None, str]
         if kind == 0:  # fallback: no controller saw it, no steps
             row = (key, "", None, None, "PJSIP/cchc-op", "fallback")
         elif kind == 1:
@@ -162,7 +163,8 @@ PG_EPOCH = 946_684_800 * US  # PostgreSQL counts µs from 2000-01-01 UTC
 
 def pg_stamps(us: np.ndarray) -> list[int]:
     """µs from PostgreSQL's epoch: the binary form of ``timestamptz`` (see :func:`load_postgres`)."""
-    return (us - PG_EPOCH).tolist()
+    stamps: list[int] = (us - PG_EPOCH).tolist()
+    return stamps
 
 
 def aware_stamps(us: np.ndarray) -> list[dt.datetime]:

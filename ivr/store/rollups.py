@@ -126,26 +126,24 @@ class Delta:
         c[f"{measure}_sum"] += sign * seconds
         c[f"{measure}_b{bucket(seconds)}"] += sign
 
-    def days(self) -> dict[DayKey, dict[str, float | int]]:
+    @staticmethod
+    def days(changed: dict[Key, dict[str, float | int]]) -> dict[DayKey, dict[str, float | int]]:
         """The call rollups' changes summed per local day (units folded in)."""
         days: dict[DayKey, dict[str, float | int]] = {}
-        for (slot, branch, _unit, disposition, hours, digits), c in self.calls.items():
+        for (slot, branch, _unit, disposition, hours, digits), values in changed.items():
             day, minute = day_of(slot, hours)
             key = (day, hours, minute, branch, disposition, digits)
-            values, seen = _values(c), days.get(key)
+            seen = days.get(key)
             days[key] = values if seen is None else {v: seen[v] + values[v] for v in VALUES}
         return days
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
-        """The rows to add, per rollup table."""
-        calls = [
-            {**dict(zip(KEYS, key, strict=True)), **_values(c)}
-            for key, c in self.calls.items()
-            if any(c.values())
-        ]
+        """The rows to add, per rollup table (a call whose facts did not change adds none)."""
+        changed = {key: _values(c) for key, c in self.calls.items() if any(c.values())}
+        calls = [{**dict(zip(KEYS, key, strict=True)), **v} for key, v in changed.items()]
         days = [
             {**dict(zip(DAY_KEYS, key, strict=True)), **values}
-            for key, values in self.days().items()
+            for key, values in self.days(changed).items()
             if any(values.values())
         ]
         lookups = [
@@ -158,8 +156,12 @@ class Delta:
                 "call_hours": hours}  # fmt: skip
 
 
+_FLOATS = frozenset(v for v in VALUES if v.endswith("_sum"))
+
+
 def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
-    return {v: c.get(v, 0.0) if v.endswith("_sum") else round(c.get(v, 0)) for v in VALUES}
+    get = c.get
+    return {v: get(v, 0.0) if v in _FLOATS else round(get(v, 0)) for v in VALUES}
 
 
 async def facts_of(conn: AsyncConnection, keys: Collection[str]) -> list[CallFact]:

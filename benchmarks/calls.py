@@ -82,7 +82,12 @@ async def _sim_main(conn: Connection, calls: int, rate: float) -> None:
     placing = time.perf_counter() - started
     await asyncio.gather(*(c.done for c in placed))
     conn.send(
-        {"placing_seconds": placing, "requests": len(sim.requests), "events": len(sim.events)}
+        {
+            "placing_seconds": placing,
+            "requests": len(sim.requests),
+            "events": len(sim.events),
+            "events_sent": sim.sent_events,
+        }
     )
     await sim.stop()
 
@@ -188,6 +193,7 @@ async def controller(
         "system_ms_per_call": 1000 * (times.system - times0.system) / calls,
         "requests": sim_stats["requests"],
         "events": sim_stats["events"],
+        "events_sent": sim_stats["events_sent"],
     }
 
 
@@ -246,7 +252,8 @@ def report(r: dict[str, Any]) -> None:
         f"controller CPU: {r['cpu_seconds']:.2f} s for {r['wall_seconds']:.1f} s of wall time "
         f"({r['cpu_ms_per_call']:.2f} ms per call: user {r['user_ms_per_call']:.2f}, kernel "
         f"{r['system_ms_per_call']:.2f}); simulator: {r['requests']:.0f} "
-        f"requests, {r['events']:.0f} events"
+        f"requests, {r['events']:.0f} events ({r['events_sent']:.0f} sent to the controller, "
+        "the others filtered as it asked)"
     )
 
 

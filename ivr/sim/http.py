@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from aiohttp import WSMsgType, web
 
 from ivr.sim import wire
 from ivr.sim.core import Pbx, SimCall, SimFailure
-from ivr.sim.rest import AriRest, Reply
+from ivr.sim.event_filter import EventFilter
+from ivr.sim.rest import AriRest, RouteHandler
 from ivr.sim.scripts import CallerScript, Clerks
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,6 +95,10 @@ class AsteriskSim:
         # (method, route template) → (status, body) or a Fault: answer this instead
         self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]] | Fault] = {}
         self._conns: dict[str, _Conn] = {}  # app name → its websocket
+        # app name → its event filter (PUT /applications/{app}/eventFilter); it outlives the
+        # websocket, as Asterisk keeps the app
+        self._filters: dict[str, EventFilter] = {}
+        self.sent_events = 0  # events written to an app's websocket (after its filter)
         self._event_waiters: list[
             tuple[Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]
         ] = []
@@ -106,7 +112,7 @@ class AsteriskSim:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(middlewares=[self._auth_and_errors])
         app.router.add_get("/ari/events", self._events)
-        rest = AriRest(self.pbx, self._application, self._applications)
+        rest = AriRest(self.pbx, self._application, self._applications, self._set_filter)
         for method, route, handler in rest.routes():
             app.router.add_route(method, "/ari" + route, self._wrap(route, handler))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
@@ -194,7 +200,11 @@ class AsteriskSim:
                 fut.set_result(event)
                 self._event_waiters.remove(waiter)
         conn = self._conns.get(app)
-        if conn is not None and not conn.frozen:
+        if conn is None or conn.frozen:
+            return
+        rules = self._filters.get(app)
+        if rules is None or rules.admits(event["type"]):
+            self.sent_events += 1
             conn.queue.put_nowait(json.dumps(event, ensure_ascii=False))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -267,7 +277,7 @@ class AsteriskSim:
                 return False
         return request.query.get("api_key") == expected
 
-    def _wrap(self, route: str, handler: Callable[[web.Request], Reply]) -> Handler:
+    def _wrap(self, route: str, handler: RouteHandler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             query = {k: v for k, v in request.query.items() if k != "api_key"}
             self.requests.append(SeenRequest(request.method, request.path, route, query))
@@ -276,11 +286,15 @@ class AsteriskSim:
                 return web.json_response(fault[1], status=fault[0])
             if fault is not None and fault.take():
                 if fault.perform:
-                    handler(request)
+                    done = handler(request)
+                    if inspect.isawaitable(done):
+                        await done
                 if fault.stall:
                     await asyncio.sleep(fault.stall)
                 return web.json_response(fault.body, status=fault.status)
             result = handler(request)
+            if inspect.isawaitable(result):  # a handler that reads the body
+                result = await result
             if isinstance(result, web.StreamResponse):
                 return result
             if result is None:
@@ -300,14 +314,25 @@ class AsteriskSim:
         parked in Stasis, websocket-drop-and-recover); with no channels left it is gone.
         """
         conn = self._conns.get(name)
+        rules = self._filters.get(name, EventFilter())
         if conn is not None and conn.everything:
             return _app_json(name, ["__AST_CHANNEL_ALL_TOPIC"], ["__AST_BRIDGE_ALL_TOPIC"],
-                             ["__AST_ENDPOINT_ALL_TOPIC"], ["__AST_DEVICE_STATE_ALL_TOPIC"])  # fmt: skip
+                             ["__AST_ENDPOINT_ALL_TOPIC"], ["__AST_DEVICE_STATE_ALL_TOPIC"], rules)  # fmt: skip
         channels = self.pbx.app_channels(name)
         if conn is None and not channels:
             return None
         bridges = list(self.pbx.bridges) if name == self.app else []
-        return _app_json(name, channels, bridges, [], [])
+        return _app_json(name, channels, bridges, [], [], rules)
+
+    def _set_filter(self, name: str, body: Any) -> dict[str, Any]:
+        """PUT /applications/{name}/eventFilter with ``body`` (decoded JSON, None when empty):
+        the app's JSON after it; raises :class:`SimFailure` 404 or 400 as Asterisk does."""
+        if self._application(name) is None:
+            raise SimFailure(404, wire.error(f"Application '{name}' not found"))
+        self._filters[name] = self._filters.get(name, EventFilter()).updated(body)
+        app = self._application(name)
+        assert app is not None
+        return app
 
     def _applications(self) -> list[dict[str, Any]]:
         names = dict.fromkeys([*self._conns, self.app])
@@ -315,7 +340,12 @@ class AsteriskSim:
 
 
 def _app_json(
-    name: str, channels: list[str], bridges: list[str], endpoints: list[str], devices: list[str]
+    name: str,
+    channels: list[str],
+    bridges: list[str],
+    endpoints: list[str],
+    devices: list[str],
+    rules: EventFilter,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -323,6 +353,6 @@ def _app_json(
         "bridge_ids": bridges,
         "endpoint_ids": endpoints,
         "device_names": devices,
-        "events_allowed": [],
-        "events_disallowed": [],
+        "events_allowed": [{"type": t} for t in rules.allowed],
+        "events_disallowed": [{"type": t} for t in rules.disallowed],
     }

@@ -6,7 +6,8 @@ raises :class:`SimFailure` with the body Asterisk 22 sends for the same mistake.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,8 @@ from aiohttp import web
 from ivr.sim.core import Pbx, fail
 
 Reply = tuple[int, Any] | web.StreamResponse | None
-Route = tuple[str, str, Callable[[web.Request], Reply]]
+RouteHandler = Callable[[web.Request], Reply | Awaitable[Reply]]
+Route = tuple[str, str, RouteHandler]
 
 
 def q(r: web.Request, name: str, default: str = "") -> str:
@@ -41,10 +43,12 @@ class AriRest:
         pbx: Pbx,
         application: Callable[[str], dict[str, Any] | None],
         applications: Callable[[], list[dict[str, Any]]],
+        set_filter: Callable[[str, Any], dict[str, Any]] | None = None,
     ):
         self.p = pbx
         self.application = application
         self.applications = applications
+        self.set_filter = set_filter
 
     def routes(self) -> list[Route]:
         return [
@@ -54,6 +58,7 @@ class AriRest:
             ("GET", "/applications", lambda r: (200, self.applications())),
             ("GET", "/applications/{applicationName}", self.app_get),
             ("POST", "/applications/{applicationName}/subscription", self.subscribe),
+            ("PUT", "/applications/{applicationName}/eventFilter", self.event_filter),
             ("POST", "/events/claim", self.claim),
         ]
 
@@ -233,6 +238,16 @@ class AriRest:
             raise fail(400, "Invalid event source type")
         self.p.subscribe(name, ident)
         return 200, self._app(r)[1]
+
+    async def event_filter(self, r: web.Request) -> Reply:
+        if self.set_filter is None:
+            raise fail(404, "Resource not found")
+        text = (await r.read()).strip()
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            raise fail(400, "Invalid format definition") from None
+        return 200, self.set_filter(r.match_info["applicationName"], body)
 
     def claim(self, r: web.Request) -> Reply:
         self.p.claim(q(r, "channelId"), q(r, "application"))

@@ -627,6 +627,7 @@ async def test_a_moved_caller_whose_call_the_store_cannot_give_goes_to_the_fallb
 ) -> None:
     fake, app, writer = await after_death((RINGING,))
     app.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/calls.db")
+    app.resume_seconds = 0.2
     app.on_event(
         {  # type: ignore[typeddict-item]
             "type": "StasisStart",
@@ -636,6 +637,7 @@ async def test_a_moved_caller_whose_call_the_store_cannot_give_goes_to_the_fallb
         }
     )
     await fake.wait_for("POST", f"/channels/{CALLER}/continue")
+    app.on_event({"type": "StasisEnd", "channel": _channel(CALLER)})  # type: ignore[typeddict-item]
     async with asyncio.timeout(10):
         await asyncio.gather(*app._background)
     went = next(q for m, p, q in fake.requests if p == f"/channels/{CALLER}/continue")
@@ -833,4 +835,4 @@ async def test_a_peer_s_call_this_app_follows_is_never_handed_back_from_here(
     continued = [p for m, p in fake.made if p.endswith("/continue")]
     assert continued == ["/channels/nobody-s/continue"]
     app.on_event({"type": "ChannelDestroyed", "channel": _channel("peer-call"), "cause": 16})  # type: ignore[typeddict-item]
-    assert app.following == set()
+    assert not app.following

@@ -66,13 +66,14 @@ class ClusterApp(StasisApp):
         self.arriving: dict[str, tuple[AriCallSession, asyncio.Future[None]]] = {}
         self.adopt_recheck = adopt.RECHECK_SECONDS
         self.setup_seconds = SETUP_SECONDS
+        self.resume_seconds = RESUME_SECONDS
         self.arrival_seconds = 10.0  # an adopted caller moved here arrives within this
         # the callers taken over here (resumed or adopted), oldest first: a caller that reaches
         # this app again (a move that arrived after its wait) is never resumed a second time
         self.taken: OrderedDict[str, None] = OrderedDict()
         # calls a peer won that this app follows (a subscription): its app lists them, and they
         # are never handed back from here (ARI lets any app continue any channel in Stasis)
-        self.following: set[str] = set()
+        self.following: OrderedDict[str, None] = OrderedDict()
 
     # --- events -------------------------------------------------------------------------------
 
@@ -82,13 +83,13 @@ class ClusterApp(StasisApp):
         if kind in ("PlaybackStarted", "PlaybackFinished", "ChannelDestroyed"):
             self.playbacks.see(event)
         if kind == "ChannelDestroyed":
-            self.following.discard(event["channel"]["id"])
+            self.following.pop(event["channel"]["id"], None)
         if kind == "CallBroadcast":
             self._spawn(self._offered(event["channel"]["id"]))
             return
         if kind == "StasisStart" and event.get("args", [])[:1] == [TAKEOVER_ARG]:
             channel_id = event["channel"]["id"]
-            self.following.discard(channel_id)  # ours from now on
+            self.following.pop(channel_id, None)  # ours from now on
             waiting = self.arriving.pop(channel_id, None)
             if waiting is None and channel_id in self.routes:  # its session is running here
                 self.routes[channel_id].queue.put_nowait(event)
@@ -109,7 +110,7 @@ class ClusterApp(StasisApp):
         why = overloaded(self.limits, len(self.calls), self.loop_lag.lag, self.ari_latency.value)
         if why is None and await claim(self.client, channel_id):
             return  # its StasisStart follows
-        self.following.add(channel_id)
+        _remember(self.following, channel_id)
         await follow(self.client, channel_id)
 
     # --- a dead peer --------------------------------------------------------------------------
@@ -157,11 +158,7 @@ class ClusterApp(StasisApp):
     # --- taking a caller over, once --------------------------------------------------------
 
     def _take(self, channel_id: str) -> None:
-        """Remember a caller taken over here (the oldest forgotten past ``REMEMBERED``)."""
-        self.taken[channel_id] = None
-        self.taken.move_to_end(channel_id)
-        while len(self.taken) > REMEMBERED:
-            self.taken.popitem(last=False)
+        _remember(self.taken, channel_id)
 
     async def _arrived_again(self, channel_id: str) -> None:
         """A caller this controller took over already reached its app again: its call was ended
@@ -223,7 +220,7 @@ class ClusterApp(StasisApp):
             session = self._session(info, routing)
             self.routes[info.channel_id] = session
             # not known: the fallback (the caller hears nothing while the store is asked)
-            stored = await self._stored(node, info.channel_id, RESUME_SECONDS)
+            stored = await self._stored(node, info.channel_id, self.resume_seconds)
         except Exception:  # the safety net: a caller moved here never waits unowned
             log.exception("could not resume a call taken over; handing it back", call=ch["id"])
             self.calls.pop(info.channel_id, None)
@@ -428,6 +425,14 @@ class ClusterApp(StasisApp):
             await asyncio.gather(watch, keep, return_exceptions=True)
             await self.peers.close()
             await self.presence.release()
+
+
+def _remember(seen: OrderedDict[str, None], channel_id: str) -> None:
+    """Add ``channel_id``, the oldest forgotten past ``REMEMBERED`` (an end event missed)."""
+    seen[channel_id] = None
+    seen.move_to_end(channel_id)
+    while len(seen) > REMEMBERED:
+        seen.popitem(last=False)
 
 
 def _conversation_over(ctx: CallContext, at: resume.Position, by: str) -> str | None:

@@ -1,6 +1,8 @@
 """A long report read from the call rollups (models/rollups.py, kept by ivr.store.rollups)
 instead of every call row: same counts and means, medians and 90th percentiles from fixed
-buckets (MEASURES.md). :func:`report_from_rollups` gives None when they cannot answer: a short
+buckets (MEASURES.md). Grouped only by branch, disposition or calendar days in the hotline's
+zone, it reads the per-day rollups (call_days, call_hours; a few thousand rows a month), else the
+hourly ones. :func:`report_from_rollups` gives None when they cannot answer: a short
 period (raw rows give exact percentiles), non-default thresholds, grouping by phone, a time
 zone with a part-hour offset, or rollups that do not count the calls stored (never rebuilt)."""
 

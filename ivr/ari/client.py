@@ -134,8 +134,9 @@ class AriClient:
         retry = _Retry(method, self.link)
         while True:
             try:
-                async with asyncio.timeout(self._request_timeout):
-                    resp = await self._rest().request(method, target, payload, content_type)
+                resp = await self._rest().request(
+                    method, target, payload, content_type, self._request_timeout
+                )
                 break
             except (ConnectionError, TimeoutError) as e:  # NotSent, Disconnected, BadResponse
                 if self.on_unreachable is not None:
@@ -169,9 +170,7 @@ class AriClient:
         """The request's path and query; ``path`` is quoted by :func:`_p` already."""
         target = self._base_path + path
         if params:
-            query = "&".join(
-                f"{k}={quote(_q(v), safe=_QUERY_SAFE)}" for k, v in params.items() if v is not None
-            )
+            query = "&".join(f"{k}={_qv(v)}" for k, v in params.items() if v is not None)
             if query:
                 target += "?" + query
         return target
@@ -393,6 +392,13 @@ def _json(data: bytes) -> Any:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+_QUERY_PLAIN = re.compile(r"[A-Za-z0-9._~:/,@-]+")  # what quote(…, safe=_QUERY_SAFE) keeps
+
+
+def _qv(value: str | int | float | bool) -> str:
+    """A query value, percent-encoded; ids, media URIs and endpoints need nothing."""
+    text = _q(value)
+    return text if _QUERY_PLAIN.fullmatch(text) else quote(text, safe=_QUERY_SAFE)
 
 
 def _p(segment: str) -> str:

@@ -47,8 +47,9 @@ class RecordingRef(TypedDict, total=False):
 class AriEvent(TypedDict, total=False):
     """Any event of the app's websocket; ``type`` says which (StasisStart, PlaybackFinished, …).
 
-    ``_Resync`` and ``_Resynced`` are the app's own, never sent by Asterisk; ``synthetic`` marks
-    an event the app made up after a reconnection because Asterisk's was lost.
+    ``_Resync``, ``_Resynced`` and ``_Wake`` (a wait timing out) are the app's own, never sent
+    by Asterisk; ``synthetic`` marks an event the app made up after a reconnection because
+    Asterisk's was lost.
     """
 
     type: Required[str]

@@ -25,6 +25,7 @@ POOL = 16
 IDLE_SECONDS = 10.0
 MAX_HEAD = 64 * 1024  # status line and headers
 MAX_BODY = 32 * 1024 * 1024  # GET /channels of thousands of calls is a few MB
+SWEEP_SECONDS = 0.05  # how often requests in flight are checked against their deadline
 
 
 class NotSent(ConnectionError):
@@ -187,42 +188,90 @@ class HttpClient:
         self._idle: deque[_Connection] = deque()
         self._slots = asyncio.Semaphore(limit)
         self._all: set[_Connection] = set()
+        self._deadlines: dict[asyncio.Future[tuple[Response, bool]], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def request(
-        self, method: str, target: str, body: bytes = b"", content_type: str = ""
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        content_type: str = "",
+        timeout: float | None = None,
     ) -> Response:
-        """``target`` is the path and query, already encoded."""
+        """``target`` is the path and query, already encoded. Past ``timeout`` seconds in all
+        (waiting for a connection included), TimeoutError."""
         head = f"{method} {target} HTTP/1.1\r\n{self._fixed}Content-Length: {len(body)}\r\n"
         if content_type:
             head += f"Content-Type: {content_type}\r\n"
         data = (head + "\r\n").encode("latin-1") + body
-        async with self._slots:
-            conn = await self._connection()
-            waiter: asyncio.Future[tuple[Response, bool]] = (
-                asyncio.get_running_loop().create_future()
-            )
-            try:
-                conn.send(data, waiter)
-                response, keep = await waiter
-            except BaseException:
-                conn.close()
-                self._all.discard(conn)
-                raise
-            if keep and not conn.closed:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-            else:
-                conn.close()
-                self._all.discard(conn)
-            return response
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if self._slots.locked():  # all connections busy: wait for one, within the deadline
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()  # free: taken at once, without a timer
+        try:
+            conn = self._idle_connection()
+            if conn is None:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._connect()
+            return await self._exchange(conn, data, deadline)
+        finally:
+            self._slots.release()
 
-    async def _connection(self) -> _Connection:
+    async def _exchange(self, conn: _Connection, data: bytes, deadline: float | None) -> Response:
+        """One request on ``conn`` and its response; the connection kept if it may be."""
+        waiter: asyncio.Future[tuple[Response, bool]] = asyncio.get_running_loop().create_future()
+        if deadline is not None:
+            self._watch(waiter, deadline)
+        try:
+            conn.send(data, waiter)
+            response, keep = await waiter
+        except BaseException:
+            conn.close()
+            self._all.discard(conn)
+            raise
+        finally:
+            self._deadlines.pop(waiter, None)
+        if keep and not conn.closed:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            conn.close()
+            self._all.discard(conn)
+        return response
+
+    def _watch(self, waiter: asyncio.Future[tuple[Response, bool]], deadline: float) -> None:
+        """Fail ``waiter`` with TimeoutError past ``deadline`` (within SWEEP_SECONDS). One
+        timer sweeps every request in flight: a timer per request cost more than its request's
+        parsing (a heap entry, a Timeout object and a task's uncancel bookkeeping)."""
+        self._deadlines[waiter] = deadline
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        late = [w for w, deadline in self._deadlines.items() if deadline <= now]
+        for waiter in late:
+            del self._deadlines[waiter]
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if self._deadlines:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def _idle_connection(self) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed and time.monotonic() - conn.idle_since < IDLE_SECONDS:
                 return conn
             conn.close()  # closed by Asterisk, or about to be: never send on it
             self._all.discard(conn)
+        return None
+
+    async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self._ssl)
@@ -232,6 +281,9 @@ class HttpClient:
         return conn
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in self._all:
             conn.close()
         self._all.clear()

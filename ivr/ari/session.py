@@ -125,15 +125,12 @@ class AriCallSession:
         if self._pending:
             ev = self._pending.popleft()
         elif timeout is None:
-            ev = await self.queue.get()
+            ev = await self._get()
         else:
-            if timeout <= 0 and self.queue.empty():
+            got = await self._get_within(timeout)
+            if got is None:
                 return None
-            try:
-                async with asyncio.timeout(max(timeout, 0)):
-                    ev = await self.queue.get()
-            except TimeoutError:
-                return None
+            ev = got
         kind = ev["type"]
         if kind == "_Resync":
             await self._resync()
@@ -152,6 +149,34 @@ class AriCallSession:
                 if raise_on_hangup:
                     raise CallerHangup(ev.get("cause"))
         return ev
+
+    async def _get(self) -> Event:
+        while True:
+            ev = await self.queue.get()
+            if ev["type"] != "_Wake":  # a wake-up whose wait had ended already
+                return ev
+
+    async def _get_within(self, timeout: float) -> Event | None:
+        """The next event, or None after ``timeout`` seconds. A timer that queues a wake-up of
+        its own costs less than asyncio.timeout() (its Timeout object, the task's cancel and
+        uncancel, an exception), and this runs for nearly every event of a call."""
+        if timeout <= 0:
+            while not self.queue.empty():
+                ev = self.queue.get_nowait()
+                if ev["type"] != "_Wake":
+                    return ev
+            return None
+        wake: Event = {"type": "_Wake"}
+        timer = asyncio.get_running_loop().call_later(timeout, self.queue.put_nowait, wake)
+        try:
+            while True:
+                ev = await self.queue.get()
+                if ev is wake:
+                    return None
+                if ev["type"] != "_Wake":
+                    return ev
+        finally:
+            timer.cancel()
 
     def _check(self) -> None:
         if self._gone or self._ended:

@@ -365,3 +365,32 @@ async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.Monk
             assert len(opened) == 2  # the idle one was not reused
         finally:
             client.close()
+
+
+async def test_a_request_past_its_timeout_fails_and_its_connection_is_dropped() -> None:
+    """Deadlines are checked by one sweeping timer: a peer that never answers costs the request
+    a TimeoutError within its timeout (and a sweep), and its connection is never reused (a late
+    answer would be read as the next request's)."""
+    opened: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened.append(1)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            if len(opened) > 1:  # the first connection's request is never answered
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+            await reader.read()
+        writer.close()
+
+    async with _peer(answer) as port:
+        client = HttpClient("127.0.0.1", port, {})
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.request("GET", "/a", timeout=0.2), 30)
+            assert (
+                await asyncio.wait_for(client.request("GET", "/b", timeout=5), 30)
+            ).status == 204
+            assert len(opened) == 2
+        finally:
+            client.close()

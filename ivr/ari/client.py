@@ -131,7 +131,7 @@ class AriClient:
             self.on_request(method, path)
         payload = b"" if body is None else json.dumps(body).encode()
         content_type = "" if body is None else "application/json"
-        retry = _Retry(method, self.link)
+        retry: _Retry | None = None  # made on a first failure only: most requests have none
         while True:
             try:
                 resp = await self._rest().request(
@@ -141,14 +141,18 @@ class AriClient:
             except (ConnectionError, TimeoutError) as e:  # NotSent, Disconnected, BadResponse
                 if self.on_unreachable is not None:
                     self.on_unreachable(method, path)
+                retry = retry or _Retry(method, self.link)
                 if not await retry.after(e):
                     raise AriUnavailable(f"{method} {path}: {describe(e)}") from e
-        if resp.status == 404 and retry.deadline is not None and method != "DELETE":
+        resent = retry is not None and retry.deadline is not None
+        if resp.status == 404 and resent and method != "DELETE":
             # sent again after the connection was lost: an Asterisk that restarted meanwhile no
             # longer knows the channel; that is a lost call, not a caller who hung up
             raise AriUnavailable(f"{method} {path}: không còn sau khi kết nối lại với Asterisk")
         if raw and resp.status == 200:
             return resp.body
+        if resp.status == 204 and not resp.body:  # most requests: nothing to read
+            return None
         parsed = _json(resp.body) if resp.content_type == "application/json" else None
         if resp.status >= 400:
             raise error_for(resp.status, method, path, parsed)

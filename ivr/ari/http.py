@@ -109,16 +109,8 @@ class _Connection(asyncio.Protocol):
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
+            self._head = _head(bytes(self._buf[:end]).decode("latin-1"))
             del self._buf[: end + 4]
-            version, status = lines[0].split(" ", 2)[:2]
-            if not version.startswith("HTTP/1."):
-                raise ValueError(lines[0][:80])
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            self._head = (int(status), headers)
         headers = self._head[1]
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = self._chunked()
@@ -166,6 +158,19 @@ class _Connection(asyncio.Protocol):
         content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if waiter is not None and not waiter.done():
             waiter.set_result((Response(status, content_type, body), keep))
+
+
+def _head(text: str) -> tuple[int, dict[str, str]]:
+    """The status and the headers (names in lower case) of a response's head."""
+    first, _, rest = text.partition("\r\n")
+    version, status = first.split(" ", 2)[:2]
+    if not version.startswith("HTTP/1."):
+        raise ValueError(first[:80])
+    headers = {}
+    for line in rest.split("\r\n") if rest else ():
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status), headers
 
 
 def _closes_body(headers: dict[str, str]) -> bool:

@@ -312,8 +312,7 @@ class AriCallSession:
         statuses: dict[str, DialStatus] = {}
         self._waiting_music = None
         try:
-            for endpoint in request.endpoints:
-                await self._originate(endpoint, request, statuses)
+            await self._originate_all(request, statuses)
             if self._legs and request.announce:
                 await self._start_announcement(request.announce)
             else:
@@ -380,6 +379,21 @@ class AriCallSession:
             await self._quietly(self.client.ring_stop(self.id))
         else:
             await self._quietly(self.client.moh_stop(self.id))
+
+    async def _originate_all(self, request: DialRequest, statuses: dict[str, DialStatus]) -> None:
+        """Every desk dialled at once: the last desk's phone rings one request sooner per desk
+        before it, not after each one's answer from Asterisk. All of them are waited for
+        before an error is raised, so every leg that may exist is known to :meth:`_drop_legs`."""
+        results = await asyncio.gather(
+            *(self._originate(endpoint, request, statuses) for endpoint in request.endpoints),
+            return_exceptions=True,
+        )
+        for endpoint in request.endpoints:  # the endpoints' order, whichever answered first
+            if endpoint in statuses:
+                statuses[endpoint] = statuses.pop(endpoint)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _originate(
         self, endpoint: str, request: DialRequest, statuses: dict[str, DialStatus]

@@ -6,6 +6,7 @@ on loopback that records the requests; the test sends the events)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -176,9 +177,12 @@ async def _sessions(engine: AsyncEngine, name: str) -> int:
     return int(found or 0)
 
 
-async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str) -> None:
-    """PostgreSQL restarted (every session ends, the live peers' too): the watch forgets who was
-    alive, the live peer takes its session again, and nobody takes its calls over."""
+@contextlib.asynccontextmanager
+async def _peer_held(
+    pg_url: str,
+) -> AsyncIterator[tuple[AsyncEngine, asyncio.subprocess.Process, PeerWatch, list[str]]]:
+    """A peer controller ("peer", in its own process) holding its presence, with a lease on
+    record, and our watch of it ("me"); ``taken``: the peers the watch declared dead."""
     engine = make_engine(pg_url)
     await claim(engine, Owner("peer", host="elsewhere"), dt.datetime.now(dt.UTC), 60)
     holder = await asyncio.create_subprocess_exec(
@@ -193,6 +197,19 @@ async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str
     try:
         assert holder.stdout is not None
         assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"HOLDING\n"
+        yield engine, holder, watch, taken
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await watch.close()
+        await engine.dispose()
+
+
+async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str) -> None:
+    """PostgreSQL restarted (every session ends, the live peers' too): the watch forgets who was
+    alive, the live peer takes its session again, and nobody takes its calls over."""
+    async with _peer_held(pg_url) as (engine, _holder, watch, taken):
         assert await watch.probe() == []
         assert watch.armed == {"peer"}
         async with engine.connect() as admin:  # as a restart does: every other session ends
@@ -215,12 +232,6 @@ async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str
             await asyncio.gather(running, return_exceptions=True)
         assert watch.armed == {"peer"}
         assert taken == []
-    finally:
-        if holder.returncode is None:
-            holder.kill()
-            await holder.wait()
-        await watch.close()
-        await engine.dispose()
 
 
 async def _pids(engine: AsyncEngine, name: str) -> set[int]:
@@ -250,20 +261,8 @@ async def _end_session(engine: AsyncEngine, name: str, *, locked: bool) -> None:
 async def test_a_live_peer_that_loses_one_presence_session_is_not_taken_over(pg_url: str) -> None:
     """Its lock's session ended (then its other one): it keeps serving, takes the session
     again, and no survivor moves its calls; killed, it is taken over."""
-    engine = make_engine(pg_url)
-    await claim(engine, Owner("peer", host="elsewhere"), dt.datetime.now(dt.UTC), 60)
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _KEEPER, pg_url, "peer", cwd=ROOT, stdout=asyncio.subprocess.PIPE
-    )
-    taken: list[str] = []
-
-    async def on_dead(peer: str) -> None:
-        taken.append(peer)
-
-    watch, name = PeerWatch(engine, "me", on_dead), session_name("peer")
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"HOLDING\n"
+    name = session_name("peer")
+    async with _peer_held(pg_url) as (engine, holder, watch, taken):
         assert await _sessions(engine, name) == 2  # the lock's and the witness
         assert await watch.probe() == []
         for locked in (True, False):
@@ -281,12 +280,6 @@ async def test_a_live_peer_that_loses_one_presence_session_is_not_taken_over(pg_
             while not taken:
                 await watch.probe()
         assert taken == ["peer"]
-    finally:
-        if holder.returncode is None:
-            holder.kill()
-            await holder.wait()
-        await watch.close()
-        await engine.dispose()
 
 
 def test_conversations_are_the_dead_apps_bridges_of_a_caller_and_its_leg() -> None:

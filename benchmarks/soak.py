@@ -135,6 +135,26 @@ class Sample:
         )
 
 
+def _probe(app: StasisApp, writer: StoreWriter) -> str:
+    """Diagnostics (IVR_SOAK_PROBE=1): Python's allocated blocks against RSS tells a Python-object
+    leak from C-level memory (SQLite, fragmentation); the sizes of the per-call structures."""
+    import ctypes
+    import sys
+
+    lib = ctypes.CDLL("libsqlite3.so.0")
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    trimmed = ""
+    if os.environ.get("IVR_SOAK_PROBE") == "trim":  # give glibc's free pages back to the system
+        before = _rss_bytes()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        trimmed = f"trim {before / 2**20:.1f}→{_rss_bytes() / 2**20:.1f} MB "
+    return trimmed + (
+        f"blocks {sys.getallocatedblocks()} sqlite {lib.sqlite3_memory_used() / 2**20:.1f} MB "
+        f"seq {len(writer._seq)} routes {len(app.routes)} "
+        f"pending {len(app.latency._pending)} setup {len(app.latency._setup)}"
+    )
+
+
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -186,6 +206,8 @@ async def controller(
             )
             samples.append(s)
             print(s.line(), flush=True)
+            if os.environ.get("IVR_SOAK_PROBE"):
+                print("   probe", _probe(app, writer), flush=True)
             if finished:
                 break
         result = await load

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -38,6 +40,7 @@ from ivr.flow.record import CallRecord, Step
 from ivr.store.errors import is_data_error
 from ivr.store.identity import keyed
 from ivr.store.lease import Clock, LeaseKeeper, Owner, default_instance, utc_now
+from ivr.store.memory import release_free_memory
 from ivr.store.replay import (
     BATCHES_SPOOLED,
     DAMAGED_FILES,
@@ -67,6 +70,7 @@ QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
 # transaction (with its rollup reads) costs far more than a record in it, and a call's steps
 # arrive a few at a time. Cut short by a full batch and by drain() / stop().
 LINGER_SECONDS = 0.25
+TRIM_SECONDS = 30.0  # how often freed memory is given back (ivr.store.memory)
 
 
 class StoreWriter:
@@ -81,6 +85,8 @@ class StoreWriter:
         linger_seconds: float = LINGER_SECONDS,
         owner: Owner | None = None,
         clock: Clock = utc_now,
+        trim: Callable[[], None] = release_free_memory,
+        trim_seconds: float = TRIM_SECONDS,
     ) -> None:
         self.engine = engine
         self.owner = owner or Owner.here(default_instance("controller"))
@@ -102,6 +108,9 @@ class StoreWriter:
         self._lease_task: asyncio.Task[None] | None = None
         self.spool_failed = self.backlog.spool_failed  # set once the spool refused a batch
         self.database_ok = True
+        self._trim = trim
+        self.trim_seconds = trim_seconds
+        self._trimmed = time.monotonic()
 
     # --- CallObserver: never blocks, never raises -------------------------------------------
 
@@ -193,6 +202,7 @@ class StoreWriter:
         batch = await self._next_batch()
         if batch:
             await self._deliver(batch)
+            self._give_back()
         elif self.backlog.waiting():
             await self._replay()
         if self._queue.empty() and not self._overflow and not self.backlog.limbo:
@@ -215,6 +225,14 @@ class StoreWriter:
             self._queue.put_nowait(self._overflow.popleft())
         QUEUED.set(self._queue.qsize() + len(self._overflow))
         return batch
+
+    def _give_back(self) -> None:
+        """At most every ``trim_seconds``, after a batch: the memory batches freed goes back to
+        the system (ivr.store.memory), so resident memory stays flat at constant load."""
+        now = time.monotonic()
+        if now - self._trimmed >= self.trim_seconds:
+            self._trimmed = now
+            self._trim()
 
     async def _linger(self) -> None:
         """Give the records behind the first a moment to join its batch."""

@@ -202,7 +202,7 @@ class StoreWriter:
         batch = await self._next_batch()
         if batch:
             await self._deliver(batch)
-            self._give_back()
+            await self._give_back()
         elif self.backlog.waiting():
             await self._replay()
         if self._queue.empty() and not self._overflow and not self.backlog.limbo:
@@ -226,13 +226,15 @@ class StoreWriter:
         QUEUED.set(self._queue.qsize() + len(self._overflow))
         return batch
 
-    def _give_back(self) -> None:
+    async def _give_back(self) -> None:
         """At most every ``trim_seconds``, after a batch: the memory batches freed goes back to
-        the system (ivr.store.memory), so resident memory stays flat at constant load."""
+        the system (ivr.store.memory), so resident memory stays flat at constant load. In a
+        thread: glibc walks its heaps with the GIL released, which took 90–250 ms on a 1 GB
+        fragmented heap here, and the calls' event loop must not wait for that."""
         now = time.monotonic()
         if now - self._trimmed >= self.trim_seconds:
             self._trimmed = now
-            self._trim()
+            await asyncio.to_thread(self._trim)
 
     async def _linger(self) -> None:
         """Give the records behind the first a moment to join its batch."""

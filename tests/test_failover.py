@@ -32,7 +32,7 @@ from ivr.flow.record import CallTrace, Identified, Step
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 from ivr.store.db import make_engine, upgrade
-from ivr.store.lease import Owner, claim
+from ivr.store.lease import Owner, claim, release, sweep
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, CallStep
@@ -305,6 +305,7 @@ class FakeAri:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.gone: set[str] = set()
         self.failing: set[tuple[str, str]] = set()  # (method, path) answered 500
+        self.apps: dict[str, list[str]] = {}  # app name → its channels (GET /applications/…)
         self.seen = asyncio.Condition()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -317,6 +318,10 @@ class FakeAri:
             return web.json_response({"message": "Internal Server Error"}, status=500)
         if parts == ["events", "claim"]:  # StasisBroadcast's offer: a peer always wins it
             return web.json_response({"message": "Channel not found"}, status=404)
+        if parts[0] == "applications" and len(parts) == 2 and parts[1] in self.apps:
+            return web.json_response({"name": parts[1], "channel_ids": self.apps[parts[1]]})
+        if parts == ["bridges"]:
+            return web.json_response([])
         if parts == ["channels"] and request.method == "POST":  # originate
             return web.json_response(_channel(request.query["channelId"]))
         if parts[0] == "channels" and parts[1] in self.gone:
@@ -688,6 +693,29 @@ async def test_a_caller_moved_in_after_the_wait_is_not_resumed_twice(
     _row, again = await _row_and_steps(writer)
     assert again == steps
     await fresh.client.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_calls_taken_over_are_the_survivor_s_before_the_dead_lease_ends(
+    after_death: Callable[..., Awaitable[Adoption]],
+) -> None:
+    """The survivor makes the moved caller's row its own before the dead controller's lease is
+    ended, so a sweep right after the takeover leaves it open for the resumed call (a real run
+    had it closed as `interrupted` under the dead controller, the answered call lost); a caller
+    moved that never arrives (it hung up during the move) is closed after the arrival wait."""
+    fake, app, writer = await after_death((RINGING,))
+    fake.apps["hotline-dead"] = [CALLER]
+    app.arrival_seconds = 0.2
+    await app._peer_died("dead")
+    assert ("POST", f"/channels/{CALLER}/move") in fake.made
+    await release(writer.engine, Owner("dead"), dt.datetime.now(dt.UTC))
+    assert await sweep(writer.engine, dt.datetime.now(dt.UTC)) == 0  # nothing of the dead left
+    row, _steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition) == ("survivor", "in_progress")
+    async with asyncio.timeout(10):  # no StasisStart: the caller never arrived
+        await asyncio.gather(*app._background)
+    row, _steps = await _row_and_steps(writer)
+    assert (row.controller, row.disposition) == ("survivor", "interrupted")
 
 
 IN_TURN_RINGING = Step("branch-9", "state", "ringing", detail="PJSIP/cchc-9a", at=T0)

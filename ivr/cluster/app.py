@@ -27,11 +27,19 @@ from ivr.ari.overload import overloaded
 from ivr.ari.session import AriCallSession
 from ivr.cluster import adopt, resume
 from ivr.cluster.presence import PeerWatch, Presence
-from ivr.cluster.takeover import TAKEOVER_ARG, Conversation, app_name, conversations, take_over
+from ivr.cluster.takeover import (
+    TAKEOVER_ARG,
+    Conversation,
+    Taken,
+    app_name,
+    conversations,
+    take_over,
+)
 from ivr.flow.context import CallContext, Clock
 from ivr.flow.record import CallTrace, Identified, call_key, summary
 from ivr.routing.model import DialNode, DirectoryNode, Routing
 from ivr.session import CallInfo
+from ivr.store.lease import interrupt
 
 log = structlog.get_logger("ivr.cluster")
 
@@ -118,8 +126,11 @@ class ClusterApp(StasisApp):
     async def _peer_died(self, peer: str) -> None:
         others = set(self.routes) | await self._held_by_others(peer)
         taken = await take_over(self.client, app_name(self.prefix, peer), self.playbacks, others)
+        claimed = await self._claim(peer, taken)
         for talk in taken.conversations:
             self._spawn(self._adopt(talk))
+        if claimed:
+            self._spawn(self._settle(taken.callers, claimed))
         calls = taken.moved + len(taken.conversations)
         self.taken_over.append((peer, calls))
         log.warning(
@@ -128,6 +139,28 @@ class ClusterApp(StasisApp):
             calls=calls,
             conversations=len(taken.conversations),
         )
+
+    async def _claim(self, peer: str, taken: Taken) -> list[str]:
+        """The calls taken over become this controller's in the store before the dead one's
+        lease ends (ivr.cluster.resume.claim_taken says why)."""
+        channels = taken.callers + [t.caller for t in taken.conversations]
+        try:
+            return await resume.claim_taken(self.engine, peer, self.controller, channels)
+        except SQLAlchemyError as e:  # the database away: the sweep closes them, as before
+            log.warning("không ghi được quyền giữ cuộc gọi đã nhận", error=str(e)[:200])
+            return []
+
+    async def _settle(self, callers: list[str], claimed: list[str]) -> None:
+        """A caller moved here that never arrives (it hung up during the move) has no session
+        to end its call: past the arrival wait its claimed row is closed as interrupted."""
+        await asyncio.sleep(self.arrival_seconds)
+        lost = {c for c in callers if c not in self.taken}
+        keys = [k for k in claimed if k.rsplit("/", 1)[-1] in lost]
+        if keys:
+            try:
+                await interrupt(self.engine, keys)
+            except SQLAlchemyError as e:
+                log.warning("không đóng được cuộc gọi đã nhận", error=str(e)[:200])
 
     async def _held_by_others(self, peer: str) -> set[str]:
         """Channels of calls in progress the store gives a controller other than the dead one

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.contextvars import bound_contextvars
 
@@ -116,6 +116,29 @@ async def held_by_others(engine: AsyncEngine, dead: str) -> set[str]:
             )
         )
         return {key.rsplit("/", 1)[-1] for key in keys}
+
+
+async def claim_taken(engine: AsyncEngine, dead: str, me: str, channels: list[str]) -> list[str]:
+    """Make ``me`` the owner of the dead controller's calls in progress on ``channels`` (the
+    callers moved here, the conversations adopted) before its lease is ended: the sweep that
+    follows the lease's end closes only the calls nobody took over. Without it, a sweep that came
+    before the survivor's first write of a resumed call closed it as `interrupted`, and the
+    survivor's later writes could not open it again (a real run: answered by the desk, recorded
+    as interrupted by the dead controller). The keys claimed."""
+    if not channels:
+        return []
+    async with engine.begin() as conn:
+        keys = await conn.scalars(
+            update(Call)
+            .where(
+                Call.controller == dead,
+                Call.disposition == Disposition.IN_PROGRESS.value,
+                Call.channel_id.in_(channels),
+            )
+            .values(controller=me)
+            .returning(Call.id)
+        )
+        return list(keys)
 
 
 async def load(engine: AsyncEngine, key: str) -> Stored:

@@ -43,6 +43,7 @@ class Conversation:
 @dataclass
 class Taken:
     moved: int = 0  # callers moved into our app (resumed or handed to the fallback)
+    callers: list[str] = field(default_factory=list)  # their channel ids
     conversations: list[Conversation] = field(default_factory=list)  # to adopt where they are
 
 
@@ -68,7 +69,8 @@ async def take_over(
     for channel, result in zip(loose, moved, strict=True):
         if isinstance(result, BaseException):
             log.error("could not take a channel over", call=channel, error=str(result))
-    return Taken(sum(1 for r in moved if r is True), talks)
+    callers = [c for c, r in zip(loose, moved, strict=True) if r is True]
+    return Taken(len(callers), callers, talks)
 
 
 def conversations(bridges: object, channels: set[str]) -> list[Conversation]:

@@ -167,6 +167,16 @@ async def sweep(engine: AsyncEngine, now: dt.datetime, *, previous_life: str | N
     return count
 
 
+async def interrupt(engine: AsyncEngine, keys: list[str]) -> int:
+    """Close as interrupted those of ``keys`` still in progress (e.g. callers a survivor took
+    over that never reached it: they hung up during the move)."""
+    count = 0
+    async with engine.begin() as conn:
+        for key in keys:
+            count += await _interrupt(conn, key)
+    return count
+
+
 async def _interrupt(conn: AsyncConnection, key: str) -> int:
     rows = await conn.execute(
         select(CallStep.node, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)

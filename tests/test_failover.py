@@ -459,6 +459,16 @@ async def _row_and_steps(writer: StoreWriter) -> tuple[Call, list[tuple[str, str
         return rows[0], [tuple(s) for s in steps]  # type: ignore[return-value,misc]
 
 
+def _moved_in() -> AriEvent:
+    """The dead controller's caller arriving in the survivor's app (the takeover's move)."""
+    return {  # type: ignore[typeddict-item]
+        "type": "StasisStart",
+        "channel": _channel(CALLER),
+        "args": ["takeover"],
+        "asterisk_id": NODE,
+    }
+
+
 def _hung_up(channel: str) -> AriEvent:
     return {"type": "ChannelHangupRequest", "channel": _channel(channel), "cause": 16}  # type: ignore[typeddict-item]
 
@@ -498,14 +508,7 @@ async def test_adopted_conversation_the_desk_hangs_up_and_the_survey_follows(
     await fake.wait_for("POST", f"/channels/{CALLER}/move")  # alone in the bridge: brought here
     assert ("DELETE", f"/bridges/{BRIDGE}") in fake.made
     assert ("DELETE", f"/channels/{LEG}") not in fake.made
-    app.on_event(
-        {  # type: ignore[typeddict-item]
-            "type": "StasisStart",
-            "channel": _channel(CALLER),
-            "args": ["takeover"],
-            "asterisk_id": NODE,
-        }
-    )
+    app.on_event(_moved_in())
     # the survey's question, asked by the survivor
     await fake.wait_until(
         lambda: any(p.startswith(f"/channels/{CALLER}/play/") for _m, p in fake.made)
@@ -626,14 +629,7 @@ async def test_a_moved_caller_whose_call_the_store_cannot_give_goes_to_the_fallb
     fake, app, writer = await after_death((RINGING,))
     app.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/calls.db")
     app.resume_seconds = 0.2
-    app.on_event(
-        {  # type: ignore[typeddict-item]
-            "type": "StasisStart",
-            "channel": _channel(CALLER),
-            "args": ["takeover"],
-            "asterisk_id": NODE,
-        }
-    )
+    app.on_event(_moved_in())
     await fake.wait_for("POST", f"/channels/{CALLER}/continue")
     app.on_event({"type": "StasisEnd", "channel": _channel(CALLER)})  # type: ignore[typeddict-item]
     async with asyncio.timeout(10):
@@ -661,12 +657,7 @@ async def test_a_caller_moved_in_after_the_wait_is_not_resumed_twice(
     app.on_event({"type": "ChannelDestroyed", "channel": _channel(LEG), "cause": 16})  # type: ignore[typeddict-item]
     await fake.wait_for("POST", f"/channels/{CALLER}/move")
     await asyncio.wait_for(adopting, 10)  # no StasisStart within the wait: ended here
-    late: AriEvent = {  # type: ignore[typeddict-item]
-        "type": "StasisStart",
-        "channel": _channel(CALLER),
-        "args": ["takeover"],
-        "asterisk_id": NODE,
-    }
+    late = _moved_in()
     app.on_event(late)
     await fake.wait_for("DELETE", f"/channels/{CALLER}")
     async with asyncio.timeout(10):
@@ -739,14 +730,7 @@ async def test_desks_rung_in_turn_go_on_from_the_next_desk(
 ) -> None:
     chose_9 = Step("main-menu", "menu", "chosen", "9")
     fake, app, writer = await after_death((chose_9, *ringing))
-    app.on_event(
-        {  # type: ignore[typeddict-item]
-            "type": "StasisStart",
-            "channel": _channel(CALLER),
-            "args": ["takeover"],
-            "asterisk_id": NODE,
-        }
-    )
+    app.on_event(_moved_in())
     await fake.wait_for("POST", f"/channels/{CALLER}/ring")
     await fake.wait_until(lambda: ("POST", "/channels") in fake.made)
     app.on_event(_hung_up(CALLER))

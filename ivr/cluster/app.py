@@ -202,7 +202,9 @@ class ClusterApp(StasisApp):
         except NotFound:
             return
         except (AriError, AriUnavailable) as e:
-            log.error("could not end a call taken over twice", call=channel_id, error=str(e))
+            log.error(
+                "không kết thúc được cuộc gọi được nhận lần thứ hai", call=channel_id, error=str(e)
+            )
             await self._hand_back(channel_id, "taken over twice", leg_check=False)
 
     async def _patiently(
@@ -238,7 +240,7 @@ class ClusterApp(StasisApp):
             log.error("không đọc được cuộc gọi được nhận", call=channel_id, error=str(e)[:200])
             return None
         except Exception:  # a row it cannot read: the call goes on all the same
-            log.exception("could not read a taken-over call from the store", call=channel_id)
+            log.exception("không đọc được cuộc gọi được nhận từ kho bản ghi", call=channel_id)
             return None
 
     async def _resume(self, event: AriEvent) -> None:
@@ -296,7 +298,7 @@ class ClusterApp(StasisApp):
             try:
                 await self._watch(talk, session, ctx, at)
             except Exception as exc:  # our bug: the record still ends, as for any call
-                log.exception("adopted conversation failed", call=talk.caller)
+                log.exception("lỗi khi theo dõi cuộc đàm thoại được nhận", call=talk.caller)
                 ctx.trace.error = f"{type(exc).__name__}: {exc}"
                 ctx.observer.call_ended(ctx.trace.snapshot(ctx.clock()))
         finally:
@@ -356,7 +358,9 @@ class ClusterApp(StasisApp):
         try:
             return await self._patiently("node", caller, self._entity_id)
         except _SETUP_ERRORS as e:
-            log.warning("could not ask Asterisk its entity id", call=caller, error=str(e)[:200])
+            log.warning(
+                "không hỏi được Asterisk mã nút (entity id)", call=caller, error=str(e)[:200]
+            )
         try:
             return await resume.node_of(self.engine, caller)
         except Exception as e:  # the store away too: the key has no node, the call is watched

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import structlog
 
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
@@ -254,3 +255,36 @@ def test_backoff_grows_with_jitter_and_resets() -> None:
         assert ceiling / 2 <= d <= ceiling
     b.reset()
     assert b.next_delay() <= 0.5
+
+
+@pytest.mark.parametrize("window", [0.5, 1000.0], ids=["lost once", "lost every time"])
+async def test_a_prompt_asterisk_loses_after_a_bridge_does_not_strand_the_caller(
+    routing: Routing, window: float
+) -> None:
+    """Asterisk 22.10 drops a playback asked for while the caller leaves the conversation's
+    bridge (no event, GET 404): seen on the real Asterisk as a caller left in silence at the
+    survey for two minutes. The prompt is asked for again; lost twice, the call goes on."""
+    observer = MemoryObserver()
+    script = CallerScript(
+        (Press("4", on="prompt:main-menu", after=0.5), Press("5", on="prompt:survey-question"))
+    )
+    async with Harness(routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY) as h:
+        h.sim.pbx.bridge_leave_race = window  # nominal seconds after the caller left the bridge
+        with structlog.testing.capture_logs() as logs:
+            call = h.sim.call(script)
+            await asyncio.wait_for(call.done, 60)
+            await h.idle()
+        assert not [c for c in h.sim.pbx.channels.values() if c.in_stasis]
+    (record,) = observer.done
+    assert record.disposition is Disposition.ANSWERED
+    events = [e["event"] for e in logs]
+    survey = [(s.outcome, s.input) for s in record.steps if s.node == "survey"]
+    if window < 1:
+        assert events.count("playback lost by Asterisk; asking again") == 1
+        assert "survey-question" in call.heard
+        assert survey == [("answered", "5")]
+    else:  # the question never plays: the survey asks for nothing it was not heard to ask
+        assert events.count("playback lost by Asterisk twice; going on") >= 1
+        assert "survey-question" not in call.heard
+        assert ("answered", "5") not in survey
+    assert record.path[-1] == "goodbye"

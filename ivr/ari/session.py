@@ -46,6 +46,11 @@ _LEG_ENDED = {"StasisEnd", "ChannelDestroyed"}  # a leg we hung up: nothing more
 _BUSY_CAUSES = {17, 21}  # user busy, call rejected
 _NO_ANSWER_CAUSES = {0, 16, 18, 19, 31}  # ...no user responding, user alerting no answer
 PLAYBACK_GUARD_SECONDS = 600.0  # a playback that never finishes (unknown scheme) is stopped
+# A playback not started after this long is asked about: Asterisk 22 drops a playback asked for
+# while the channel is leaving a bridge (res_stasis_playback's play_uri finds the bridge but not
+# the channel in it): no event, ever, and GET answers 404 once the command has run. Seen on the
+# real Asterisk as a caller left in silence at the survey after the clerk hung up.
+PLAYBACK_START_SECONDS = 0.25
 RECORD_GRACE_SECONDS = 5.0  # after a hang-up, how long to wait for RecordingFinished
 _GONE = (NotFound, Conflict)  # what ARI answers about a channel that has hung up
 # A request whose outcome we do not know (a timeout, a dropped connection, a 5xx): try again.
@@ -255,26 +260,69 @@ class AriCallSession:
         self._check()
         if interruptible and self._digits:
             return
-        playback_id = self._new_id("pb")
         media = [f"sound:{self.sound_prefix}/{p}" for p in prompts]
-        await self._caller_request(self.client.play(self.id, playback_id, media, self.language))
-        self._playing = playback_id
+        playback_id = await self._start_playback(media)
         deadline = time.monotonic() + PLAYBACK_GUARD_SECONDS * self.timer_scale
+        start_wait = PLAYBACK_START_SECONDS * self.timer_scale
+        check_at = time.monotonic() + start_wait
+        started = False
+        asked = False  # GET said 404 and no event has come since
+        replayed = False
         try:
             while True:
-                ev = await self._next(deadline - time.monotonic())
+                until = deadline if started else min(deadline, check_at)
+                ev = await self._next(until - time.monotonic())
                 if ev is None:
-                    log.warning("playback never finished; stopping it", call=self.id, media=media)
-                    await self._quietly(self.client.stop_playback(playback_id))
-                    return
+                    if started or time.monotonic() >= deadline:
+                        log.warning(
+                            "playback never finished; stopping it", call=self.id, media=media
+                        )
+                        await self._quietly(self.client.stop_playback(playback_id))
+                        return
+                    check_at = time.monotonic() + start_wait
+                    if not asked:
+                        state = await self._playback_state(playback_id)
+                        started = state not in (None, "queued")
+                        asked = state is None
+                        continue
+                    if replayed:  # lost twice: the caller is not kept waiting for it
+                        log.error("playback lost by Asterisk twice; going on", call=self.id)
+                        return
+                    log.warning(
+                        "playback lost by Asterisk; asking again", call=self.id, media=media
+                    )
+                    playback_id = await self._start_playback(media)
+                    asked, replayed = False, True
+                    continue
                 kind = ev["type"]
-                if kind == "PlaybackFinished" and ev["playback"]["id"] == playback_id:
+                about_ours = "playback" in ev and ev["playback"]["id"] == playback_id
+                if kind == "PlaybackFinished" and about_ours:
                     return
+                if kind == "PlaybackStarted" and about_ours:
+                    started = True
                 if interruptible and self._digits:
                     await self._quietly(self.client.stop_playback(playback_id))
                     return
         finally:
             self._playing = None
+
+    async def _start_playback(self, media: list[str]) -> str:
+        playback_id = self._new_id("pb")
+        await self._caller_request(self.client.play(self.id, playback_id, media, self.language))
+        self._playing = playback_id
+        return playback_id
+
+    async def _playback_state(self, playback_id: str) -> str | None:
+        """The playback's state as Asterisk has it, None when it has none (404: ended, its
+        events on their way, or lost: the caller waits one more start period for its events,
+        then it is asked for again). A failed request counts as playing: the long guard stands."""
+        try:
+            return (await self.client.playback(playback_id)).state
+        except NotFound:
+            return None
+        except (AriError, AriUnavailable) as e:
+            log.warning("could not ask about a playback", call=self.id, error=str(e))
+            return "unknown"
 
     async def read_digits(
         self,
@@ -343,10 +391,7 @@ class AriCallSession:
         return DialResult(DialStatus.ANSWERED, endpoint, waited, talk, ended_by, statuses)
 
     async def _start_announcement(self, prompts: Sequence[str]) -> None:
-        playback_id = self._new_id("pb")
-        media = [f"sound:{self.sound_prefix}/{p}" for p in prompts]
-        await self._caller_request(self.client.play(self.id, playback_id, media, self.language))
-        self._playing = playback_id
+        await self._start_playback([f"sound:{self.sound_prefix}/{p}" for p in prompts])
 
     async def _announcement_over(self, ev: Event, music: str) -> bool:
         """While the desks ring: the announcement's end starts the ringback or music."""

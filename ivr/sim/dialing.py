@@ -233,6 +233,7 @@ class Dialing(PbxBase):
         ch.bridge = None
         if bridge is None:
             return
+        ch.left_bridge_at = self.nominal()
         if ch.variables.pop("BRIDGEPEER", None) is not None:
             for var in ("BRIDGEPEER", "BRIDGEPVTCALLID"):
                 self.emit_ch("ChannelVarset", ch, variable=var, value="")

@@ -81,6 +81,7 @@ class Channel:
     in_stasis: bool = False
     gone: bool = False
     bridge: str | None = None
+    left_bridge_at: float | None = None  # nominal seconds (see Media.bridge_leave_race)
     playing: Playback | None = None
     queued: list[Playback] = field(default_factory=list)
     recording: Recording | None = None

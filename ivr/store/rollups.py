@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -164,21 +164,27 @@ def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
     return {v: get(v, 0.0) if v in _FLOATS else round(get(v, 0)) for v in VALUES}
 
 
+# Built once: the writer reads the facts of every batch's calls twice, and building these
+# expressions anew cost more than running them (SQLite, a batch of a call or two).
+_CALLS_OF = select(*_CALL_COLUMNS).where(Call.id.in_(bindparam("ids", expanding=True)))
+_STEPS_OF = (
+    select(CallStep.call_id, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
+    .where(CallStep.call_id.in_(bindparam("ids", expanding=True)), CallStep.kind.in_(STEP_KINDS))
+    .order_by(CallStep.call_id, CallStep.seq)
+)
+
+
 async def facts_of(conn: AsyncConnection, keys: Collection[str]) -> list[CallFact]:
     """The facts of the stored calls among ``keys`` (rollup form: unclassified hours)."""
     facts: list[CallFact] = []
     keys = list(keys)
     for i in range(0, len(keys), CHUNK):
         part = keys[i : i + CHUNK]
-        rows = (await conn.execute(select(*_CALL_COLUMNS).where(Call.id.in_(part)))).all()
+        rows = (await conn.execute(_CALLS_OF, {"ids": part})).all()
         if not rows:
             continue
         steps: dict[str, list[StepFact]] = {}
-        found = await conn.execute(
-            select(CallStep.call_id, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
-            .where(CallStep.call_id.in_([r.id for r in rows]), CallStep.kind.in_(STEP_KINDS))
-            .order_by(CallStep.call_id, CallStep.seq)
-        )
+        found = await conn.execute(_STEPS_OF, {"ids": [r.id for r in rows]})
         for s in found:
             at = s.at if s.at.tzinfo is not None else s.at.replace(tzinfo=dt.UTC)
             steps.setdefault(s.call_id, []).append(StepFact(s.kind, s.outcome, s.input or "", at))

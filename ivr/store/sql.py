@@ -7,16 +7,18 @@ the first cause to arrive is the one kept.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import BindParameter
 
 from ivr.store.rollups import kept
 from ivr.store.rows import Op
@@ -57,13 +59,18 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
         for kind in ("call", "step", "voicemail"):
             if grouped[kind]:
                 await _upsert(conn, kind, grouped[kind])
-        for row in grouped["cause"]:  # a call AMI reports that we never had is no one's
+        if grouped["cause"]:  # a call AMI reports that we never had is no one's
             await conn.execute(
-                update(Call)
-                .where(_caused(row["id"], controller), Call.hangup_cause.is_(None))
-                .values(
-                    hangup_cause=row["hangup_cause"], hangup_cause_text=row["hangup_cause_text"]
-                )
+                _CAUSE,
+                [
+                    {
+                        "key": row["id"],
+                        "writer": controller,
+                        "cause": row["hangup_cause"],
+                        "cause_text": row["hangup_cause_text"],
+                    }
+                    for row in grouped["cause"]
+                ],
             )
         for row in grouped["survey"]:
             await _survey_once(conn, row)
@@ -77,10 +84,18 @@ def _complete(row: dict[str, Any], controller: str) -> dict[str, Any]:
     return {"channel_id": row["id"], "node": "", "controller": controller, **row}
 
 
-def _caused(key: str, controller: str) -> Any:
-    """The call AMI's cause is about: AMI names the channel, the key adds the node to it; the
-    channel id alone is enough among this controller's own calls (one Asterisk per AMI)."""
-    return or_(Call.id == key, and_(Call.channel_id == key, Call.controller == controller))
+# The call AMI's cause is about: AMI names the channel, the key adds the node to it; the channel
+# id alone is enough among this controller's own calls (one Asterisk per AMI). Kept only when
+# the call has no cause yet. Built once, run for all of a batch's causes at once.
+_KEY: BindParameter[str] = bindparam("key")
+_CAUSE = (
+    update(Call)
+    .where(
+        or_(Call.id == _KEY, and_(Call.channel_id == _KEY, Call.controller == bindparam("writer"))),
+        Call.hangup_cause.is_(None),
+    )
+    .values(hangup_cause=bindparam("cause"), hangup_cause_text=bindparam("cause_text"))
+)
 
 
 async def _survey_once(conn: AsyncConnection, row: dict[str, Any]) -> None:
@@ -95,20 +110,26 @@ async def _survey_once(conn: AsyncConnection, row: dict[str, Any]) -> None:
 
 
 async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:
+    columns = tuple(rows[0]) if kind == "call" else ()
+    await conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
+    """The idempotent write of ``kind``'s rows (for calls: of these columns), built once per
+    dialect: building it cost more than running it for a batch of a call or two."""
     table = _TABLES[kind]
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt: Any = insert(table)
-    if kind == "call":
-        excluded = stmt.excluded
-        cols: dict[str, Any] = {k: excluded[k] for k in rows[0] if k != "id"}
-        for cause in _CAUSE_COLUMNS & set(cols):  # the first cause to arrive stays
-            cols[cause] = func.coalesce(table.c[cause], excluded[cause])
-        # a finished call is never reopened by a late "in progress" version of itself
-        stmt = stmt.on_conflict_do_update(
-            index_elements=_KEYS[kind],
-            set_=cols,
-            where=or_(table.c.disposition == "in_progress", excluded.disposition != "in_progress"),
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
-    await conn.execute(stmt, rows)
+    if kind != "call":
+        return stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
+    excluded = stmt.excluded
+    cols: dict[str, Any] = {k: excluded[k] for k in columns if k != "id"}
+    for cause in _CAUSE_COLUMNS & set(cols):  # the first cause to arrive stays
+        cols[cause] = func.coalesce(table.c[cause], excluded[cause])
+    # a finished call is never reopened by a late "in progress" version of itself
+    return stmt.on_conflict_do_update(
+        index_elements=_KEYS[kind],
+        set_=cols,
+        where=or_(table.c.disposition == "in_progress", excluded.disposition != "in_progress"),
+    )

@@ -69,7 +69,7 @@ QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
 # After the first record of a batch, how long the writer waits for more before writing: a
 # transaction (with its rollup reads) costs far more than a record in it, and a call's steps
 # arrive a few at a time. Cut short by a full batch and by drain() / stop().
-LINGER_SECONDS = 0.25
+LINGER_SECONDS = 0.5
 TRIM_SECONDS = 30.0  # how often freed memory is given back (ivr.store.memory)
 
 

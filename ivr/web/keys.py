@@ -16,7 +16,7 @@ class WebConfig:
     secret_key: bytes  # 32 bytes: the session cookie's encryption key
     routing: Path | None = None
     prompts: Path | None = None
-    # the wallboard reads the store this often: with the writer's 0.25 s linger and its commit,
+    # the wallboard reads the store this often: with the writer's 0.5 s linger and its commit,
     # a change is on screen within about a second, under the 2 s issue 11 allows on a busy host
     poll_seconds: float = 0.5
     agency: Path | None = None  # the Ministry report's agency TOML (None: the example file)

@@ -70,6 +70,10 @@ QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
 # transaction (with its rollup reads) costs far more than a record in it, and a call's steps
 # arrive a few at a time. Cut short by a full batch and by drain() / stop().
 LINGER_SECONDS = 0.5
+# At most this many records per batch: the writer's work on a batch runs partly on the calls'
+# event loop, and a batch of 500 at 300 call set-ups/s held it long enough to show in the set-up
+# p99 (benchmarks.calls); at 10 calls/s a 0.5 s batch is about 50 records, far under it.
+BATCH_SIZE = 200
 TRIM_SECONDS = 30.0  # how often freed memory is given back (ivr.store.memory)
 
 
@@ -79,7 +83,7 @@ class StoreWriter:
         engine: AsyncEngine,
         spool_dir: Path,
         *,
-        batch_size: int = 500,
+        batch_size: int = BATCH_SIZE,
         queue_size: int = 50_000,
         retry_seconds: float = 2.0,
         linger_seconds: float = LINGER_SECONDS,

@@ -417,6 +417,9 @@ def desk_xml(kind: str, ring_ms: int = 2000, talk_ms: int | None = 4000) -> str:
     return "".join(out)
 
 
+DESK_GRACE_SECONDS = 3.0  # how long a desk phone may take to end its call when SIPp is closed
+
+
 class Sipp:
     """Runs SIPp processes in ``folder``; every one of them is stopped by :meth:`close`."""
 
@@ -494,7 +497,18 @@ class Sipp:
         )
 
     async def close(self) -> dict[str, str]:
-        """Stops every SIPp still running; returns those that had already failed, with why."""
+        """Stops every SIPp still running; returns those that had already failed, with why.
+
+        A desk phone still running is first given :data:`DESK_GRACE_SECONDS` to end its call
+        itself: a controller's call may end before Asterisk's BYE to the desk has been answered,
+        and a BYE nobody answers is sent again for 32 s, to the next call's phone on that port,
+        which took it for a call of its own and never answered its INVITE (seen in CI: a desk
+        that rang 15 s unanswered)."""
+        desks = [p for n, p in self.procs.items() if n.startswith("desk-") and p.returncode is None]
+        if desks:
+            await asyncio.wait(
+                [asyncio.ensure_future(p.wait()) for p in desks], timeout=DESK_GRACE_SECONDS
+            )
         failed = {
             name: (self.folder / f"{name}.err").read_text(errors="replace")[-500:]
             if (self.folder / f"{name}.err").exists()

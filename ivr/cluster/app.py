@@ -140,7 +140,7 @@ class ClusterApp(StasisApp):
             conversations=len(taken.conversations),
         )
 
-    async def _claim(self, peer: str, taken: Taken) -> list[str]:
+    async def _claim(self, peer: str, taken: Taken) -> dict[str, str]:
         """The calls taken over become this controller's in the store before the dead one's
         lease ends (ivr.cluster.resume.claim_taken says why)."""
         channels = taken.callers + [t.caller for t in taken.conversations]
@@ -148,14 +148,13 @@ class ClusterApp(StasisApp):
             return await resume.claim_taken(self.engine, peer, self.controller, channels)
         except SQLAlchemyError as e:  # the database away: the sweep closes them, as before
             log.warning("không ghi được quyền giữ cuộc gọi đã nhận", error=str(e)[:200])
-            return []
+            return {}
 
-    async def _settle(self, callers: list[str], claimed: list[str]) -> None:
+    async def _settle(self, callers: list[str], claimed: dict[str, str]) -> None:
         """A caller moved here that never arrives (it hung up during the move) has no session
         to end its call: past the arrival wait its claimed row is closed as interrupted."""
         await asyncio.sleep(self.arrival_seconds)
-        lost = {c for c in callers if c not in self.taken}
-        keys = [k for k in claimed if k.rsplit("/", 1)[-1] in lost]
+        keys = [claimed[c] for c in callers if c not in self.taken and c in claimed]
         if keys:
             try:
                 await interrupt(self.engine, keys)

@@ -118,17 +118,19 @@ async def held_by_others(engine: AsyncEngine, dead: str) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in keys}
 
 
-async def claim_taken(engine: AsyncEngine, dead: str, me: str, channels: list[str]) -> list[str]:
+async def claim_taken(
+    engine: AsyncEngine, dead: str, me: str, channels: list[str]
+) -> dict[str, str]:
     """Make ``me`` the owner of the dead controller's calls in progress on ``channels`` (the
     callers moved here, the conversations adopted) before its lease is ended: the sweep that
     follows the lease's end closes only the calls nobody took over. Without it, a sweep that came
     before the survivor's first write of a resumed call closed it as `interrupted`, and the
     survivor's later writes could not open it again (a real run: answered by the desk, recorded
-    as interrupted by the dead controller). The keys claimed."""
+    as interrupted by the dead controller). The keys claimed, by channel."""
     if not channels:
-        return []
+        return {}
     async with engine.begin() as conn:
-        keys = await conn.scalars(
+        rows = await conn.execute(
             update(Call)
             .where(
                 Call.controller == dead,
@@ -136,9 +138,9 @@ async def claim_taken(engine: AsyncEngine, dead: str, me: str, channels: list[st
                 Call.channel_id.in_(channels),
             )
             .values(controller=me)
-            .returning(Call.id)
+            .returning(Call.channel_id, Call.id)
         )
-        return list(keys)
+        return {row.channel_id: row.id for row in rows}
 
 
 async def load(engine: AsyncEngine, key: str) -> Stored:

@@ -12,17 +12,20 @@ from pathlib import Path
 import pytest
 import structlog
 from sqlalchemy import func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.engine import run_call
-from ivr.flow.record import CallObserver, FanOut, MemoryObserver
+from ivr.flow.record import CallObserver, CallTrace, FanOut, MemoryObserver, Step
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
 from ivr.sim.dry_run import FakeSession
 from ivr.sim.harness import Harness
 from ivr.sim.scripts import ClerkKind, Clerks
+from ivr.store import sql
 from ivr.store import writer as writer_module
 from ivr.store.db import check, downgrade, make_engine, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
+from ivr.store.rows import Op
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, CallStep, Voicemail
@@ -241,5 +244,44 @@ async def test_voicemails_list_new_first(db_url: str, routing: Routing, tmp_path
     assert await set_voicemail_status(engine, first.id, "heard", "Lan", DAY)
     statuses = [v.status for v in await list_voicemails(engine)]
     assert statuses == ["new", "new", "heard"]
+    await writer.stop()
+    await engine.dispose()
+
+
+async def test_steps_handed_over_live_are_written_once_and_the_end_adds_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's steps reach the writer one by one; its end carries them all again. The writer
+    writes each once: the end adds only the steps it had not been given (here the last one, and
+    every step of a call it never saw start)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite'}")
+    await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite'}")
+    writer = StoreWriter(engine, tmp_path / "spool", linger_seconds=0)
+    await writer.start()
+    at = DAY.astimezone(dt.UTC)
+    steps = [Step(f"n{i}", "prompt", "played", at=at + dt.timedelta(seconds=i)) for i in range(4)]
+    written: list[tuple[str, int]] = []  # the steps the writer sends to the database
+
+    async def write_ops(engine: AsyncEngine, ops: list[Op], controller: str = "") -> None:
+        written.extend((row["call_id"], row["seq"]) for kind, row in ops if kind == "step")
+        await sql.write_ops(engine, ops, controller)
+
+    monkeypatch.setattr(writer_module, "write_ops", write_ops)
+
+    live = CallTrace(CallInfo("live.1", "0912345678"), "v1", at)
+    writer.call_started(live.snapshot())
+    for s in steps[:3]:
+        writer.call_step(live.snapshot().key, live.add(s))
+    live.add(steps[3])  # given only with the call's end
+    writer.call_ended(live.snapshot(at + dt.timedelta(seconds=9)))
+    unseen = CallTrace(CallInfo("unseen.1", "0912345679"), "v1", at, steps=list(steps))
+    writer.call_ended(unseen.snapshot(at + dt.timedelta(seconds=9)))
+    assert await writer.sync()
+
+    assert sorted(written) == [(k, i) for k in ("live.1", "unseen.1") for i in range(4)]
+    for key in ("live.1", "unseen.1"):
+        stored = await get_call(engine, key)
+        assert stored is not None
+        assert [(s.node, s.at) for s in stored.steps] == [(s.node, s.at) for s in steps]
     await writer.stop()
     await engine.dispose()

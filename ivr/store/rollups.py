@@ -58,6 +58,7 @@ VALUES = (
     "wait_sum",
     "talk_sum",
 )
+FACT_STEPS = frozenset(STEP_KINDS)  # a step of another kind changes no call's facts
 DEFAULTS = Options()  # the thresholds the rollups count with (short abandon, service level)
 CHUNK = 500
 

@@ -49,7 +49,8 @@ _LIMITS = {
 
 def clean(text: str, limit: int | None = None) -> str:
     """``text`` as any backend can store it, at most ``limit`` characters."""
-    text = _UNSTORABLE.sub(REPLACEMENT, text)
+    if not text.isascii() or "\x00" in text:  # most are plain ASCII: no regex for those
+        text = _UNSTORABLE.sub(REPLACEMENT, text)
     return text if limit is None else text[:limit]
 
 
@@ -106,11 +107,15 @@ def cause_row(call_id: str, cause: int, text: str) -> Row:
     return bounded("cause", {"id": call_id, "hangup_cause": cause, "hangup_cause_text": text})
 
 
-def final_ops(r: CallRecord) -> list[Op]:
-    """Everything a finished call writes: its row, all its steps, its voicemail, its survey
-    answer (the key pressed at a survey node, with the branch, unit and desk of the call)."""
+def final_ops(r: CallRecord, steps_from: int = 0) -> list[Op]:
+    """Everything a finished call writes: its row, its steps from ``steps_from`` on (those
+    before were handed over one by one as they happened), its voicemail, its survey answer
+    (the key pressed at a survey node, with the branch, unit and desk of the call)."""
     ops: list[Op] = [("call", call_row(r))]
-    ops += [("step", step_row(r.channel_id, i, s)) for i, s in enumerate(r.steps)]
+    ops += [
+        ("step", step_row(r.channel_id, i, s))
+        for i, s in enumerate(r.steps[steps_from:], start=steps_from)
+    ]
     if r.voicemail is not None:
         v = r.voicemail
         ops.append(

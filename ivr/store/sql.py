@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import BindParameter
 
-from ivr.store.rollups import kept
+from ivr.store.rollups import FACT_STEPS, kept
 from ivr.store.rows import Op
 from models import Call, CallStep, SurveyAnswer, Voicemail
 
@@ -54,7 +54,9 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
         else:
             grouped[kind].append(row)
     grouped["call"] = list(calls.values())
-    touched = set(calls) | {row["call_id"] for row in grouped["step"]}
+    # the calls whose facts this batch can change: a step of a kind no report reads (a prompt
+    # played, a survey key) changes none, and most of a call's batches hold only such steps
+    touched = set(calls) | {row["call_id"] for row in grouped["step"] if row["kind"] in FACT_STEPS}
     async with engine.begin() as conn, kept(conn, touched):  # rollups change with the calls
         for kind in ("call", "step", "voicemail"):
             if grouped[kind]:

@@ -130,8 +130,10 @@ class StoreWriter:
         self._put(("step", step_row(call_key, seq, step)))
 
     def call_ended(self, record: CallRecord) -> None:
-        self._seq.pop(record.key, None)
-        for op in keyed(final_ops(record), record, self.owner.id):
+        # the steps handed over one by one are queued already, in order, with these numbers:
+        # writing them again cost as much as the first time, for rows the database then ignores
+        seen = self._seq.pop(record.key, 0)
+        for op in keyed(final_ops(record, seen), record, self.owner.id):
             self._put(op)
 
     def call_cause(self, channel_id: str, cause: int, text: str) -> None:

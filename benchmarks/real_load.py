@@ -57,6 +57,7 @@ class Options:
     json: bool = False
     profile: Path | None = None  # py-spy's collapsed stacks of the controller, written here
     ivr_only: bool = False  # skip the dialplan step (while profiling the controller)
+    max_calls: int | None = None  # ivr run's max_calls (None: as shipped, 400)
 
     @property
     def calls(self) -> int:
@@ -342,9 +343,17 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--talk-ms", type=int, default=2000, help="talk before the caller hangs up")
     p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of ivr run, to FILE")
     p.add_argument("--ivr-only", action="store_true", help="skip the dialplan menu's step")
+    p.add_argument(
+        "--max-calls",
+        type=int,
+        help="ivr run's max_calls: past this many calls in progress it sheds (default: as "
+        "shipped, 400; 0: no limit)",
+    )
     a = p.parse_args(argv)
     if not 0 < a.rate <= 50 or not 0 < a.seconds <= 300:
         p.error("--rate must be in (0, 50] and --seconds in (0, 300]")
+    if a.max_calls is not None and a.max_calls < 0:
+        p.error("--max-calls must be 0 (no limit) or more")
     return Options(
         a.rate,
         a.seconds,
@@ -355,6 +364,7 @@ def parse_args(argv: list[str] | None) -> Options:
         a.json,
         a.profile.resolve() if a.profile else None,
         a.ivr_only,
+        a.max_calls,
     )
 
 
@@ -369,7 +379,7 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
                 results["dialplan"] = run_step(
                     pbx, opts, "dialplan", MENU_SERVICE, "09901", folder / "dialplan", None
                 )
-            controller = Controller(pbx, folder / "ivr-run", opts.ami)
+            controller = Controller(pbx, folder / "ivr-run", opts.ami, opts.max_calls)
             try:
                 results["ivr"] = run_step(
                     pbx, opts, "ivr", IVR_SERVICE, "09902", folder / "ivr", controller
@@ -401,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['cores']} cores, {m['cpu']}; Python {m['python']}; Asterisk {version}; "
         f"{opts.calls} calls at {opts.rate:g}/s for {opts.seconds:g} s, keys as "
         f"{'RFC 4733' if opts.rfc4733 else 'SIP INFO'}, AMI {'on' if opts.ami else 'off'}"
+        + ("" if opts.max_calls is None else f", ivr max_calls {opts.max_calls}")
     )
     if opts.json:
         print(header, notes, file=sys.stderr)

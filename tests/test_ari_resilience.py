@@ -15,7 +15,7 @@ from ivr.ari.events import Backoff, EventStream
 from ivr.flow.record import Disposition, MemoryObserver
 from ivr.routing.model import Routing
 from ivr.sim.harness import Harness
-from ivr.sim.http import AsteriskSim
+from ivr.sim.http import AsteriskSim, Fault
 from ivr.sim.scripts import CallerScript, Clerks, Hangup, Press
 
 from .conftest import vn_time
@@ -288,3 +288,27 @@ async def test_a_prompt_asterisk_loses_after_a_bridge_does_not_strand_the_caller
         assert "survey-question" not in call.heard
         assert ("answered", "5") not in survey
     assert record.path[-1] == "goodbye"
+
+
+async def test_the_desks_are_dialled_without_waiting_for_the_menu_prompt_to_stop(
+    routing: Routing,
+) -> None:
+    """The key cuts the menu short; stopping the prompt and dialling both go out at once, so
+    the desk rings one round trip sooner. Here Asterisk takes 15 s to answer the stop (the
+    client gives up after 12 s): the desks ring all the same, and the call goes on."""
+    observer = MemoryObserver()
+    stop = ("DELETE", "/playbacks/{playbackId}")
+    async with Harness(
+        routing, observer, speed=SPEED, clerks=CLERKS, clock=lambda: DAY, request_timeout=12
+    ) as h:
+        h.sim.faults[stop] = Fault(status=204, body={}, stall=15, perform=True, times=1)
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
+        # played once the desks are dialled; in the old order, 12 s at least after the key
+        await asyncio.wait_for(call.reached("prompt:please-hold"), 8)
+        seen = [(r.method, r.route) for r in h.sim.requests]
+        assert seen.index(stop) < seen.index(("POST", "/channels")), seen
+        await asyncio.wait_for(call.done, 30)
+        await h.idle()
+    (record,) = observer.done
+    assert record.disposition is Disposition.ANSWERED
+    assert record.endpoint == "PJSIP/cchc-4a"

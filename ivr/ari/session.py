@@ -105,6 +105,7 @@ class AriCallSession:
         self._legs: dict[str, str] = {}  # leg channel id → endpoint
         self._dropping: set[str] = set()  # legs hung up, still routed here until they end
         self._waiting_music: str | None = None  # what the caller hears while desks ring
+        self._behind: set[asyncio.Task[None]] = set()  # clean-up requests not waited for
         self.retry_delays: Sequence[float] = GIVE_UP_RETRY_DELAYS
 
     @property
@@ -301,10 +302,18 @@ class AriCallSession:
                 if kind == "PlaybackStarted" and about_ours:
                     started = True
                 if interruptible and self._digits:
-                    await self._quietly(self.client.stop_playback(playback_id))
+                    self._stop_behind(playback_id)
                     return
         finally:
             self._playing = None
+
+    def _stop_behind(self, playback_id: str) -> None:
+        """Stop a prompt the caller's key cut short without waiting for Asterisk's answer: what
+        the key leads to (the desks dialled, the next prompt) is asked for at once, one round
+        trip sooner. A prompt asked for meanwhile queues behind the one being stopped."""
+        task = asyncio.create_task(self._quietly(self.client.stop_playback(playback_id)))
+        self._behind.add(task)
+        task.add_done_callback(self._behind.discard)
 
     async def _start_playback(self, media: list[str]) -> str:
         playback_id = self._new_id("pb")

@@ -43,10 +43,10 @@ OWN = {
     "IVR_ASTERISK_AGI_PORT": "14673",
     "IVR_ASTERISK_PHONE_PORT": "15170",
     "IVR_ASTERISK_CALLER_PORT": "15400",
-    # 5,000 RTP instances (a port pair each): 1,000 ports ran out at 16 calls/s, where each
-    # caller and each ringing desk holds a pair; the tests' Asterisk keeps 20000-20999
-    "IVR_ASTERISK_RTP_START": "22000",
-    "IVR_ASTERISK_RTP_END": "31999",
+    # 1,500 RTP port pairs (ivr.sim.sipp.own_asterisk): 1,000 ports ran out at 16 calls/s,
+    # where each caller and each ringing desk holds a pair
+    "IVR_ASTERISK_RTP_START": "33000",
+    "IVR_ASTERISK_RTP_END": "35999",
 }
 TESTS_ROOT = Path("/var/cache/ivr/asterisk-root")
 

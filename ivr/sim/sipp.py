@@ -591,9 +591,11 @@ def asterisk_script(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def own_asterisk(name: str, offset: int) -> dict[str, str]:
     """scripts/asterisk's settings for an Asterisk of its own beside the tests' shared one: its
     cache ``/var/cache/ivr-<name>``, its state ``/run/ivr-<name>-asterisk``, and its ports, each
-    the shared one's default plus ``100 * offset`` (RTP: a range of 1,000 from
-    ``20000 + 1000 * offset``). Two users with distinct names and offsets (1 to 9) share
-    nothing, so they can run together."""
+    the shared one's default plus ``100 * offset`` (RTP: a range of 3,000 from
+    ``33000 + 3000 * (offset - 1)``, clear of the tests' own 20000-20999 and of their SIPp
+    phones' media ports, 16000 on and 30000-31999; 1,000 ran out under the load benchmark at
+    16 calls/s). Two users with distinct names and offsets (1 to 9) share nothing, so they can
+    run together."""
     if not 1 <= offset <= 9:
         raise ValueError(f"offset must be 1 to 9, not {offset}")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
@@ -605,8 +607,8 @@ def own_asterisk(name: str, offset: int) -> dict[str, str]:
         "IVR_ASTERISK_STATE": f"/run/ivr-{name}-asterisk",
         **{f"IVR_ASTERISK_{k}_PORT": str(v + step) for k, v in ports.items()},
         "IVR_ASTERISK_CALLER_PORT": str(15300 + step),
-        "IVR_ASTERISK_RTP_START": str(20000 + 10 * step),
-        "IVR_ASTERISK_RTP_END": str(20999 + 10 * step),
+        "IVR_ASTERISK_RTP_START": str(33000 + 3000 * (offset - 1)),
+        "IVR_ASTERISK_RTP_END": str(35999 + 3000 * (offset - 1)),
     }
 
 

@@ -23,7 +23,7 @@ from ivr.sim.harness import Harness
 from ivr.sim.scripts import ClerkKind, Clerks
 from ivr.store import sql
 from ivr.store import writer as writer_module
-from ivr.store.db import check, downgrade, make_engine, upgrade
+from ivr.store.db import check, downgrade, make_engine, sqlite_url, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
 from ivr.store.rows import Op
 from ivr.store.writer import StoreWriter
@@ -254,8 +254,9 @@ async def test_steps_handed_over_live_are_written_once_and_the_end_adds_the_rest
     """A call's steps reach the writer one by one; its end carries them all again. The writer
     writes each once: the end adds only the steps it had not been given (here the last one, and
     every step of a call it never saw start)."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite'}")
-    await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite'}")
+    url = sqlite_url(tmp_path)
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url)
     writer = StoreWriter(engine, tmp_path / "spool", linger_seconds=0)
     await writer.start()
     at = DAY.astimezone(dt.UTC)

@@ -3,8 +3,14 @@ Asterisk and of the callers' RFC 4733 events, and what it says: for each call, t
 caller's key being final (the first end-of-event packet of the key, or the SIP INFO) to the
 first INVITE reaching one of the branch's desks for that caller.
 
+Given ARI's port, it also captures ARI's HTTP and websocket (plain text on loopback) and splits
+that time in three: Asterisk's (the key → its ChannelDtmfReceived event on the websocket), the
+controller's (the event → its first originate request, POST /ari/channels), and Asterisk's again
+(the originate → the INVITE to the desk).
+
 Calls are told apart by the caller's number (the From of the caller's INVITE and of the desk's
-INVITE); a caller's RTP goes to the port Asterisk gave in its 200 OK.
+INVITE, the caller of the ARI event, the <number> of the originate's callerId); a caller's RTP
+goes to the port Asterisk gave in its 200 OK.
 """
 
 from __future__ import annotations
@@ -23,14 +29,23 @@ _FROM_USER = re.compile(rb"^(?:From|f)\s*:[^\r\n]*?sip:([^@;>\s]+)@", re.I | re.
 _CALL_ID = re.compile(rb"^(?:Call-ID|i)\s*:\s*(\S+)", re.I | re.M)
 _CSEQ = re.compile(rb"^CSeq\s*:\s*\d+\s+(\w+)", re.I | re.M)
 _MEDIA = re.compile(rb"^m=audio (\d+)", re.M)
+# an ARI event as Asterisk writes it (compact JSON) on the websocket: the key's event and its
+# channel's caller; and the originate's callerId query parameter, "name" <number> URL-encoded
+_DTMF_EVENT = re.compile(
+    rb'"type":\s*"ChannelDtmfReceived".*?"caller":\s*\{[^{}]*?"number":\s*"([^"]*)"', re.S
+)
+_ORIGINATE = re.compile(rb"^POST /ari/channels\?[^ ]*?callerId=[^& ]*?%3C([^%& ]+)%3E", re.M)
 
 
 class Capture:
-    """tcpdump on lo, only UDP to/from Asterisk's SIP port and RTP packets of payload type 101."""
+    """tcpdump on lo, only UDP to/from Asterisk's SIP port, RTP packets of payload type 101 and,
+    given ``ari_port``, TCP to/from ARI's HTTP port."""
 
-    def __init__(self, path: Path, sip_port: int) -> None:
+    def __init__(self, path: Path, sip_port: int, ari_port: int | None = None) -> None:
         self.path = path
-        bpf = f"udp and (port {sip_port} or (udp[9] & 0x7f) = {RTP_EVENT_PT})"
+        bpf = f"(udp and (port {sip_port} or (udp[9] & 0x7f) = {RTP_EVENT_PT}))"
+        if ari_port is not None:
+            bpf += f" or (tcp port {ari_port})"
         self.proc = subprocess.Popen(
             ["tcpdump", "-i", "lo", "-n", "-U", "-w", str(path), bpf],
             stdin=subprocess.DEVNULL,
@@ -63,10 +78,12 @@ class Packet:
     src_port: int
     dst_port: int
     payload: bytes
+    tcp: bool = False
 
 
 def read_pcap(path: Path) -> Iterator[Packet]:
-    """UDP over IPv4 from a pcap file (Ethernet, as tcpdump writes lo, or Linux cooked)."""
+    """UDP and TCP over IPv4 from a pcap file (Ethernet, as tcpdump writes lo, or Linux
+    cooked); TCP segments with no payload are left out."""
     data = path.read_bytes()
     if len(data) < 24:
         return
@@ -85,11 +102,16 @@ def read_pcap(path: Path) -> Iterator[Packet]:
         frame = data[offset + 16 : offset + 16 + size]
         offset += 16 + size
         ip = frame[skip:]
-        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] not in (6, 17):
             continue
-        udp = ip[(ip[0] & 0x0F) * 4 :]
-        src, dst = struct.unpack("!HH", udp[:4])
-        yield Packet(sec + frac / (1e9 if nano else 1e6), src, dst, udp[8:])
+        at = sec + frac / (1e9 if nano else 1e6)
+        total = struct.unpack("!H", ip[2:4])[0] or len(ip)  # 0: a segmentation offload's
+        segment = ip[(ip[0] & 0x0F) * 4 : total]
+        src, dst = struct.unpack("!HH", segment[:4])
+        if ip[9] == 17:
+            yield Packet(at, src, dst, segment[8:])
+        elif len(segment) >= 20 and len(segment) > (segment[12] >> 4) * 4:
+            yield Packet(at, src, dst, segment[(segment[12] >> 4) * 4 :], tcp=True)
 
 
 @dataclass
@@ -98,36 +120,82 @@ class _Call:
     media_port: int = 0
     key_at: float | None = None
     invite_at: float | None = None
+    event_at: float | None = None  # ARI's ChannelDtmfReceived on the websocket
+    originate_at: float | None = None  # the controller's first POST /ari/channels
+
+
+PARTS = {  # what the key → INVITE time is made of when ARI is captured: (from, to)
+    "key_to_event": ("key_at", "event_at"),
+    "event_to_originate": ("event_at", "originate_at"),
+    "originate_to_invite": ("originate_at", "invite_at"),
+}
 
 
 @dataclass
 class KeyToInvite:
-    """Per caller number: when the key was final, when the first desk INVITE arrived."""
+    """Per caller number: when the key was final, when the first desk INVITE arrived (and, ARI
+    captured, when Asterisk sent the key's event and when the controller asked for a desk)."""
 
     calls: dict[str, _Call] = field(default_factory=dict)
 
     def latencies_ms(self) -> list[float]:
-        return sorted(
-            (c.invite_at - c.key_at) * 1000
-            for c in self.calls.values()
-            if c.key_at is not None and c.invite_at is not None
-        )
+        return self._between("key_at", "invite_at")
+
+    def parts_ms(self) -> dict[str, list[float]]:
+        """Per part of :data:`PARTS`, sorted, over the calls with all four times (none without
+        an ARI capture: a dialplan menu makes no ARI traffic)."""
+        whole = {
+            n
+            for n, c in self.calls.items()
+            if None not in (c.key_at, c.event_at, c.originate_at, c.invite_at)
+        }
+        return {name: self._between(a, b, whole) for name, (a, b) in PARTS.items()}
+
+    def _between(self, first: str, then: str, only: set[str] | None = None) -> list[float]:
+        found = []
+        for number, c in self.calls.items():
+            a, b = getattr(c, first), getattr(c, then)
+            if a is not None and b is not None and (only is None or number in only):
+                found.append((b - a) * 1000)
+        return sorted(found)
 
 
 def key_to_invite(
-    packets: Iterator[Packet], prefix: str, sip_port: int, desk_ports: set[int]
+    packets: Iterator[Packet],
+    prefix: str,
+    sip_port: int,
+    desk_ports: set[int],
+    ari_port: int | None = None,
 ) -> KeyToInvite:
     out = KeyToInvite()
     by_call_id: dict[bytes, str] = {}
     by_media: dict[int, str] = {}
     for p in packets:
-        if sip_port in (p.src_port, p.dst_port):
+        if p.tcp:
+            if ari_port is not None and ari_port in (p.src_port, p.dst_port):
+                _ari(p, out, ari_port)
+        elif sip_port in (p.src_port, p.dst_port):
             _sip(p, out, prefix, sip_port, desk_ports, by_call_id, by_media)
         elif p.dst_port in by_media and _is_key_end(p.payload):
             call = out.calls[by_media[p.dst_port]]
             if call.key_at is None:
                 call.key_at = p.at
     return out
+
+
+def _ari(p: Packet, out: KeyToInvite, ari_port: int) -> None:
+    """The first key event Asterisk sends about a caller after the key, and the controller's
+    first originate for that caller after it."""
+    if p.src_port == ari_port:
+        for m in _DTMF_EVENT.finditer(p.payload):
+            call = out.calls.get(m.group(1).decode(errors="replace"))
+            if call is not None and call.key_at is not None and call.event_at is None:
+                call.event_at = p.at
+        return
+    for m in _ORIGINATE.finditer(p.payload):
+        call = out.calls.get(m.group(1).decode(errors="replace"))
+        if call is not None and call.event_at is not None and call.originate_at is None:
+            call.originate_at = p.at
 
 
 def _sip(

@@ -122,6 +122,11 @@ class Pbx:
     def sip_port(self) -> int:
         return int(self.sip.rpartition(":")[2])
 
+    @property
+    def ari_port(self) -> int:
+        """ARI's HTTP port (IVR_TEST_ARI_URL: http://127.0.0.1:PORT/ari)."""
+        return int(self.env["IVR_TEST_ARI_URL"].rsplit(":", 1)[1].split("/", 1)[0])
+
     def prompt_ms(self, prompt: str, prefix: str = "hotline", language: str = "vi") -> int:
         """How long an installed prompt plays (its 16 kHz signed-linear file)."""
         path = self.root / "usr/share/asterisk/sounds" / language / prefix / f"{prompt}.sln16"

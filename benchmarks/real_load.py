@@ -141,7 +141,8 @@ def run_step(
     folder.mkdir(parents=True, exist_ok=True)
     plan = Plan.of(pbx, opts)
     ports = desk_ports(pbx)
-    capture = Capture(folder / "sip.pcap", pbx.sip_port)
+    ari_port = pbx.ari_port if controller is not None else None  # a dialplan menu makes no ARI
+    capture = Capture(folder / "sip.pcap", pbx.sip_port, ari_port)
     procs: list[SippProcess] = []
     try:
         channels_before = {c["id"] for c in pbx.channels()}
@@ -219,9 +220,11 @@ def run_step(
         capture.stop()
     counts = callers.counts()
     desk_counts = procs[0].counts()
-    latencies = key_to_invite(
-        read_pcap(capture.path), prefix, pbx.sip_port, set(ports.values())
-    ).latencies_ms()
+    measured = key_to_invite(
+        read_pcap(capture.path), prefix, pbx.sip_port, set(ports.values()), ari_port
+    )
+    latencies = measured.latencies_ms()
+    parts = measured.parts_ms() if ari_port is not None else None
     attempted = counts.created
     return {
         "attempted": attempted,
@@ -233,6 +236,13 @@ def run_step(
         "key_to_invite_ms": {
             "p50": _round(percentile(latencies, 50)),
             "p99": _round(percentile(latencies, 99)),
+        },
+        # where that time went (ivr only): Asterisk's part, the controller's, Asterisk's again
+        "key_to_invite_parts_ms": None
+        if parts is None
+        else {
+            name: {"p50": _round(percentile(v, 50)), "p99": _round(percentile(v, 99))}
+            for name, v in parts.items()
         },
         "leaked_bridges": len(bridges),
         "leaked_channels": len(left),
@@ -305,27 +315,33 @@ ROWS = [  # (label, key, sub-key)
     ("controller CPU ms/call", "controller_cpu_ms_per_call", ""),
     ("key → desk INVITE p50 ms", "key_to_invite_ms", "p50"),
     ("key → desk INVITE p99 ms", "key_to_invite_ms", "p99"),
+    ("· Asterisk: key → event p50/99", "key_to_invite_parts_ms", "key_to_event"),
+    ("· ivr: event → originate", "key_to_invite_parts_ms", "event_to_originate"),
+    ("· Asterisk: originate → INVITE", "key_to_invite_parts_ms", "originate_to_invite"),
     ("leaked bridges", "leaked_bridges", ""),
     ("leaked channels", "leaked_channels", ""),
 ]
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    def cell(v: object) -> str:
+    def cell(side: str, key: str, sub: str) -> str:
+        value = results.get(side, {}).get(key)
+        if sub and isinstance(value, dict):
+            value = value.get(sub)
+        if isinstance(value, dict):  # a part of the key → INVITE time: p50 / p99
+            value = f"{cell_of(value.get('p50'))} / {cell_of(value.get('p99'))}"
+        return cell_of(value)
+
+    def cell_of(v: object) -> str:
         return "—" if v is None else str(v)
 
-    empty = {key: {"p50": None, "p99": None} if sub else None for _, key, sub in ROWS}
-
     lines = [
-        f"| {'':26} | {'dialplan menu':>14} | {'ivr':>14} |",
-        f"|{'-' * 28}|{'-' * 16}|{'-' * 16}|",
+        f"| {'':31} | {'dialplan menu':>14} | {'ivr':>14} |",
+        f"|{'-' * 33}|{'-' * 16}|{'-' * 16}|",
     ]
     for label, key, sub in ROWS:
-        d, i = (
-            cell(results.get(side, empty)[key][sub] if sub else results.get(side, empty)[key])
-            for side in ("dialplan", "ivr")
-        )
-        lines.append(f"| {label:26} | {d:>14} | {i:>14} |")
+        d, i = (cell(side, key, sub) for side in ("dialplan", "ivr"))
+        lines.append(f"| {label:31} | {d:>14} | {i:>14} |")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ KEYS = {
     "asterisk_cpu_ms_per_call",
     "controller_cpu_ms_per_call",
     "key_to_invite_ms",
+    "key_to_invite_parts_ms",
     "leaked_bridges",
     "leaked_channels",
 }
@@ -60,3 +61,10 @@ def test_real_load_json_both_sides_complete_and_nothing_leaks() -> None:
         assert figures["asterisk_cpu_ms_per_call"] > 0, side
     assert result["dialplan"]["controller_cpu_ms_per_call"] is None
     assert result["ivr"]["controller_cpu_ms_per_call"] > 0
+    # the split of key -> INVITE: Asterisk's real event and originate found for every call
+    assert result["dialplan"]["key_to_invite_parts_ms"] is None
+    parts = result["ivr"]["key_to_invite_parts_ms"]
+    assert set(parts) == {"key_to_event", "event_to_originate", "originate_to_invite"}
+    for name, part in parts.items():
+        assert part["p50"] is not None, (name, parts)
+        assert part["p99"] is not None, (name, parts)

@@ -70,6 +70,10 @@ class AriEvent(TypedDict, total=False):
 # list stopped sending the app its StasisStart of a dialplan Stasis() (measured), and a new reader
 # of an event (the cluster's) keeps working without a change here.
 UNWANTED = (
+    # a leg's progress (3 per desk dialled: a third of a call's events); a busy desk is told by
+    # its hang-up cause, 17 in ChannelHangupRequest and ChannelDestroyed (Asterisk 22.10 sends
+    # both before Dial's BUSY)
+    "Dial",
     "ChannelVarset",
     "ChannelDialplan",
     "ChannelStateChange",

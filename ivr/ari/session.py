@@ -499,9 +499,7 @@ class AriCallSession:
             kind = ev["type"]
             if kind == "StasisStart":
                 return leg
-            if kind == "Dial" and ev.get("dialstatus") == "BUSY":
-                causes[leg] = 17
-            elif kind == "ChannelHangupRequest" and "cause" in ev:
+            if kind == "ChannelHangupRequest" and "cause" in ev:
                 causes.setdefault(leg, int(ev["cause"]))
             elif kind == "ChannelDestroyed":
                 cause = causes.get(leg, int(ev.get("cause", 0)))

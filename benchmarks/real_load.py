@@ -23,6 +23,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ class Options:
     profile: Path | None = None  # py-spy's collapsed stacks of the controller, written here
     ivr_only: bool = False  # skip the dialplan step (while profiling the controller)
     max_calls: int | None = None  # ivr run's max_calls (None: as shipped, 400)
+    runs: int = 1  # steps per side, alternating; figures combined by combine()
 
     @property
     def calls(self) -> int:
@@ -365,7 +367,16 @@ def parse_args(argv: list[str] | None) -> Options:
         help="ivr run's max_calls: past this many calls in progress it sheds (default: as "
         "shipped, 400; 0: no limit)",
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="steps per side, the sides alternating; printed: the median of the CPU and "
+        "latency figures, the worst of the completed, stranded and leaked counts (default 1)",
+    )
     a = p.parse_args(argv)
+    if not 1 <= a.runs <= 9:
+        p.error("--runs must be 1 to 9")
     if not 0 < a.rate <= 50 or not 0 < a.seconds <= 300:
         p.error("--rate must be in (0, 50] and --seconds in (0, 300]")
     if a.max_calls is not None and a.max_calls < 0:
@@ -381,6 +392,7 @@ def parse_args(argv: list[str] | None) -> Options:
         a.profile.resolve() if a.profile else None,
         a.ivr_only,
         a.max_calls,
+        a.runs,
     )
 
 
@@ -390,23 +402,87 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
         pbx.install_menu()
         try:
             version = pbx.version()
-            results: dict[str, dict[str, Any]] = {}
-            if not opts.ivr_only:
-                results["dialplan"] = run_step(
-                    pbx, opts, "dialplan", MENU_SERVICE, "09901", folder / "dialplan", None
-                )
-            controller = Controller(pbx, folder / "ivr-run", opts.ami, opts.max_calls)
-            try:
-                results["ivr"] = run_step(
-                    pbx, opts, "ivr", IVR_SERVICE, "09902", folder / "ivr", controller
-                )
-            finally:
-                controller.stop()
+            steps: dict[str, list[dict[str, Any]]] = {"dialplan": [], "ivr": []}
+            for i in range(opts.runs):  # alternating, so the machine's drift touches both
+                where = "" if opts.runs == 1 else f"-{i + 1}"
+                if not opts.ivr_only:
+                    steps["dialplan"].append(
+                        run_step(
+                            pbx,
+                            opts,
+                            "dialplan",
+                            MENU_SERVICE,
+                            "09901",
+                            folder / f"dialplan{where}",
+                            None,
+                        )
+                    )
+                controller = Controller(pbx, folder / f"ivr-run{where}", opts.ami, opts.max_calls)
+                try:
+                    steps["ivr"].append(
+                        run_step(
+                            pbx,
+                            opts,
+                            "ivr",
+                            IVR_SERVICE,
+                            "09902",
+                            folder / f"ivr{where}",
+                            controller,
+                        )
+                    )
+                finally:
+                    controller.stop()
         finally:
             pbx.remove_menu()
     finally:
         pbx.down()
-    return results, version
+    return {side: combine(found) for side, found in steps.items() if found}, version
+
+
+WORST_LOW = ("completed_caller", "completed_desk")  # the fewest completed
+WORST_HIGH = ("stranded", "leaked_bridges", "leaked_channels")  # the most failed
+
+
+def combine(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's steps as one: the worst of the completed, stranded and leaked counts (a
+    failure in one run is never averaged away), the median of every other figure (CPU,
+    latencies, each part of them); a figure missing from any run is missing."""
+    if len(steps) == 1:
+        return steps[0]
+    out: dict[str, Any] = {}
+    for key, first in steps[0].items():
+        values = [s[key] for s in steps]
+        if key == "_notes":  # the fewest invites matched; settled only if every run was
+            out[key] = {
+                "settled": all(v["settled"] for v in values),
+                "measured_invites": min(v["measured_invites"] for v in values),
+                "runs": values,
+            }
+        elif key in WORST_LOW:
+            out[key] = min(values)
+        elif key in WORST_HIGH:
+            out[key] = max(values)
+        elif isinstance(first, dict) or any(v is None for v in values):
+            out[key] = None if any(v is None for v in values) else combine_nested(values)
+        else:
+            out[key] = _median(values)
+    return out
+
+
+def combine_nested(values: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, first in values[0].items():
+        inner = [v[key] for v in values]
+        if isinstance(first, dict):
+            out[key] = combine_nested(inner)
+        else:
+            out[key] = None if any(x is None for x in inner) else _median(inner)
+    return out
+
+
+def _median(values: list[Any]) -> Any:
+    median = statistics.median(values)
+    return round(median, 2) if isinstance(median, float) else median
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{opts.calls} calls at {opts.rate:g}/s for {opts.seconds:g} s, keys as "
         f"{'RFC 4733' if opts.rfc4733 else 'SIP INFO'}, AMI {'on' if opts.ami else 'off'}"
         + ("" if opts.max_calls is None else f", ivr max_calls {opts.max_calls}")
+        + (
+            ""
+            if opts.runs == 1
+            else f"; {opts.runs} runs a side: medians, the worst of the completed, stranded and "
+            "leaked counts"
+        )
     )
     if opts.json:
         print(header, notes, file=sys.stderr)

@@ -1,5 +1,6 @@
-"""The load benchmark's reading of its loopback capture (benchmarks/capture.py): key → desk
-INVITE per caller, and its three parts when ARI's traffic is captured too."""
+"""The real-Asterisk load benchmark's arithmetic: its reading of the loopback capture
+(benchmarks/capture.py: key → desk INVITE per caller, and its three parts when ARI's traffic is
+captured too), and how several runs of a side combine into one (benchmarks/real_load.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.capture import key_to_invite, percentile, read_pcap
+from benchmarks.real_load import combine
 
 SIP, ARI, DESK, MEDIA, CLIENT = 5060, 8088, 5071, 34000, 40000
 CALLER = "0990200001"
@@ -120,3 +122,36 @@ def test_without_ari_s_port_only_the_whole_time_is_measured(tmp_path: Path) -> N
         "event_to_originate": [],
         "originate_to_invite": [],
     }
+
+
+def step(completed: int, stranded: int, cpu: float | None, p99: float) -> dict[str, object]:
+    return {
+        "attempted": 10,
+        "completed_caller": completed,
+        "completed_desk": completed,
+        "stranded": stranded,
+        "asterisk_cpu_ms_per_call": 50.0,
+        "controller_cpu_ms_per_call": cpu,
+        "key_to_invite_ms": {"p50": 5.0, "p99": p99},
+        "key_to_invite_parts_ms": {"key_to_event": {"p50": 0.5, "p99": p99 / 10}},
+        "leaked_bridges": 0,
+        "leaked_channels": stranded,
+        "_notes": {"settled": stranded == 0, "measured_invites": completed, "folder": "x"},
+    }
+
+
+def test_runs_combine_to_the_median_of_costs_and_the_worst_of_failures() -> None:
+    combined = combine([step(10, 0, 12.0, 20.0), step(9, 1, 18.0, 40.0), step(10, 0, 14.0, 10.0)])
+    assert combined["completed_caller"] == 9  # one run's failure is not averaged away
+    assert combined["stranded"] == 1
+    assert combined["leaked_channels"] == 1
+    assert combined["controller_cpu_ms_per_call"] == 14.0
+    assert combined["key_to_invite_ms"] == {"p50": 5.0, "p99": 20.0}
+    assert combined["key_to_invite_parts_ms"] == {"key_to_event": {"p50": 0.5, "p99": 2.0}}
+    assert combined["_notes"]["settled"] is False
+    assert combined["_notes"]["measured_invites"] == 9
+    # the dialplan menu has no controller: a figure missing from a run stays missing
+    assert (
+        combine([step(10, 0, None, 1.0), step(10, 0, None, 2.0)])["controller_cpu_ms_per_call"]
+        is None
+    )

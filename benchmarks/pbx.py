@@ -15,6 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from ivr.sim.sipp import own_asterisk
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "asterisk"
@@ -34,20 +37,9 @@ class PbxError(Exception):
 # The benchmark's own Asterisk: scripts/asterisk with its own cache, state and ports, so the
 # tests other sessions run on the shared one neither disturb the figures (CPU, channels, the
 # branch's desk ports) nor stop it half-way. Its root is a copy of the tests' cached root.
-OWN = {
-    "IVR_ASTERISK_CACHE": "/var/cache/ivr-bench",
-    "IVR_ASTERISK_STATE": "/run/ivr-bench-asterisk",
-    "IVR_ASTERISK_HTTP_PORT": "18188",
-    "IVR_ASTERISK_SIP_PORT": "15160",
-    "IVR_ASTERISK_AMI_PORT": "15138",
-    "IVR_ASTERISK_AGI_PORT": "14673",
-    "IVR_ASTERISK_PHONE_PORT": "15170",
-    "IVR_ASTERISK_CALLER_PORT": "15400",
-    # 1,500 RTP port pairs (ivr.sim.sipp.own_asterisk): 1,000 ports ran out at 16 calls/s,
-    # where each caller and each ringing desk holds a pair
-    "IVR_ASTERISK_RTP_START": "33000",
-    "IVR_ASTERISK_RTP_END": "35999",
-}
+# (ivr.sim.sipp.own_asterisk, offset 1): 3,000 RTP ports from 33000, since 1,000 ran out at
+# 16 calls/s, where each caller and each ringing desk holds a pair
+OWN = own_asterisk("bench", 1)
 TESTS_ROOT = Path("/var/cache/ivr/asterisk-root")
 
 
@@ -125,7 +117,10 @@ class Pbx:
     @property
     def ari_port(self) -> int:
         """ARI's HTTP port (IVR_TEST_ARI_URL: http://127.0.0.1:PORT/ari)."""
-        return int(self.env["IVR_TEST_ARI_URL"].rsplit(":", 1)[1].split("/", 1)[0])
+        port = urlsplit(self.env["IVR_TEST_ARI_URL"]).port
+        if port is None:
+            raise PbxError(f"no port in IVR_TEST_ARI_URL: {self.env['IVR_TEST_ARI_URL']}")
+        return port
 
     def prompt_ms(self, prompt: str, prefix: str = "hotline", language: str = "vi") -> int:
         """How long an installed prompt plays (its 16 kHz signed-linear file)."""

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+from _pytest.runner import runtestprotocol
 
 from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
@@ -110,13 +111,75 @@ def real_asterisk() -> Iterator[RealAsterisk]:
     starts or shares; `down` lets go of it at the end (the last user stops it)."""
     with calls_lock():
         if os.environ.get("IVR_TEST_ARI_URL"):
-            yield RealAsterisk.from_env(os.environ)
+            yield _remember(RealAsterisk.from_env(os.environ))
             return
         if os.geteuid() != 0 or shutil.which("debootstrap") is None:
             pytest.skip(_INSTALL)
         try:
             with shared_asterisk(ROOT) as pbx:
-                yield pbx
+                yield _remember(pbx)
         except AsteriskUnavailable as e:
             last = str(e).splitlines()[-2:]
             pytest.skip(f"scripts/asterisk up failed: {' / '.join(last)}")
+
+
+# --- an Asterisk crash: scripts/asterisk's keeper starts it again ----------------------------
+# Asterisk 22.10.1 once died of a segfault (in libjansson) during the suite, and every later
+# real-Asterisk test failed against a dead PBX. Now the keeper starts it again on the same
+# configuration (as systemd does in production), later tests wait until it has booted, and a test
+# that failed while it crashed runs once more. The summary names every such crash: it is never
+# silent.
+
+_session_pbx: list[RealAsterisk] = []  # the session's real Asterisk, once a test asked for it
+_crashes_before_session: list[int] = []  # how many the keeper had logged when it was found
+_crashed_during: list[tuple[str, str, list[str]]] = []  # test, what was done, the keeper's lines
+
+
+def _remember(pbx: RealAsterisk) -> RealAsterisk:
+    _session_pbx.append(pbx)
+    _crashes_before_session.append(len(pbx.crashes()))
+    return pbx
+
+
+def _crashes() -> list[str]:
+    return _session_pbx[-1].crashes() if _session_pbx else []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if "real_asterisk" not in getattr(item, "fixturenames", ()):
+        return None  # pytest's own protocol
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    seen = len(_crashes()) if _session_pbx else None
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    if seen is None:  # this test's set-up found the Asterisk
+        seen = _crashes_before_session[-1] if _crashes_before_session else 0
+    crashed = _crashes()[seen:]
+    if crashed:
+        try:
+            _session_pbx[-1].wait_booted()
+        except AsteriskUnavailable as e:
+            _crashed_during.append((item.nodeid, f"failed; Asterisk is not back: {e}", crashed))
+        else:
+            failed = [r.longreprtext.strip().splitlines() for r in reports if r.failed]
+            if failed:
+                why = failed[0][-1] if failed[0] else "?"
+                _crashed_during.append((item.nodeid, f"failed ({why}); run again", crashed))
+                item._initrequest()  # type: ignore[attr-defined]  # fresh function fixtures
+                reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            else:
+                _crashed_during.append((item.nodeid, "passed", crashed))
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _crashed_during:
+        return
+    terminalreporter.section("Asterisk died during these tests (scripts/asterisk restarted it)")
+    for nodeid, done, lines in _crashed_during:
+        terminalreporter.write_line(f"{nodeid}: {done}")
+        for line in lines:
+            terminalreporter.write_line(f"    {line}")

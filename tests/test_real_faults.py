@@ -362,5 +362,63 @@ async def test_a_websocket_cut_mid_call_the_call_goes_on_to_its_end_with_one_row
     assert ("branch-4", "answered") in steps
 
 
+# --- Asterisk itself crashes ---------------------------------------------------------------
+
+
+async def test_after_an_asterisk_crash_the_controller_reconnects_and_serves_the_next_call(
+    real_asterisk: RealAsterisk, routing: Routing, tmp_path: Path
+) -> None:
+    """Asterisk dies of a segfault (22.10.1 did once in this suite); scripts/asterisk's keeper
+    starts it again, as systemd does in production. The controller, never restarted, finds it
+    again by itself and the next caller reaches a desk."""
+    seen = len(real_asterisk.crashes())
+    memory = _Ended()
+    sipp = Sipp(tmp_path, real_asterisk.sip, media_port=32500)
+    ports = _ports(real_asterisk, routing)
+    async with _cutter(real_asterisk) as (proxy, ari_url):  # (never cut: it counts websockets)
+        client = AriClient(
+            ari_url, real_asterisk.ari_user, real_asterisk.ari_password, real_asterisk.ari_app
+        )
+        app = StasisApp(
+            client,
+            lambda: routing,
+            memory,
+            clock=lambda: DAY,
+            recordings_dir=real_asterisk.recordings_dir,
+        )
+        task = asyncio.create_task(app.run())
+        try:
+            await asyncio.wait_for(app.stream.connected.wait(), 10)
+            crashed = real_asterisk.asterisk_pid()
+            os.kill(crashed, signal.SIGSEGV)
+            await asyncio.to_thread(real_asterisk.wait_booted)
+            assert real_asterisk.asterisk_pid() != crashed
+            await asyncio.wait_for(proxy.reopened.wait(), 60)  # the controller's own retry
+            await asyncio.wait_for(app.stream.connected.wait(), 10)
+            await sipp.desk("cchc-4a", ports["PJSIP/cchc-4a"], "answer", 1000, 2000)
+            await sipp.desk("cchc-4b", ports["PJSIP/cchc-4b"], "busy")
+            await sipp.caller(
+                [Keys(1500, "4")], "0977000333", real_asterisk.caller_port, real_asterisk.service
+            )
+            await asyncio.wait_for(memory.ended.wait(), 120)
+        finally:
+            failed = await sipp.close()
+            await app.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.close()
+    desks = {n: why for n, why in failed.items() if n.startswith("desk-")}
+    assert not desks, desks
+    (line,) = real_asterisk.crashes()[seen:]
+    assert f"pid {crashed}" in line, line
+    assert "SEGV" in line, line
+    (record,) = memory.done
+    steps = [(s.node, s.outcome) for s in record.steps]
+    assert record.caller_number == "0977000333"
+    assert record.disposition == "answered", steps
+    assert record.endpoint == "PJSIP/cchc-4a"
+    assert ("branch-4", "answered") in steps
+
+
 if __name__ == "__main__":
     asyncio.run(child())

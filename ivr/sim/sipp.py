@@ -19,6 +19,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -550,6 +551,7 @@ class Pbx:
     agi_port: int = 4573  # where the dialplan's AGI() looks for the FastAGI server
     recordings_host: str = ""  # the recording folder as this machine sees it ("": not shared)
     root: str = ""  # the root Asterisk runs in (its etc/asterisk; `chroot ROOT asterisk -rx`)
+    state: str = ""  # scripts/asterisk's state folder (pid, crashes; "": not one of its own)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Pbx:
@@ -567,7 +569,46 @@ class Pbx:
             agi_port=int(env.get("IVR_TEST_AGI_PORT", "4573")),
             recordings_host=env.get("IVR_TEST_RECORDINGS_HOST", ""),
             root=env.get("IVR_TEST_ASTERISK_ROOT", ""),
+            state=env.get("IVR_TEST_ASTERISK_STATE", ""),
         )
+
+    # --- scripts/asterisk's keeper: it starts Asterisk again after a crash ---------------------
+
+    def crashes(self) -> list[str]:
+        """The keeper's lines, one per crash since `up` ([] when not known)."""
+        if not self.state:
+            return []
+        try:
+            return (Path(self.state) / "crashes").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def asterisk_pid(self) -> int:
+        """The running Asterisk's pid (the keeper rewrites it on each start)."""
+        if not self.state:
+            raise AsteriskUnavailable(
+                "no IVR_TEST_ASTERISK_STATE: not an Asterisk of scripts/asterisk"
+            )
+        return int((Path(self.state) / "pid").read_text())
+
+    def wait_booted(self, timeout: float = 120) -> None:
+        """Block until Asterisk (again) answers its console fully booted: `asterisk -rx` fails
+        at once while none runs, and `core waitfullybooted` returns once it has booted."""
+        if not self.root:
+            raise AsteriskUnavailable("no IVR_TEST_ASTERISK_ROOT: cannot reach its console")
+        deadline = time.monotonic() + timeout
+        command = ["chroot", self.root, "/usr/sbin/asterisk", "-rx", "core waitfullybooted"]
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AsteriskUnavailable(f"Asterisk not booted again within {timeout:.0f} s")
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=left)
+            except subprocess.TimeoutExpired:
+                continue
+            if done.returncode == 0 and "fully booted" in done.stdout.lower():
+                return
+            time.sleep(0.25)  # no console yet: the keeper waits 1 s before starting it
 
 
 @contextmanager

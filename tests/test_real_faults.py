@@ -151,44 +151,46 @@ async def test_a_killed_controller_leaves_the_caller_to_the_fallback_and_the_row
     url = sqlite_url(tmp_path)
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url)
-    sipp = Sipp(tmp_path, real_asterisk.sip, media_port=31000)
-    ports = _ports(real_asterisk, routing)
-    first = await Child.start(real_asterisk, url, tmp_path / "spool")
-    second: Child | None = None
     try:
-        await first.said("READY")
-        # the fallback's Dial rings the operators (HOTLINE_OPERATORS, dialplan/hotline.conf)
-        operator = await sipp.desk("cchc-9a", ports["PJSIP/cchc-9a"], "answer", 1000, 3000)
-        await sipp.desk("cchc-9b", ports["PJSIP/cchc-9b"], "busy")
-        caller = await sipp.caller(
-            [], "0977000111", real_asterisk.caller_port, real_asterisk.service
-        )
-        channel = await first.said("GREETED")  # in the 39 s menu prompt now
-        await first.kill()
-        assert caller.returncode is None, "the call ended with its controller"
-        in_progress = await get_call(engine, channel)
-        assert in_progress is not None
-        assert in_progress.disposition == "in_progress"
+        sipp = Sipp(tmp_path, real_asterisk.sip, media_port=31000)
+        ports = _ports(real_asterisk, routing)
+        first = await Child.start(real_asterisk, url, tmp_path / "spool")
+        second: Child | None = None
+        try:
+            await first.said("READY")
+            # the fallback's Dial rings the operators (HOTLINE_OPERATORS, dialplan/hotline.conf)
+            operator = await sipp.desk("cchc-9a", ports["PJSIP/cchc-9a"], "answer", 1000, 3000)
+            await sipp.desk("cchc-9b", ports["PJSIP/cchc-9b"], "busy")
+            caller = await sipp.caller(
+                [], "0977000111", real_asterisk.caller_port, real_asterisk.service
+            )
+            channel = await first.said("GREETED")  # in the 39 s menu prompt now
+            await first.kill()
+            assert caller.returncode is None, "the call ended with its controller"
+            in_progress = await get_call(engine, channel)
+            assert in_progress is not None
+            assert in_progress.disposition == "in_progress"
 
-        second = await Child.start(real_asterisk, url, tmp_path / "spool")
-        await second.said("READY")
-        async with asyncio.timeout(90):
-            assert await operator.wait() == 0, "the operator's phone did not get the call"
-            assert await caller.wait() == 0, "the caller's call did not end normally"
+            second = await Child.start(real_asterisk, url, tmp_path / "spool")
+            await second.said("READY")
+            async with asyncio.timeout(90):
+                assert await operator.wait() == 0, "the operator's phone did not get the call"
+                assert await caller.wait() == 0, "the caller's call did not end normally"
+        finally:
+            for c in (first, second):
+                if c is not None:
+                    await c.kill()
+            failed = await sipp.close()
+        assert not failed, failed
+        row = await get_call(engine, channel)
+        assert row is not None
+        assert row.disposition == "interrupted"
+        assert tuple(row.path.split(">")) == MENU[:2]  # the steps written before the kill
+        assert row.caller_number == "0977000111"
+        assert row.ended_at is not None
+        assert row.ended_at >= row.started_at
     finally:
-        for c in (first, second):
-            if c is not None:
-                await c.kill()
-        failed = await sipp.close()
-    assert not failed, failed
-    row = await get_call(engine, channel)
-    await engine.dispose()
-    assert row is not None
-    assert row.disposition == "interrupted"
-    assert tuple(row.path.split(">")) == MENU[:2]  # the steps written before the kill
-    assert row.caller_number == "0977000111"
-    assert row.ended_at is not None
-    assert row.ended_at >= row.started_at
+        await engine.dispose()  # also when it failed: a pool left open warns in a later test
 
 
 # --- the websocket cut ---------------------------------------------------------------------
@@ -303,63 +305,68 @@ async def test_a_websocket_cut_mid_call_the_call_goes_on_to_its_end_with_one_row
     url = sqlite_url(tmp_path)
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url)
-    writer = StoreWriter(engine, tmp_path / "spool")
-    await writer.start()
-    memory = _Ended()
-    sipp = Sipp(tmp_path, real_asterisk.sip, media_port=32000)
-    ports = _ports(real_asterisk, routing)
-    async with _cutter(real_asterisk) as (proxy, ari_url):
-        client = AriClient(
-            ari_url, real_asterisk.ari_user, real_asterisk.ari_password, real_asterisk.ari_app
-        )
-        app = StasisApp(
-            client,
-            lambda: routing,
-            FanOut(writer, memory),
-            clock=lambda: DAY,
-            recordings_dir=real_asterisk.recordings_dir,
-        )
-        task = asyncio.create_task(app.run())
-        try:
-            await asyncio.wait_for(app.stream.connected.wait(), 10)
-            # the clerk talks 12 s, then hangs up: the survey and goodbye follow
-            await sipp.desk("cchc-4a", ports["PJSIP/cchc-4a"], "answer", 2000, 12000)
-            await sipp.desk("cchc-4b", ports["PJSIP/cchc-4b"], "busy")
-            await sipp.caller(
-                [Keys(1500, "4")], "0977000222", real_asterisk.caller_port, real_asterisk.service
+    try:
+        writer = StoreWriter(engine, tmp_path / "spool")
+        await writer.start()
+        memory = _Ended()
+        sipp = Sipp(tmp_path, real_asterisk.sip, media_port=32000)
+        ports = _ports(real_asterisk, routing)
+        async with _cutter(real_asterisk) as (proxy, ari_url):
+            client = AriClient(
+                ari_url, real_asterisk.ari_user, real_asterisk.ari_password, real_asterisk.ari_app
             )
-            await asyncio.wait_for(proxy.bridged.wait(), 60)
-            proxy.cut()
-            await asyncio.wait_for(proxy.refused.wait(), 30)  # the controller tried again
-            proxy.allow()
-            await asyncio.wait_for(proxy.reopened.wait(), 30)
-            await asyncio.wait_for(memory.ended.wait(), 120)
-            await writer.drain()
-        finally:
-            failed = await sipp.close()
-            await app.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await client.close()
-            await writer.stop()
-    desks = {n: why for n, why in failed.items() if n.startswith("desk-")}
-    assert not desks, desks
-    (record,) = memory.done
-    row = await get_call(engine, record.channel_id)
-    async with engine.connect() as conn:
-        rows = await conn.scalar(
-            select(func.count()).select_from(Call).where(Call.caller_number == "0977000222")
-        )
-    await engine.dispose()
-    assert rows == 1, "the call was written twice"
-    assert row is not None
-    steps = [(s.node, s.outcome) for s in row.steps]
-    assert row.disposition == "answered", steps
-    assert tuple(row.path.split(">")) == (*MENU, "branch-4", "survey", "goodbye"), steps
-    assert row.endpoint == "PJSIP/cchc-4a"
-    assert row.hangup_by == "system"
-    assert row.talk_seconds > 0
-    assert ("branch-4", "answered") in steps
+            app = StasisApp(
+                client,
+                lambda: routing,
+                FanOut(writer, memory),
+                clock=lambda: DAY,
+                recordings_dir=real_asterisk.recordings_dir,
+            )
+            task = asyncio.create_task(app.run())
+            try:
+                await asyncio.wait_for(app.stream.connected.wait(), 10)
+                # the clerk talks 12 s, then hangs up: the survey and goodbye follow
+                await sipp.desk("cchc-4a", ports["PJSIP/cchc-4a"], "answer", 2000, 12000)
+                await sipp.desk("cchc-4b", ports["PJSIP/cchc-4b"], "busy")
+                await sipp.caller(
+                    [Keys(1500, "4")],
+                    "0977000222",
+                    real_asterisk.caller_port,
+                    real_asterisk.service,
+                )
+                await asyncio.wait_for(proxy.bridged.wait(), 60)
+                proxy.cut()
+                await asyncio.wait_for(proxy.refused.wait(), 30)  # the controller tried again
+                proxy.allow()
+                await asyncio.wait_for(proxy.reopened.wait(), 30)
+                await asyncio.wait_for(memory.ended.wait(), 120)
+                await writer.drain()
+            finally:
+                failed = await sipp.close()
+                await app.stop()
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await client.close()
+                await writer.stop()
+        desks = {n: why for n, why in failed.items() if n.startswith("desk-")}
+        assert not desks, desks
+        (record,) = memory.done
+        row = await get_call(engine, record.channel_id)
+        async with engine.connect() as conn:
+            rows = await conn.scalar(
+                select(func.count()).select_from(Call).where(Call.caller_number == "0977000222")
+            )
+        assert rows == 1, "the call was written twice"
+        assert row is not None
+        steps = [(s.node, s.outcome) for s in row.steps]
+        assert row.disposition == "answered", steps
+        assert tuple(row.path.split(">")) == (*MENU, "branch-4", "survey", "goodbye"), steps
+        assert row.endpoint == "PJSIP/cchc-4a"
+        assert row.hangup_by == "system"
+        assert row.talk_seconds > 0
+        assert ("branch-4", "answered") in steps
+    finally:
+        await engine.dispose()  # also when it failed: a pool left open warns in a later test
 
 
 # --- Asterisk itself crashes ---------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
 
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
@@ -312,3 +314,63 @@ async def test_the_desks_are_dialled_without_waiting_for_the_menu_prompt_to_stop
     (record,) = observer.done
     assert record.disposition is Disposition.ANSWERED
     assert record.endpoint == "PJSIP/cchc-4a"
+
+
+class _AppObjectServer:
+    """ARI's app endpoints, each GET held open until another request on the app arrives (or
+    0.3 s pass): a request that comes in while one is open is counted as an overlap."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.overlaps: list[str] = []
+        self.arrived = asyncio.Event()
+        self.seen: list[str] = []
+        app = web.Application()
+        app.router.add_route("*", "/ari/applications/hotline{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app)
+
+    async def start(self) -> str:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self.runner.addresses[0][1]}/ari"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        what = f"{request.method} {request.path}"
+        self.seen.append(what)
+        if self.open:
+            self.overlaps.append(what)
+        self.arrived.set()
+        self.open += 1
+        try:
+            if request.method == "GET":
+                self.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.arrived.wait(), 0.3)
+            body = {"name": "hotline", "channel_ids": []}
+            return (
+                web.json_response(body) if request.method != "DELETE" else web.Response(status=204)
+            )
+        finally:
+            self.open -= 1
+
+
+async def test_requests_on_the_app_object_never_overlap_in_asterisk() -> None:
+    """Asterisk 22.10.1 reads an app's event filter unlocked while it answers a request with the
+    app's JSON, and a PUT eventFilter frees the filter it replaces: sent together they may use
+    freed memory. The client sends them one at a time, whoever asks."""
+    server = _AppObjectServer()
+    url = await server.start()
+    client = AriClient(url, "ivr", "secret", "hotline")
+    try:
+        await asyncio.gather(
+            client.application(),
+            client.event_filter(["ChannelVarset"]),
+            client.subscribe(["channel:1"]),
+            client.application(),
+            client.unsubscribe(["channel:1"]),
+        )
+    finally:
+        await client.close()
+        await server.runner.cleanup()
+    assert len(server.seen) == 5
+    assert server.overlaps == []

@@ -35,11 +35,7 @@ async def claim(client: AriClient, channel_id: str) -> bool:
 async def follow(client: AriClient, channel_id: str) -> None:
     """Subscribe this app to a channel another controller won (its events, not its control)."""
     try:
-        await client.request(
-            "POST",
-            f"/applications/{client.app}/subscription",
-            {"eventSource": f"channel:{channel_id}"},
-        )
+        await client.subscribe([f"channel:{channel_id}"])
     except (AriError, AriUnavailable) as e:
         log.info("could not follow a channel another controller won", call=channel_id, error=str(e))
 

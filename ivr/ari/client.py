@@ -88,6 +88,12 @@ class AriClient:
         self.link: asyncio.Event | None = None
         self.on_request: Callable[[str, str], None] | None = None  # (method, path), for metrics
         self.on_unreachable: Callable[[str, str], None] | None = None  # an attempt that failed
+        # One request at a time on this app's object: Asterisk 22.10.1 answers a GET, a PUT
+        # eventFilter or a subscription with the app's JSON, reading its event filter without
+        # the app's lock (res/stasis/app.c, stasis_app_event_filter_to_json), while a PUT
+        # eventFilter frees the filter it replaces: together they can use freed memory. The
+        # controller sends both at each connection (filter, then the orphan listing).
+        self._app_object = asyncio.Lock()
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -324,12 +330,26 @@ class AriClient:
     # --- applications -----------------------------------------------------------------------
 
     async def application(self, name: str | None = None) -> Application:
-        return await self.parsed(Application.parse, "GET", f"/applications/{_p(name or self.app)}")
+        async with self._app_object:
+            path = f"/applications/{_p(name or self.app)}"
+            return await self.parsed(Application.parse, "GET", path)
 
     async def event_filter(self, disallowed: Iterable[str]) -> None:
         """Asterisk sends this app every event type but the ``disallowed`` (Asterisk 13.26+)."""
         body = {"allowed": [], "disallowed": [{"type": t} for t in disallowed]}
-        await self.request("PUT", f"/applications/{_p(self.app)}/eventFilter", body=body)
+        async with self._app_object:
+            await self.request("PUT", f"/applications/{_p(self.app)}/eventFilter", body=body)
+
+    async def subscribe(self, sources: Iterable[str]) -> None:
+        """This app also gets the events of ``sources`` (``channel:ID``...)."""
+        params: Params = {"eventSource": ",".join(sources)}
+        async with self._app_object:
+            await self.request("POST", f"/applications/{_p(self.app)}/subscription", params)
+
+    async def unsubscribe(self, sources: Iterable[str]) -> None:
+        params: Params = {"eventSource": ",".join(sources)}
+        async with self._app_object:
+            await self.request("DELETE", f"/applications/{_p(self.app)}/subscription", params)
 
 
 def _object(body: Any) -> dict[str, Any]:

@@ -37,11 +37,8 @@ class Ended:
 async def subscribe(client: AriClient, talk: Conversation) -> None:
     """This app gets both legs' events (their control needs no subscription). Refused or
     unanswered, the legs are still asked after every ``RECHECK_SECONDS``."""
-    sources = ",".join(f"channel:{c}" for c in (talk.caller, talk.leg))
     try:
-        await client.request(
-            "POST", f"/applications/{client.app}/subscription", {"eventSource": sources}
-        )
+        await client.subscribe(f"channel:{c}" for c in (talk.caller, talk.leg))
     except (AriError, AriUnavailable) as e:
         log.warning(
             "could not subscribe to an adopted conversation", call=talk.caller, error=str(e)
@@ -49,11 +46,8 @@ async def subscribe(client: AriClient, talk: Conversation) -> None:
 
 
 async def unsubscribe(client: AriClient, talk: Conversation) -> None:
-    sources = ",".join(f"channel:{c}" for c in (talk.caller, talk.leg))
     with contextlib.suppress(AriError, AriUnavailable):
-        await client.request(
-            "DELETE", f"/applications/{client.app}/subscription", {"eventSource": sources}
-        )
+        await client.unsubscribe(f"channel:{c}" for c in (talk.caller, talk.leg))
 
 
 async def until_one_leaves(

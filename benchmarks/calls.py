@@ -37,6 +37,7 @@ from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import Limits
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
 from ivr.metrics import CALLS_SHED
+from ivr.ops.runtime import settle_gc
 from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 from ivr.sim.http import AsteriskSim
@@ -133,6 +134,7 @@ async def controller(
 
     app.stream.on_event = on_event
     client.on_request = on_request
+    settle_gc()  # as `ivr run` does once loaded
     task = asyncio.create_task(app.run())
     await app.stream.connected.wait()
     base_rss = _rss_bytes()

@@ -27,6 +27,7 @@ from ivr.flow.record import CallObserver
 from ivr.metrics import CallMetrics
 from ivr.ops import health
 from ivr.ops.http import LiveFigures, OpsServer
+from ivr.ops.runtime import settle_gc
 from ivr.prompts.manifest import ManifestError, load_manifest
 from ivr.routing.live import LiveRouting
 from ivr.routing.load import RoutingError
@@ -347,6 +348,7 @@ async def _run(settings: Settings) -> int:
         publishing = asyncio.create_task(phones.run(), name="ami-phones")
     client, app = new_app(settings, live, writer, watch, engine)
     log.info("ARI application", app=client.app, cluster=settings.cluster)
+    settle_gc()  # all loaded: the collector watches the calls' objects alone from here
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously
     reconciling = asyncio.create_task(Reconciler(engine, settings.cel_path).run())

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,9 @@ from ivr.sim.sipp import AsteriskUnavailable, Pbx, calls_lock, shared_asterisk
 from ivr.store.db import sqlite_url, upgrade
 from ivr.testing.pg import PgServer
 
+if TYPE_CHECKING:
+    from ivr.ari.app import StasisApp
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 ROUTING_FILE = ROOT / "routing" / "hotline.yaml"
@@ -32,6 +36,14 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 def vn_time(text: str) -> dt.datetime:
     """A wall-clock time in Vietnam, e.g. "2026-11-25 09:00" (a Wednesday)."""
     return dt.datetime.fromisoformat(text).replace(tzinfo=VN)
+
+
+async def stop_controller(app: StasisApp, task: asyncio.Task[None]) -> None:
+    """A test's controller stopped: its calls let go, its task ended, its ARI client closed."""
+    await app.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await app.client.close()
 
 
 @pytest.fixture(scope="session")

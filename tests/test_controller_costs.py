@@ -27,7 +27,7 @@ from ivr.store.db import make_engine, sqlite_url, upgrade
 from ivr.store.rows import Op
 from ivr.store.writer import StoreWriter
 
-from .conftest import vn_time
+from .conftest import stop_controller, vn_time
 
 DAY = vn_time("2026-11-25 09:00")
 
@@ -147,10 +147,7 @@ async def test_the_event_filter_is_set_at_connect_and_after_a_reconnect(routing:
         await ari.sockets[0].close()  # Asterisk restarted, say
         await asyncio.wait_for(ari.filtered.wait(), 30)
     finally:
-        await app.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await client.close()
+        await stop_controller(app, task)
         await ari.runner.cleanup()
     wanted = {"allowed": [], "disallowed": [{"type": t} for t in UNWANTED]}
     assert ari.filters == [wanted, wanted]

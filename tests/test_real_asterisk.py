@@ -42,7 +42,7 @@ from ivr.store.queries import get_call
 from ivr.store.writer import StoreWriter
 from models import Call
 
-from .conftest import RealAsterisk, vn_time
+from .conftest import RealAsterisk, stop_controller, vn_time
 from .scenarios import ANSWER, NOT_ON_REAL, PHONE, PHONE_ARI, SCENARIOS, Scenario
 from .test_scenarios import routing_for
 
@@ -208,10 +208,7 @@ async def _run_phase(
     finally:
         await server.stop()
         await asyncio.wait_for(server.idle(), 30)  # the calls' sockets are closed before we go
-        await app.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await client.close()
+        await stop_controller(app, task)
         await writer.stop()
         await engine.dispose()
 

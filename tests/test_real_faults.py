@@ -42,7 +42,7 @@ from ivr.store.queries import get_call
 from ivr.store.writer import StoreWriter
 from models import Call
 
-from .conftest import RealAsterisk
+from .conftest import RealAsterisk, stop_controller
 
 pytestmark = [
     pytest.mark.real_asterisk,
@@ -343,10 +343,7 @@ async def test_a_websocket_cut_mid_call_the_call_goes_on_to_its_end_with_one_row
                 await writer.drain()
             finally:
                 failed = await sipp.close()
-                await app.stop()
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await client.close()
+                await stop_controller(app, task)
                 await writer.stop()
         desks = {n: why for n, why in failed.items() if n.startswith("desk-")}
         assert not desks, desks
@@ -410,10 +407,7 @@ async def test_after_an_asterisk_crash_the_controller_reconnects_and_serves_the_
             await asyncio.wait_for(memory.ended.wait(), 120)
         finally:
             failed = await sipp.close()
-            await app.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await client.close()
+            await stop_controller(app, task)
     desks = {n: why for n, why in failed.items() if n.startswith("desk-")}
     assert not desks, desks
     (line,) = real_asterisk.crashes()[seen:]

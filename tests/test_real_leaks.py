@@ -19,7 +19,7 @@ from ivr.asterisk.pjsip import phones
 from ivr.flow.record import CallRecord, Disposition, MemoryObserver
 from ivr.routing.model import Routing
 
-from .conftest import RealAsterisk, vn_time
+from .conftest import RealAsterisk, stop_controller, vn_time
 from .scenarios import DAY
 from .sipp import Bye, Keys, Sipp, Step
 
@@ -140,10 +140,7 @@ async def test_calls_and_faults_leave_nothing_in_asterisk(
         left = await _empty(client)
     finally:
         failed = await sipp.close()
-        await app.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await client.close()
+        await stop_controller(app, task)
     assert left == ([], [])
     got = {r.caller_number: r for r in observer.done}
     assert got[n1].disposition is Disposition.ANSWERED

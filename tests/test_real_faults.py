@@ -395,7 +395,7 @@ async def test_after_an_asterisk_crash_the_controller_reconnects_and_serves_the_
             await asyncio.wait_for(app.stream.connected.wait(), 10)
             crashed = real_asterisk.asterisk_pid()
             os.kill(crashed, signal.SIGSEGV)
-            await asyncio.to_thread(real_asterisk.wait_booted)
+            await asyncio.to_thread(real_asterisk.wait_booted, not_pid=crashed)
             assert real_asterisk.asterisk_pid() != crashed
             await asyncio.wait_for(proxy.reopened.wait(), 60)  # the controller's own retry
             await asyncio.wait_for(app.stream.connected.wait(), 10)

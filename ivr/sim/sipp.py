@@ -591,9 +591,16 @@ class Pbx:
             )
         return int((Path(self.state) / "pid").read_text())
 
-    def wait_booted(self, timeout: float = 120) -> None:
+    def _pid_now(self) -> int | None:
+        try:
+            return self.asterisk_pid()
+        except (FileNotFoundError, ValueError):  # between two runs of the keeper
+            return None
+
+    def wait_booted(self, timeout: float = 120, *, not_pid: int | None = None) -> None:
         """Block until Asterisk (again) answers its console fully booted: `asterisk -rx` fails
-        at once while none runs, and `core waitfullybooted` returns once it has booted."""
+        at once while none runs, and `core waitfullybooted` returns once it has booted. With
+        ``not_pid``, the Asterisk of that pid (one just crashed) does not count."""
         if not self.root:
             raise AsteriskUnavailable("no IVR_TEST_ASTERISK_ROOT: cannot reach its console")
         deadline = time.monotonic() + timeout
@@ -606,7 +613,8 @@ class Pbx:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=left)
             except subprocess.TimeoutExpired:
                 continue
-            if done.returncode == 0 and "fully booted" in done.stdout.lower():
+            booted = done.returncode == 0 and "fully booted" in done.stdout.lower()
+            if booted and (not_pid is None or self._pid_now() not in (not_pid, None)):
                 return
             time.sleep(0.25)  # no console yet: the keeper waits 1 s before starting it
 

@@ -35,6 +35,7 @@ from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import Limits
+from ivr.flow.hours import warm_up
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
 from ivr.metrics import CALLS_SHED
 from ivr.ops.runtime import settle_gc
@@ -134,6 +135,7 @@ async def controller(
 
     app.stream.on_event = on_event
     client.on_request = on_request
+    warm_up(routing.schedules.values(), day, routing.hotline.timezone)  # as `ivr run` does
     settle_gc()  # as `ivr run` does once loaded
     task = asyncio.create_task(app.run())
     await app.stream.connected.wait()

@@ -38,3 +38,23 @@ def test_time_is_read_in_the_hotline_time_zone(routing: Routing) -> None:
     assert (
         office_state(routing.schedules["office"], utc, "Asia/Ho_Chi_Minh").state is OfficeState.OPEN
     )
+
+
+def test_warm_up_loads_the_holiday_tables_the_first_call_would_build(routing: Routing) -> None:
+    """`ivr run` warms them before the first call: the year's and the next, read in the
+    hotline's time zone (31/12 at 20:00 UTC is already 2027 in Việt Nam)."""
+    import datetime as dt
+
+    from ivr.flow import hours
+
+    hours._holidays.cache_clear()
+    new_year = dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.UTC)
+    hours.warm_up(routing.schedules.values(), new_year, "Asia/Ho_Chi_Minh")
+    assert hours._holidays.cache_info().misses == 2  # 2027 and 2028
+    # the first call of 2027 (local time), a holiday of 2028: nothing left to build
+    office = routing.schedules["office"]
+    assert office_state(office, new_year, "Asia/Ho_Chi_Minh").state is OfficeState.HOLIDAY
+    assert office_state(office, vn_time("2028-01-01 09:00"), "Asia/Ho_Chi_Minh").state is (
+        OfficeState.HOLIDAY
+    )
+    assert hours._holidays.cache_info().misses == 2

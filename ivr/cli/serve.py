@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import signal
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from ivr.cli.asterisk import new_watch
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import database_problem, port, settings_of
 from ivr.config import Settings
+from ivr.flow.hours import warm_up
 from ivr.flow.record import CallObserver
 from ivr.metrics import CallMetrics
 from ivr.ops import health
@@ -348,6 +350,8 @@ async def _run(settings: Settings) -> int:
         publishing = asyncio.create_task(phones.run(), name="ami-phones")
     client, app = new_app(settings, live, writer, watch, engine)
     log.info("ARI application", app=client.app, cluster=settings.cluster)
+    routing = live.current
+    warm_up(routing.schedules.values(), dt.datetime.now(dt.UTC), routing.hotline.timezone)
     settle_gc()  # all loaded: the collector watches the calls' objects alone from here
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously

@@ -31,7 +31,6 @@ from ivr.store.reconcile.task import Reconciler
 from ivr.store.rollups import FACT_STEPS, rebuild
 from ivr.store.rows import Op
 from ivr.store.sql import write_ops
-from ivr.store.twin import Twin
 from models import Call, call_days, call_hours, call_rollups, lookup_rollups
 from models.rollups import EDGES
 from tests.conftest import ROOT
@@ -170,38 +169,6 @@ def test_the_writer_keeps_rollups_equal_to_a_rebuild(db_url: str) -> None:
         assert await kept_equals_rebuild(engine) == len(calls)
 
     with_engine(url, go)
-
-
-def test_a_sqlite_files_batches_run_whole_in_its_twin_and_keep_the_rollups(db_url: str) -> None:
-    """The writer's batches on a SQLite file run in the twin's thread (one hop a batch); they
-    store what the async engine's path stores. PostgreSQL and an in-memory SQLite have no twin."""
-    calls = fixture_calls()
-    started = [op for c in calls for op in _ops(c, finished=False)]
-    finished = [op for c in calls for op in _ops(c, finished=True)]
-    assert Twin.of(make_engine("sqlite+aiosqlite://")) is None
-
-    async def go(engine: AsyncEngine) -> None:
-        twin = Twin.of(engine)
-        if engine.dialect.name != "sqlite":
-            assert twin is None
-            return
-        assert twin is not None
-        try:
-            await write_ops(engine, started, twin=twin)
-            await write_ops(engine, finished[: len(finished) // 2], twin=twin)
-            await write_ops(engine, finished, twin=twin)
-            await write_ops(engine, started, twin=twin)  # late "in progress": nothing reopened
-            assert await kept_equals_rebuild(engine) == len(calls)
-            async with engine.connect() as conn:
-                stored = await conn.scalar(select(func.count()).select_from(Call))
-                ended = await conn.scalar(
-                    select(func.count()).where(Call.disposition != "in_progress")
-                )
-            assert stored == ended == len(calls)
-        finally:
-            await twin.close()
-
-    with_engine(db_url, go)
 
 
 def test_steps_written_one_batch_at_a_time_keep_the_rollups(db_url: str) -> None:

@@ -26,7 +26,6 @@ from ivr.store import writer as writer_module
 from ivr.store.db import check, downgrade, make_engine, sqlite_url, upgrade
 from ivr.store.queries import CallFilter, get_call, list_calls, list_voicemails
 from ivr.store.rows import Op
-from ivr.store.twin import Twin
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, CallStep, Voicemail
@@ -264,11 +263,9 @@ async def test_steps_handed_over_live_are_written_once_and_the_end_adds_the_rest
     steps = [Step(f"n{i}", "prompt", "played", at=at + dt.timedelta(seconds=i)) for i in range(4)]
     written: list[tuple[str, int]] = []  # the steps the writer sends to the database
 
-    async def write_ops(
-        engine: AsyncEngine, ops: list[Op], controller: str = "", *, twin: Twin | None = None
-    ) -> None:
+    async def write_ops(engine: AsyncEngine, ops: list[Op], controller: str = "") -> None:
         written.extend((row["call_id"], row["seq"]) for kind, row in ops if kind == "step")
-        await sql.write_ops(engine, ops, controller, twin=twin)
+        await sql.write_ops(engine, ops, controller)
 
     monkeypatch.setattr(writer_module, "write_ops", write_ops)
 

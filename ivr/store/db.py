@@ -20,7 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -55,22 +55,18 @@ def make_engine(url: str, *, create: bool = True, **kwargs: Any) -> AsyncEngine:
         if create and not memory:
             Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
-        sqlite_pragmas(engine.sync_engine)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
-
-
-def sqlite_pragmas(engine: Engine) -> None:
-    """Every connection of ``engine`` (a SQLite file's) set as the store wants it."""
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=5000")
-        cur.close()
 
 
 def alembic_config(url: str) -> Config:

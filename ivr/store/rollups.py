@@ -1,7 +1,6 @@
 """Keeping the call rollups (models/rollups.py) equal to the calls stored.
 
-Every write that changes calls or their steps runs inside :func:`kept` (or :func:`kept_in`, its
-form for a synchronous connection: the writer's batches): the facts of the calls
+Every write that changes calls or their steps runs inside :func:`kept`: the facts of the calls
 it touches are read before and after, and the difference is added to the rollups in the same
 transaction. Writing a batch again changes nothing; a call written first in progress and then
 finished moves from one rollup row to another. :func:`rebuild` recomputes them all.
@@ -12,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Collection, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -176,17 +175,17 @@ _STEPS_OF = (
 )
 
 
-def facts_in(conn: Connection, keys: Collection[str]) -> list[CallFact]:
+async def facts_of(conn: AsyncConnection, keys: Collection[str]) -> list[CallFact]:
     """The facts of the stored calls among ``keys`` (rollup form: unclassified hours)."""
     facts: list[CallFact] = []
     keys = list(keys)
     for i in range(0, len(keys), CHUNK):
         part = keys[i : i + CHUNK]
-        rows = conn.execute(_CALLS_OF, {"ids": part}).all()
+        rows = (await conn.execute(_CALLS_OF, {"ids": part})).all()
         if not rows:
             continue
         steps: dict[str, list[StepFact]] = {}
-        found = conn.execute(_STEPS_OF, {"ids": [r.id for r in rows]})
+        found = await conn.execute(_STEPS_OF, {"ids": [r.id for r in rows]})
         for s in found:
             at = s.at if s.at.tzinfo is not None else s.at.replace(tzinfo=dt.UTC)
             steps.setdefault(s.call_id, []).append(StepFact(s.kind, s.outcome, s.input or "", at))
@@ -194,32 +193,20 @@ def facts_in(conn: Connection, keys: Collection[str]) -> list[CallFact]:
     return facts
 
 
-@contextmanager
-def kept_in(conn: Connection, keys: Collection[str]) -> Iterator[None]:
-    """Run writes to the calls ``keys`` (in ``conn``'s transaction) keeping the rollups equal."""
-    before = facts_in(conn, keys) if keys else []
-    yield
-    if keys:
-        apply_in(conn, _delta(before, facts_in(conn, keys)))
-
-
 @asynccontextmanager
 async def kept(conn: AsyncConnection, keys: Collection[str]) -> AsyncIterator[None]:
-    """:func:`kept_in` for an async connection."""
-    before = await conn.run_sync(facts_in, keys) if keys else []
+    """Run writes to the calls ``keys`` (in ``conn``'s transaction) keeping the rollups equal."""
+    before = await facts_of(conn, keys) if keys else []
     yield
-    if keys:
-        after = await conn.run_sync(facts_in, keys)
-        await conn.run_sync(apply_in, _delta(before, after))
-
-
-def _delta(before: list[CallFact], after: list[CallFact]) -> Delta:
+    if not keys:
+        return
+    after = await facts_of(conn, keys)
     delta = Delta()
     for f in before:
         delta.add(f, -1)
     for f in after:
         delta.add(f)
-    return delta
+    await apply(conn, delta)
 
 
 TABLES = (  # each rollup table, its key and the columns a change adds to
@@ -246,11 +233,11 @@ def _upserts(dialect: str) -> dict[str, Any]:
 _UPSERTS = {d: _upserts(d) for d in ("sqlite", "postgresql")}
 
 
-def apply_in(conn: Connection, delta: Delta) -> None:
+async def apply(conn: AsyncConnection, delta: Delta) -> None:
     upserts = _UPSERTS[conn.dialect.name]
     for name, rows in delta.rows().items():
         for i in range(0, len(rows), CHUNK):
-            conn.execute(upserts[name], rows[i : i + CHUNK])
+            await conn.execute(upserts[name], rows[i : i + CHUNK])
 
 
 async def rebuild(engine: AsyncEngine) -> int:

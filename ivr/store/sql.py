@@ -13,16 +13,15 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import BindParameter
 
-from ivr.store.rollups import FACT_STEPS, kept_in
+from ivr.store.rollups import FACT_STEPS, kept
 from ivr.store.rows import Op
-from ivr.store.twin import Twin
 from models import Call, CallStep, SurveyAnswer, Voicemail
 
 log = structlog.get_logger("ivr.store")
@@ -38,28 +37,9 @@ _KEYS = {"call": ["id"], "step": ["call_id", "seq"], "voicemail": ["call_id"]}
 _CAUSE_COLUMNS = {"hangup_cause", "hangup_cause_text"}
 
 
-async def write_ops(
-    engine: AsyncEngine,
-    ops: Iterable[Op],
-    controller: str = "",
-    *,
-    twin: Twin | None = None,
-) -> None:
+async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = "") -> None:
     """Write one batch in one transaction; idempotent, so a batch may be written again.
-    ``controller``: the writing controller, owner of rows spooled before calls had one.
-    ``twin`` (a SQLite file's, :class:`Twin`): the whole batch runs in its thread, the calls'
-    event loop not woken once per statement."""
-    ops = list(ops)
-    if twin is not None:
-        rows = await twin.run(write_batch, ops, controller)
-    else:
-        async with engine.begin() as conn:
-            rows = await conn.run_sync(write_batch, ops, controller)
-    ROWS_WRITTEN.inc(rows)
-
-
-def write_batch(conn: Connection, ops: list[Op], controller: str) -> int:
-    """:func:`write_ops` in ``conn``'s transaction; the number of rows written."""
+    ``controller``: the writing controller, owner of rows spooled before calls had one."""
     grouped: dict[str, list[dict[str, Any]]] = {
         "call": [],
         "step": [],
@@ -77,12 +57,12 @@ def write_batch(conn: Connection, ops: list[Op], controller: str) -> int:
     # the calls whose facts this batch can change: a step of a kind no report reads (a prompt
     # played, a survey key) changes none, and most of a call's batches hold only such steps
     touched = set(calls) | {row["call_id"] for row in grouped["step"] if row["kind"] in FACT_STEPS}
-    with kept_in(conn, touched):  # rollups change with the calls
+    async with engine.begin() as conn, kept(conn, touched):  # rollups change with the calls
         for kind in ("call", "step", "voicemail"):
             if grouped[kind]:
-                _upsert(conn, kind, grouped[kind])
+                await _upsert(conn, kind, grouped[kind])
         if grouped["cause"]:  # a call AMI reports that we never had is no one's
-            conn.execute(
+            await conn.execute(
                 _CAUSE,
                 [
                     {
@@ -95,8 +75,8 @@ def write_batch(conn: Connection, ops: list[Op], controller: str) -> int:
                 ],
             )
         for row in grouped["survey"]:
-            _survey_once(conn, row)
-    return sum(len(v) for v in grouped.values())
+            await _survey_once(conn, row)
+    ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
 
 
 def _complete(row: dict[str, Any], controller: str) -> dict[str, Any]:
@@ -120,20 +100,20 @@ _CAUSE = (
 )
 
 
-def _survey_once(conn: Connection, row: dict[str, Any]) -> None:
+async def _survey_once(conn: AsyncConnection, row: dict[str, Any]) -> None:
     """A call's IVR survey answer, once: a batch written again finds it there."""
-    known = conn.scalar(
+    known = await conn.scalar(
         select(SurveyAnswer.id).where(
             SurveyAnswer.call_id == row["call_id"], SurveyAnswer.source == row["source"]
         )
     )
     if known is None:
-        conn.execute(plain_insert(SurveyAnswer), [row])
+        await conn.execute(plain_insert(SurveyAnswer), [row])
 
 
-def _upsert(conn: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:
     columns = tuple(rows[0]) if kind == "call" else ()
-    conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+    await conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
 
 
 @functools.cache

@@ -52,7 +52,6 @@ from ivr.store.replay import (
 from ivr.store.rows import Op, call_row, cause_row, final_ops, step_row
 from ivr.store.spool import Spool
 from ivr.store.sql import ROWS_WRITTEN, write_ops
-from ivr.store.twin import Twin
 
 __all__ = [
     "BATCHES_SPOOLED",
@@ -116,7 +115,6 @@ class StoreWriter:
         self._trim = trim
         self.trim_seconds = trim_seconds
         self._trimmed = time.monotonic()
-        self._twin: Twin | None = None  # a SQLite file's batches run whole in a thread
 
     # --- CallObserver: never blocks, never raises -------------------------------------------
 
@@ -164,7 +162,6 @@ class StoreWriter:
         an earlier run left in the spool, close its unfinished calls and those of controllers
         whose lease has expired, then run (renewing the lease, sweeping dead owners' calls)."""
         await self.lease.start()
-        self._twin = Twin.of(self.engine)
         await self._replay()
         if not self._spooled():
             await self.lease.close_previous_life()
@@ -196,9 +193,6 @@ class StoreWriter:
                     await task
         if self._lease_task is not None and not self.backlog.waiting():
             await self.lease.stop()
-        if self._twin is not None:
-            twin, self._twin = self._twin, None
-            await twin.close()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -288,7 +282,7 @@ class StoreWriter:
         """Write a batch, quarantining the records the database refuses; False on an outage
         (then the whole batch is to be kept: parts already written are written again, once)."""
         try:
-            await write_ops(self.engine, ops, self.owner.id, twin=self._twin)
+            await write_ops(self.engine, ops, self.owner.id)
         except Exception as e:
             if not is_data_error(e):
                 self._failed(e)

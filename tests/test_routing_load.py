@@ -147,6 +147,21 @@ def test_bad_endpoint_and_bad_hours_are_both_reported() -> None:
     assert "PJSIP/" in found[1]
 
 
+def test_a_holiday_country_the_library_does_not_know_is_refused_at_load() -> None:
+    """Loaded, it made every call fail at the hours node; `null` (no public holidays) is fine."""
+    text = GOOD.replace(
+        'weekly: {mon: ["07:30-11:30"]}', 'weekly: {mon: ["07:30-11:30"]}\n    public_holidays: VNN'
+    )
+    found = problems(text)
+    assert len(found) == 1
+    assert found[0].startswith("r.yaml:")
+    assert "'VNN'" in found[0]
+    assert "holidays" in found[0]
+    for ok in ("VN", "null"):
+        r = parse_routing(text.replace("VNN", ok).encode(), "r.yaml", PROMPTS)
+        assert r.schedules["office"].public_holidays == (None if ok == "null" else ok)
+
+
 def test_unknown_node_type() -> None:
     text = GOOD.replace("{type: hangup, prompts: [goodbye]}", "{type: goodbye}")
     (only,) = problems(text)

@@ -351,7 +351,10 @@ async def _run(settings: Settings) -> int:
     client, app = new_app(settings, live, writer, watch, engine)
     log.info("ARI application", app=client.app, cluster=settings.cluster)
     routing = live.current
-    warm_up(routing.schedules.values(), dt.datetime.now(dt.UTC), routing.hotline.timezone)
+    try:  # only a head start: a call builds what is missing by itself
+        warm_up(routing.schedules.values(), dt.datetime.now(dt.UTC), routing.hotline.timezone)
+    except Exception as e:
+        log.warning("không nạp trước được bảng ngày lễ", error=str(e))
     settle_gc()  # all loaded: the collector watches the calls' objects alone from here
     task = asyncio.create_task(app.run())
     # calls Asterisk saw that no controller recorded (the fallback's): at start, then continuously

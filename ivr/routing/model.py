@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import holidays
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -156,6 +157,17 @@ class Schedule(Strict):
                 raise ValueError(f"'{day}' không phải thứ trong tuần ({', '.join(WEEKDAYS)})")
             out[day] = _ranges(ranges)
         return out
+
+    @field_validator("public_holidays")
+    @classmethod
+    def _known_country(cls, v: str | None) -> str | None:
+        # unknown to `holidays`, every call would fail at the hours node: refused here instead
+        if v is not None and v not in holidays.list_supported_countries():
+            raise ValueError(
+                f"'{v}' không phải mã quốc gia mà thư viện holidays biết (vd. VN), "
+                "hoặc để null nếu không dùng ngày lễ"
+            )
+        return v
 
     @model_validator(mode="after")
     def _unique_dates(self) -> Schedule:

@@ -164,8 +164,8 @@ class Schedule(Strict):
         # unknown to `holidays`, every call would fail at the hours node: refused here instead
         if v is not None and v not in holidays.list_supported_countries():
             raise ValueError(
-                f"'{v}' không phải mã quốc gia mà thư viện holidays biết (vd. VN), "
-                "hoặc để null nếu không dùng ngày lễ"
+                f"'{v}' không phải mã quốc gia mà thư viện holidays biết (vd. VN); "
+                "để null nếu không dùng ngày lễ"
             )
         return v
 

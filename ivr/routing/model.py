@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import holidays
+from holidays.registry import EntityLoader
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -141,6 +141,11 @@ class Override(Strict):
         return _ranges(v)
 
 
+# the codes `holidays` knows, aliases included: what list_supported_countries() keys, without
+# importing every country's module for its subdivisions (125 ms at each routing load)
+_HOLIDAY_COUNTRIES = frozenset(EntityLoader.get_country_codes(include_aliases=True))
+
+
 class Schedule(Strict):
     weekly: dict[str, list[TimeRange]]
     public_holidays: Word | None = "VN"  # a country code of the `holidays` package, or none
@@ -162,7 +167,7 @@ class Schedule(Strict):
     @classmethod
     def _known_country(cls, v: str | None) -> str | None:
         # unknown to `holidays`, every call would fail at the hours node: refused here instead
-        if v is not None and v not in holidays.list_supported_countries():
+        if v is not None and v not in _HOLIDAY_COUNTRIES:
             raise ValueError(
                 f"'{v}' không phải mã quốc gia mà thư viện holidays biết (vd. VN); "
                 "để null nếu không dùng ngày lễ"

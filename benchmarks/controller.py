@@ -45,8 +45,40 @@ def _value(value: str | int) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Controller:
-    """`ivr run` in ``folder``; :meth:`stop` ends it (SIGTERM, then SIGKILL)."""
+class Served:
+    """A process serving the benchmark's ARI app; :meth:`stop` ends it (SIGTERM, then
+    SIGKILL)."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def _connected(self, pbx: Pbx, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not pbx.app_connected(IVR_APP):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{what} did not connect: {self.log.read_text()[-800:]}")
+            time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu_ms(self) -> float:
+        return process_cpu_ms(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Controller(Served):
+    """`ivr run` in ``folder``."""
 
     def __init__(self, pbx: Pbx, folder: Path, ami: bool, max_calls: int | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,25 +123,37 @@ class Controller:
                 stderr=subprocess.STDOUT,
                 env=clean,
             )
-        deadline = time.monotonic() + 30
-        while not pbx.app_connected(IVR_APP):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"ivr run did not connect: {self.log.read_text()[-800:]}")
-            time.sleep(0.2)
+        self._connected(pbx, "ivr run")
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
-    def cpu_ms(self) -> float:
-        return process_cpu_ms(self.proc.pid)
+class MinimalApp(Served):
+    """benchmarks.floor's minimal app (`--serve`) in ``folder``, on the benchmark's ARI app: the
+    least code that makes the same call, for its CPU beside the controller's (real_load
+    --floor)."""
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def __init__(self, pbx: Pbx, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        env = pbx.env
+        self.log = folder / "minimal-app.log"
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.floor",
+            "--serve",
+            env["IVR_TEST_ARI_URL"],
+            "--ari-user",
+            env["IVR_TEST_ARI_USER"],
+            "--ari-password",
+            env["IVR_TEST_ARI_PASSWORD"],
+            "--app",
+            IVR_APP,
+        ]
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self._connected(pbx, "the minimal app")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.capture import Capture, key_to_invite, percentile, read_pcap
-from benchmarks.controller import MANIFEST, ROUTING, Controller
+from benchmarks.controller import MANIFEST, ROUTING, Controller, MinimalApp, Served
 from benchmarks.pbx import IVR_SERVICE, MENU_SERVICE, Pbx
 from benchmarks.sipp_load import SippProcess, answering_desk_xml, caller_xml, ringing_desk_xml
 from ivr.asterisk.pjsip import phones
@@ -60,6 +60,7 @@ class Options:
     ivr_only: bool = False  # skip the dialplan step (while profiling the controller)
     max_calls: int | None = None  # ivr run's max_calls (None: as shipped, 400)
     runs: int = 1  # steps per side, alternating; figures combined by combine()
+    floor: bool = False  # also benchmarks.floor's minimal app, on the same calls
 
     @property
     def calls(self) -> int:
@@ -138,7 +139,7 @@ def run_step(
     service: str,
     prefix: str,
     folder: Path,
-    controller: Controller | None,
+    controller: Served | None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     plan = Plan.of(pbx, opts)
@@ -337,13 +338,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     def cell_of(v: object) -> str:
         return "—" if v is None else str(v)
 
+    sides = {"dialplan": "dialplan menu", "ivr": "ivr"}
+    if "floor" in results:
+        sides["floor"] = "minimal app"
     lines = [
-        f"| {'':31} | {'dialplan menu':>14} | {'ivr':>14} |",
-        f"|{'-' * 33}|{'-' * 16}|{'-' * 16}|",
+        f"| {'':31} |" + "".join(f" {name:>14} |" for name in sides.values()),
+        f"|{'-' * 33}|" + f"{'-' * 16}|" * len(sides),
     ]
     for label, key, sub in ROWS:
-        d, i = (cell(side, key, sub) for side in ("dialplan", "ivr"))
-        lines.append(f"| {label:31} | {d:>14} | {i:>14} |")
+        lines.append(f"| {label:31} |" + "".join(f" {cell(s, key, sub):>14} |" for s in sides))
     return "\n".join(lines)
 
 
@@ -361,6 +364,12 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--talk-ms", type=int, default=2000, help="talk before the caller hangs up")
     p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of ivr run, to FILE")
     p.add_argument("--ivr-only", action="store_true", help="skip the dialplan menu's step")
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also benchmarks.floor's minimal app (the same call, none of the product): "
+        "what this traffic costs at the least, beside ivr's CPU",
+    )
     p.add_argument(
         "--max-calls",
         type=int,
@@ -393,6 +402,7 @@ def parse_args(argv: list[str] | None) -> Options:
         a.ivr_only,
         a.max_calls,
         a.runs,
+        a.floor,
     )
 
 
@@ -402,7 +412,7 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
         pbx.install_menu()
         try:
             version = pbx.version()
-            steps: dict[str, list[dict[str, Any]]] = {"dialplan": [], "ivr": []}
+            steps: dict[str, list[dict[str, Any]]] = {"dialplan": [], "ivr": [], "floor": []}
             for i in range(opts.runs):  # alternating, so the machine's drift touches both
                 where = "" if opts.runs == 1 else f"-{i + 1}"
                 if not opts.ivr_only:
@@ -432,6 +442,22 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
                     )
                 finally:
                     controller.stop()
+                if opts.floor:
+                    minimal = MinimalApp(pbx, folder / f"minimal-app{where}")
+                    try:
+                        steps["floor"].append(
+                            run_step(
+                                pbx,
+                                opts,
+                                "floor",
+                                IVR_SERVICE,
+                                "09903",
+                                folder / f"floor{where}",
+                                minimal,
+                            )
+                        )
+                    finally:
+                        minimal.stop()
         finally:
             pbx.remove_menu()
     finally:

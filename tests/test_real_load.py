@@ -1,7 +1,7 @@
 """The real-Asterisk load benchmark runs end to end at a gentle rate: its JSON has the promised
-shape, and at one call per second every caller completes, both with the dialplan menu and with
-the project, with nothing stranded or left behind. Behaviour, not speed: no figure of time is
-asserted.
+shape, and at one call per second every caller completes, with the dialplan menu, with the
+project and with benchmarks.floor's minimal app (``--floor``), with nothing stranded or left
+behind. Behaviour, not speed: no figure of time is asserted.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ pytestmark = [
 ]
 
 
-def test_real_load_json_both_sides_complete_and_nothing_leaks() -> None:
+def test_real_load_json_every_side_completes_and_nothing_leaks() -> None:
+    command = ["--rate", "1", "--seconds", "5", "--json", "--floor"]
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.real_load", "--rate", "1", "--seconds", "5", "--json"],
+        [sys.executable, "-m", "benchmarks.real_load", *command],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,7 +50,7 @@ def test_real_load_json_both_sides_complete_and_nothing_leaks() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
-    assert set(result) == {"dialplan", "ivr"}
+    assert set(result) == {"dialplan", "ivr", "floor"}
     for side, figures in result.items():
         assert set(figures) == KEYS, side
         assert set(figures["key_to_invite_ms"]) == {"p50", "p99"}, side
@@ -61,10 +62,13 @@ def test_real_load_json_both_sides_complete_and_nothing_leaks() -> None:
         assert figures["asterisk_cpu_ms_per_call"] > 0, side
     assert result["dialplan"]["controller_cpu_ms_per_call"] is None
     assert result["ivr"]["controller_cpu_ms_per_call"] > 0
+    assert result["floor"]["controller_cpu_ms_per_call"] > 0
+    assert result["floor"]["completed_desk"] == result["floor"]["attempted"]
     # the split of key -> INVITE: Asterisk's real event and originate found for every call
     assert result["dialplan"]["key_to_invite_parts_ms"] is None
-    parts = result["ivr"]["key_to_invite_parts_ms"]
-    assert set(parts) == {"key_to_event", "event_to_originate", "originate_to_invite"}
-    for name, part in parts.items():
-        assert part["p50"] is not None, (name, parts)
-        assert part["p99"] is not None, (name, parts)
+    for side in ("ivr", "floor"):
+        parts = result[side]["key_to_invite_parts_ms"]
+        assert set(parts) == {"key_to_event", "event_to_originate", "originate_to_invite"}
+        for name, part in parts.items():
+            assert part["p50"] is not None, (side, name, parts)
+            assert part["p99"] is not None, (side, name, parts)

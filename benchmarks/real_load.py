@@ -508,6 +508,12 @@ def combine_nested(values: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _median(values: list[Any]) -> Any:
     median = statistics.median(values)
+    if (
+        isinstance(median, float)
+        and median.is_integer()
+        and all(isinstance(v, int) for v in values)
+    ):
+        return int(median)  # counts stay counts: the median of 600 and 600 is 600, not 600.0
     return round(median, 2) if isinstance(median, float) else median
 
 

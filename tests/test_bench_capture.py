@@ -155,3 +155,15 @@ def test_runs_combine_to_the_median_of_costs_and_the_worst_of_failures() -> None
         combine([step(10, 0, None, 1.0), step(10, 0, None, 2.0)])["controller_cpu_ms_per_call"]
         is None
     )
+
+
+def test_a_count_over_an_even_number_of_runs_stays_a_count() -> None:
+    """The median of two runs' 10 calls is 10 (printed "10", not "10.0"); a figure measured as
+    a float keeps its median, even when it is a whole number."""
+    combined = combine([step(10, 0, 12.0, 20.0), step(10, 0, 14.0, 20.0)])
+    assert combined["attempted"] == 10
+    assert isinstance(combined["attempted"], int)
+    assert combined["controller_cpu_ms_per_call"] == 13.0
+    assert isinstance(combined["controller_cpu_ms_per_call"], float)
+    uneven = combine([{**step(10, 0, 12.0, 20.0), "attempted": 9}, step(10, 0, 12.0, 20.0)])
+    assert uneven["attempted"] == 9.5  # no count to keep: the median as it is

@@ -126,7 +126,7 @@ class Controller(Served):
         self._connected(pbx, "ivr run")
 
 
-class MinimalApp(Served):
+class MinimalAppProcess(Served):
     """benchmarks.floor's minimal app (`--serve`) in ``folder``, on the benchmark's ARI app: the
     least code that makes the same call, for its CPU beside the controller's (real_load
     --floor)."""

@@ -54,7 +54,7 @@ _LEG_GONE = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 
 
 class Gone(Exception):
-    """The caller hung up."""
+    """The caller hung up, or what a request named is gone (ARI answered 404)."""
 
 
 @dataclass
@@ -350,6 +350,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="calls placed per second")
     ap.add_argument("--runs", type=int, default=3, help="runs; the medians are reported")
     args = ap.parse_args()
+    if args.calls < 1 or args.runs < 1 or args.rate <= 0:
+        ap.error("--calls and --runs must be 1 or more, --rate more than 0")
     logs.configure(level="WARNING")
     if args.serve:
         asyncio.run(serve(args.serve, args.ari_user, args.ari_password, args.app))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.capture import Capture, key_to_invite, percentile, read_pcap
-from benchmarks.controller import MANIFEST, ROUTING, Controller, MinimalApp, Served
+from benchmarks.controller import MANIFEST, ROUTING, Controller, MinimalAppProcess, Served
 from benchmarks.pbx import IVR_SERVICE, MENU_SERVICE, Pbx
 from benchmarks.sipp_load import SippProcess, answering_desk_xml, caller_xml, ringing_desk_xml
 from ivr.asterisk.pjsip import phones
@@ -443,7 +443,7 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
                 finally:
                     controller.stop()
                 if opts.floor:
-                    minimal = MinimalApp(pbx, folder / f"minimal-app{where}")
+                    minimal = MinimalAppProcess(pbx, folder / f"minimal-app{where}")
                     try:
                         steps["floor"].append(
                             run_step(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -101,6 +103,16 @@ class Delta:
         self.lookups: Counter[tuple[dt.datetime, str]] = Counter()
         self.hours: Counter[dt.datetime] = Counter()
 
+    @classmethod
+    def between(cls, before: Iterable[CallFact], after: Iterable[CallFact]) -> Delta:
+        """What turns the facts ``before`` into the facts ``after`` in the rollups."""
+        delta = cls()
+        for f in before:
+            delta.add(f, -1)
+        for f in after:
+            delta.add(f)
+        return delta
+
     def add(self, f: CallFact, sign: int = 1) -> None:
         slot = slot_of(f)
         key = (slot, f.branch or "", f.unit or "", f.disposition, f.hours, f.digits)
@@ -165,32 +177,56 @@ def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
     return {v: get(v, 0.0) if v in _FLOATS else round(get(v, 0)) for v in VALUES}
 
 
-# Built once: the writer reads the facts of every batch's calls twice, and building these
-# expressions anew cost more than running them (SQLite, a batch of a call or two).
+# Built once: the writer reads the facts of every batch's calls, and building these expressions
+# anew cost more than running them (SQLite, a batch of a call or two).
 _CALLS_OF = select(*_CALL_COLUMNS).where(Call.id.in_(bindparam("ids", expanding=True)))
+STEP_FACT_COLUMNS = ("kind", "outcome", "input", "at")  # what a step's fact is made of
 _STEPS_OF = (
-    select(CallStep.call_id, CallStep.kind, CallStep.outcome, CallStep.input, CallStep.at)
+    select(CallStep.call_id, CallStep.seq, *(CallStep.__table__.c[c] for c in STEP_FACT_COLUMNS))
     .where(CallStep.call_id.in_(bindparam("ids", expanding=True)), CallStep.kind.in_(STEP_KINDS))
     .order_by(CallStep.call_id, CallStep.seq)
 )
+FACT_COLUMNS = tuple(c.key for c in _CALL_COLUMNS)  # what a call's facts are made of
+
+
+@dataclass(slots=True)
+class Stored:
+    """What a call's facts are made of, as stored: its fact columns, its steps of the kinds a
+    report reads (by their number)."""
+
+    row: dict[str, Any]
+    steps: dict[int, StepFact]
+
+    def fact(self) -> CallFact:
+        """The call's facts (rollup form: unclassified hours)."""
+        ordered = [self.steps[seq] for seq in sorted(self.steps)]
+        return fact_of(SimpleNamespace(**self.row), ordered, unclassified)
+
+
+async def stored_of(conn: AsyncConnection, keys: Collection[str]) -> dict[str, Stored]:
+    """What the stored calls among ``keys`` are made of, by key."""
+    found: dict[str, Stored] = {}
+    keys = list(keys)
+    for i in range(0, len(keys), CHUNK):
+        rows = (await conn.execute(_CALLS_OF, {"ids": keys[i : i + CHUNK]})).all()
+        if not rows:
+            continue
+        mine = {r.id: Stored(r._asdict(), {}) for r in rows}
+        for s in await conn.execute(_STEPS_OF, {"ids": list(mine)}):
+            mine[s.call_id].steps[s.seq] = step_fact(s)
+        found |= mine
+    return found
+
+
+def step_fact(s: Any) -> StepFact:
+    """A stored step's fact (``s`` has the STEP_FACT_COLUMNS)."""
+    at = s.at if s.at.tzinfo is not None else s.at.replace(tzinfo=dt.UTC)
+    return StepFact(s.kind, s.outcome, s.input or "", at)
 
 
 async def facts_of(conn: AsyncConnection, keys: Collection[str]) -> list[CallFact]:
     """The facts of the stored calls among ``keys`` (rollup form: unclassified hours)."""
-    facts: list[CallFact] = []
-    keys = list(keys)
-    for i in range(0, len(keys), CHUNK):
-        part = keys[i : i + CHUNK]
-        rows = (await conn.execute(_CALLS_OF, {"ids": part})).all()
-        if not rows:
-            continue
-        steps: dict[str, list[StepFact]] = {}
-        found = await conn.execute(_STEPS_OF, {"ids": [r.id for r in rows]})
-        for s in found:
-            at = s.at if s.at.tzinfo is not None else s.at.replace(tzinfo=dt.UTC)
-            steps.setdefault(s.call_id, []).append(StepFact(s.kind, s.outcome, s.input or "", at))
-        facts += [fact_of(r, steps.get(r.id, []), unclassified) for r in rows]
-    return facts
+    return [s.fact() for s in (await stored_of(conn, keys)).values()]
 
 
 @asynccontextmanager
@@ -200,13 +236,7 @@ async def kept(conn: AsyncConnection, keys: Collection[str]) -> AsyncIterator[No
     yield
     if not keys:
         return
-    after = await facts_of(conn, keys)
-    delta = Delta()
-    for f in before:
-        delta.add(f, -1)
-    for f in after:
-        delta.add(f)
-    await apply(conn, delta)
+    await apply(conn, Delta.between(before, await facts_of(conn, keys)))
 
 
 TABLES = (  # each rollup table, its key and the columns a change adds to

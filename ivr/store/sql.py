@@ -20,7 +20,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import BindParameter
 
-from ivr.store.rollups import FACT_STEPS, kept
+from ivr.store import upkeep
+from ivr.store.rollups import FACT_COLUMNS, FACT_STEPS, STEP_FACT_COLUMNS, apply, stored_of
 from ivr.store.rows import Op
 from models import Call, CallStep, SurveyAnswer, Voicemail
 
@@ -35,6 +36,8 @@ _TABLES: dict[str, Table] = {
 }
 _KEYS = {"call": ["id"], "step": ["call_id", "seq"], "voicemail": ["call_id"]}
 _CAUSE_COLUMNS = {"hangup_cause", "hangup_cause_text"}
+# what the upserts give back of the rows they write: what the call's facts are made of
+_RETURNED = {"call": FACT_COLUMNS, "step": ("call_id", "seq", *STEP_FACT_COLUMNS)}
 
 
 async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = "") -> None:
@@ -57,10 +60,14 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
     # the calls whose facts this batch can change: a step of a kind no report reads (a prompt
     # played, a survey key) changes none, and most of a call's batches hold only such steps
     touched = set(calls) | {row["call_id"] for row in grouped["step"] if row["kind"] in FACT_STEPS}
-    async with engine.begin() as conn, kept(conn, touched):  # rollups change with the calls
-        for kind in ("call", "step", "voicemail"):
+    async with engine.begin() as conn:
+        # the rollups change with the calls: what the touched calls are made of is read before
+        # the writes; what they are made of after, the writes return (ivr.store.upkeep)
+        before = await stored_of(conn, touched) if touched else {}
+        written: dict[str, list[Any]] = {"call": [], "step": []}
+        for kind in ("call", "step", "voicemail"):  # calls first: the others refer to them
             if grouped[kind]:
-                await _upsert(conn, kind, grouped[kind])
+                written[kind] = await _upsert(conn, kind, grouped[kind])
         if grouped["cause"]:  # a call AMI reports that we never had is no one's
             await conn.execute(
                 _CAUSE,
@@ -76,6 +83,8 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
             )
         for row in grouped["survey"]:
             await _survey_once(conn, row)
+        if touched:
+            await apply(conn, upkeep.delta(before, written["call"], written["step"]))
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
 
 
@@ -111,9 +120,13 @@ async def _survey_once(conn: AsyncConnection, row: dict[str, Any]) -> None:
         await conn.execute(plain_insert(SurveyAnswer), [row])
 
 
-async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> None:
+async def _upsert(conn: AsyncConnection, kind: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Write ``kind``'s rows; for calls and steps, the rows written as stored (RETURNING): the
+    calls a version changed (a late one that would reopen a finished call is not), the steps
+    not stored already. The rollup upkeep counts those (ivr.store.upkeep)."""
     columns = tuple(rows[0]) if kind == "call" else ()
-    await conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+    result = await conn.execute(_upsert_statement(conn.dialect.name, kind, columns), rows)
+    return list(result) if kind in _RETURNED else []
 
 
 @functools.cache
@@ -123,8 +136,10 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     table = _TABLES[kind]
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt: Any = insert(table)
+    returned = [table.c[c] for c in _RETURNED.get(kind, ())]
     if kind != "call":
-        return stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
+        stmt = stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
+        return stmt.returning(*returned) if returned else stmt
     excluded = stmt.excluded
     cols: dict[str, Any] = {k: excluded[k] for k in columns if k != "id"}
     for cause in _CAUSE_COLUMNS & set(cols):  # the first cause to arrive stays
@@ -134,4 +149,4 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
         index_elements=_KEYS[kind],
         set_=cols,
         where=or_(table.c.disposition == "in_progress", excluded.disposition != "in_progress"),
-    )
+    ).returning(*returned)

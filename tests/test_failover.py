@@ -225,11 +225,11 @@ async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str
             async with asyncio.timeout(20):  # the peer holds its session again, is seen again
                 while await _sessions(engine, session_name("peer")) == 0 or not watch.armed:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
-            for _ in range(3):
-                assert await watch.probe() == []
-        finally:
+        finally:  # stopped before probing here: two probes at once would share one connection
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+        for _ in range(3):
+            assert await watch.probe() == []
         assert watch.armed == {"peer"}
         assert taken == []
 

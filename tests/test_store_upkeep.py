@@ -19,7 +19,10 @@ from tests.test_rollups import kept_equals_rebuild, with_engine
 
 DISPOSITIONS = ["in_progress", "answered", "abandoned", "voicemail", "no_answer", "fallback"]
 # 16:30 UTC is 23:30 in Việt Nam: a minute either side of the local midnight moves a call's day
-STARTS = [dt.datetime(2026, 11, 23, 16, 30, tzinfo=dt.UTC), dt.datetime(2026, 11, 23, 17, 5)]
+STARTS = [
+    dt.datetime(2026, 11, 23, 16, 30, tzinfo=dt.UTC),
+    dt.datetime(2026, 11, 23, 17, 5, tzinfo=dt.UTC),
+]
 STEPS = {
     "hours": ["open", "closed", "holiday"],
     "menu": ["chosen", "timeout"],
@@ -56,7 +59,7 @@ batches = st.lists(st.lists(st.one_of(calls, steps), min_size=1, max_size=6), ma
 
 
 def _call(prefix: str, c: dict[str, Any]) -> dict[str, Any]:
-    started = STARTS[c["started"]].replace(tzinfo=dt.UTC)
+    started = STARTS[c["started"]]
     return {
         "id": f"{prefix}/{c['n']}",
         "channel_id": f"{prefix}.{c['n']}",

@@ -35,6 +35,8 @@ from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import Limits
+from ivr.cli import loop
+from ivr.config import EVENT_LOOPS, Settings
 from ivr.flow.hours import warm_up
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
 from ivr.metrics import CALLS_SHED
@@ -48,6 +50,7 @@ from ivr.store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 STALL_SECONDS = 60.0  # no call ended for this long: the run is stuck, say so instead of hanging
+DEFAULT_LOOP = Settings().event_loop  # the controller's, as `ivr run` ships
 
 
 class Stalled(RuntimeError):
@@ -212,13 +215,19 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def run_once(calls: int, rate: float, store: bool, profiler: cProfile.Profile | None) -> Any:
+def run_once(
+    calls: int,
+    rate: float,
+    store: bool,
+    profiler: cProfile.Profile | None,
+    event_loop: str = DEFAULT_LOOP,
+) -> Any:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=sim_process, args=(child, calls, rate))
     proc.start()
     try:
         url = parent.recv()
-        return asyncio.run(controller(url, calls, parent, store, profiler))
+        return loop.run(controller(url, calls, parent, store, profiler), event_loop)
     finally:
         proc.join(timeout=30)
         if proc.is_alive():
@@ -268,6 +277,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     ap.add_argument("--profile", action="store_true", help="print where the controller's time went")
     ap.add_argument("--store", action="store_true", help="write every call to SQLite as well")
+    ap.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default=DEFAULT_LOOP,
+        help=f"the controller's loop (default: as `ivr run` ships, {DEFAULT_LOOP})",
+    )
     args = ap.parse_args()
     logs.configure(level="WARNING")
     # CPU time, not wall time: on a shared machine a wait for the CPU is not our cost
@@ -275,14 +290,17 @@ def main() -> None:
     runs = []
     for n in range(1, args.runs + 1):
         try:
-            runs.append(run_once(args.calls, args.rate, args.store, profiler))
+            runs.append(run_once(args.calls, args.rate, args.store, profiler, args.event_loop))
         except Stalled as e:
             raise SystemExit(f"run {n}: stuck: {e}") from None
         print(f"--- run {n} of {args.runs}")
         report(runs[-1])
     m = machine()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"=== median of {len(runs)} runs ({m['cores']} cores, {m['cpu']}; Python {m['python']};")
+    print(
+        f"=== median of {len(runs)} runs ({m['cores']} cores, {m['cpu']}; Python {m['python']}; "
+        f"event loop {args.event_loop};"
+    )
     print(f"    load average after the runs: {load})")
     report(median_of(runs))
     if profiler:

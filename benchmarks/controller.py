@@ -80,7 +80,14 @@ class Served:
 class Controller(Served):
     """`ivr run` in ``folder``."""
 
-    def __init__(self, pbx: Pbx, folder: Path, ami: bool, max_calls: int | None = None) -> None:
+    def __init__(
+        self,
+        pbx: Pbx,
+        folder: Path,
+        ami: bool,
+        max_calls: int | None = None,
+        event_loop: str | None = None,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         env = pbx.env
         settings: dict[str, str | int] = {
@@ -96,6 +103,8 @@ class Controller(Served):
         }
         if max_calls is not None:  # the shipped limit (400) sheds past that many in progress
             settings["max_calls"] = max_calls
+        if event_loop is not None:  # else as shipped
+            settings["event_loop"] = event_loop
         if ami:
             settings["ami_address"] = env["IVR_TEST_AMI_ADDRESS"]
             settings["ami_user"] = env["IVR_TEST_AMI_USER"]
@@ -131,7 +140,7 @@ class MinimalAppProcess(Served):
     least code that makes the same call, for its CPU beside the controller's (real_load
     --floor)."""
 
-    def __init__(self, pbx: Pbx, folder: Path) -> None:
+    def __init__(self, pbx: Pbx, folder: Path, event_loop: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         env = pbx.env
         self.log = folder / "minimal-app.log"
@@ -147,6 +156,8 @@ class MinimalAppProcess(Served):
             env["IVR_TEST_ARI_PASSWORD"],
             "--app",
             IVR_APP,
+            "--event-loop",
+            event_loop,
         ]
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(

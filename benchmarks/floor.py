@@ -40,11 +40,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 
-from benchmarks.calls import Stalled, run_once, sim_process
+from benchmarks.calls import DEFAULT_LOOP, Stalled, run_once, sim_process
 from benchmarks.real_load import machine
 from ivr import logs
 from ivr.ari.event_types import UNWANTED
 from ivr.ari.http import HttpClient
+from ivr.cli import loop
+from ivr.config import EVENT_LOOPS
 
 APP = "hotline"
 DESKS = ("PJSIP/cchc-4a", "PJSIP/cchc-4b")  # branch 4 in routing/hotline.yaml, rung together
@@ -272,13 +274,13 @@ async def _measure(url: str, calls: int, conn: Connection) -> dict[str, Any]:
     }
 
 
-def floor_once(calls: int, rate: float) -> dict[str, Any]:
+def floor_once(calls: int, rate: float, event_loop: str) -> dict[str, Any]:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=sim_process, args=(child, calls, rate))
     proc.start()
     try:
         url = parent.recv()
-        return asyncio.run(_measure(url, calls, parent))
+        return loop.run(_measure(url, calls, parent), event_loop)
     finally:
         proc.join(timeout=30)
         if proc.is_alive():
@@ -349,19 +351,25 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--rate", type=float, default=20.0, help="calls placed per second")
     ap.add_argument("--runs", type=int, default=3, help="runs; the medians are reported")
+    ap.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default=DEFAULT_LOOP,
+        help=f"both sides' loop (default: as `ivr run` ships, {DEFAULT_LOOP})",
+    )
     args = ap.parse_args()
     if args.calls < 1 or args.runs < 1 or args.rate <= 0:
         ap.error("--calls and --runs must be 1 or more, --rate more than 0")
     logs.configure(level="WARNING")
     if args.serve:
-        asyncio.run(serve(args.serve, args.ari_user, args.ari_password, args.app))
+        loop.run(serve(args.serve, args.ari_user, args.ari_password, args.app), args.event_loop)
         return
     floors: list[dict[str, Any]] = []
     ours: list[dict[str, Any]] = []
     for n in range(1, args.runs + 1):
         try:
-            floors.append(floor_once(args.calls, args.rate))
-            r = run_once(args.calls, args.rate, False, None)
+            floors.append(floor_once(args.calls, args.rate, args.event_loop))
+            r = run_once(args.calls, args.rate, False, None, args.event_loop)
         except Stalled as e:
             raise SystemExit(f"run {n}: stuck: {e}") from None
         ours.append(
@@ -381,7 +389,8 @@ def main() -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"{m['cores']} cores, {m['cpu']}; Python {m['python']}; {args.calls} calls at "
-        f"{args.rate:g}/s on the simulator; median of {args.runs} runs; load average {load}"
+        f"{args.rate:g}/s on the simulator; event loop {args.event_loop}; median of {args.runs} "
+        f"runs; load average {load}"
     )
     print(f"| {'':20} | {'minimal app':>12} | {'ivr':>12} |")
     print(f"|{'-' * 22}|{'-' * 14}|{'-' * 14}|")

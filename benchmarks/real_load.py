@@ -37,12 +37,14 @@ from benchmarks.controller import MANIFEST, ROUTING, Controller, MinimalAppProce
 from benchmarks.pbx import IVR_SERVICE, MENU_SERVICE, Pbx
 from benchmarks.sipp_load import SippProcess, answering_desk_xml, caller_xml, ringing_desk_xml
 from ivr.asterisk.pjsip import phones
+from ivr.config import EVENT_LOOPS, Settings
 from ivr.prompts.manifest import load_manifest
 from ivr.routing.load import load_routing
 
 KEY_SLACK_MS = 1500  # the key goes this long into the menu prompt
 TALK_SLACK_MS = 3000  # the caller stays this long past the moment the desk should answer
 SETTLE_S = 20.0  # after the callers: how long channels and bridges may take to go
+DEFAULT_LOOP = Settings().event_loop  # as shipped
 MEDIA_PORTS = {"callers": 17000, "desk-4a": 17100, "desk-4b": 17200}
 DESKS = ("cchc-4a", "cchc-4b")  # branch 4: the first answers, the second only rings
 
@@ -61,6 +63,7 @@ class Options:
     max_calls: int | None = None  # ivr run's max_calls (None: as shipped, 400)
     runs: int = 1  # steps per side, alternating; figures combined by combine()
     floor: bool = False  # also benchmarks.floor's minimal app, on the same calls
+    event_loop: str = DEFAULT_LOOP  # ivr run's event_loop setting, and the minimal app's loop
 
     @property
     def calls(self) -> int:
@@ -383,6 +386,12 @@ def parse_args(argv: list[str] | None) -> Options:
         help="steps per side, the sides alternating; printed: the median of the CPU and "
         "latency figures, the worst of the completed, stranded and leaked counts (default 1)",
     )
+    p.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default=DEFAULT_LOOP,
+        help=f"the loop ivr run and the minimal app run on (default: as shipped, {DEFAULT_LOOP})",
+    )
     a = p.parse_args(argv)
     if not 1 <= a.runs <= 9:
         p.error("--runs must be 1 to 9")
@@ -403,6 +412,7 @@ def parse_args(argv: list[str] | None) -> Options:
         a.max_calls,
         a.runs,
         a.floor,
+        a.event_loop,
     )
 
 
@@ -427,7 +437,9 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
                             None,
                         )
                     )
-                controller = Controller(pbx, folder / f"ivr-run{where}", opts.ami, opts.max_calls)
+                controller = Controller(
+                    pbx, folder / f"ivr-run{where}", opts.ami, opts.max_calls, opts.event_loop
+                )
                 try:
                     steps["ivr"].append(
                         run_step(
@@ -443,7 +455,9 @@ def run(opts: Options, folder: Path) -> tuple[dict[str, dict[str, Any]], str]:
                 finally:
                     controller.stop()
                 if opts.floor:
-                    minimal = MinimalAppProcess(pbx, folder / f"minimal-app{where}")
+                    minimal = MinimalAppProcess(
+                        pbx, folder / f"minimal-app{where}", opts.event_loop
+                    )
                     try:
                         steps["floor"].append(
                             run_step(
@@ -534,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{m['cores']} cores, {m['cpu']}; Python {m['python']}; Asterisk {version}; "
         f"{opts.calls} calls at {opts.rate:g}/s for {opts.seconds:g} s, keys as "
-        f"{'RFC 4733' if opts.rfc4733 else 'SIP INFO'}, AMI {'on' if opts.ami else 'off'}"
+        f"{'RFC 4733' if opts.rfc4733 else 'SIP INFO'}, AMI {'on' if opts.ami else 'off'}, "
+        f"event loop {opts.event_loop}"
         + ("" if opts.max_calls is None else f", ivr max_calls {opts.max_calls}")
         + (
             ""

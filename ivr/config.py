@@ -31,6 +31,7 @@ ENV_ONLY = ("zalo_secret_key", "zalo_oa_secret_key")  # secrets never written in
 NO_FILE = ("", "none")  # cel_file: no CSV to read (PostgreSQL sites: cel_pgsql writes the table)
 DEFAULT_CEL_FILE = "/var/log/asterisk/cel-custom/hotline.csv"  # cel_custom.conf's, as written
 _ADDRESS = re.compile(r"[^\s]*:\d{1,5}")
+EVENT_LOOPS = ("uvloop", "asyncio")  # event_loop: what `ivr run` and `ivr agi` run on
 
 
 class ConfigError(Exception):
@@ -51,6 +52,7 @@ class Settings:
     sound_prefix: str = "hotline"
     recordings_dir: str = "/var/spool/asterisk/recording"
     log_json: bool = False
+    event_loop: str = "uvloop"  # of `ivr run` and `ivr agi` (ivr.cli.loop): uvloop or asyncio
     ami_address: str = ""  # "host:port" of Asterisk's AMI; empty: not used
     ami_user: str = "ivr"
     ami_secret: str = field(default="", repr=False)
@@ -237,6 +239,10 @@ def _check(settings: Settings, require_ari: bool) -> None:
         value = getattr(settings, name)
         if value and not _ADDRESS.fullmatch(value):
             raise ConfigError(f"{name} '{value}' cần dạng HOST:CỔNG, vd. {example}")
+    if settings.event_loop not in EVENT_LOOPS:
+        raise ConfigError(
+            f"event_loop '{settings.event_loop}' không hợp lệ: dùng {' hoặc '.join(EVENT_LOOPS)}"
+        )
     if settings.metrics_address and settings.metrics_endpoint[1] > 65535:
         raise ConfigError(f"metrics_address '{settings.metrics_address}': cổng quá 65535")
     if settings.cluster:

@@ -6,13 +6,14 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+import uvloop
 from _pytest.runner import runtestprotocol
 
 from ivr.prompts.manifest import load_manifest
@@ -31,6 +32,17 @@ ROUTING_FILE = ROOT / "routing" / "hotline.yaml"
 MANIFEST_FILE = ROOT / "prompts" / "manifest.yaml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests marked ``event_loops`` (the transports and servers the calls go through) run on
+    both loops `ivr run` and `ivr agi` may run on (the event_loop setting); the others on
+    asyncio's."""
+    if item.get_closest_marker("event_loops") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 def vn_time(text: str) -> dt.datetime:

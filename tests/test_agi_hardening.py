@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from ivr.agi.server import AgiServer
@@ -25,6 +26,9 @@ from ivr.sim.agi import AgiCall, AgiSim
 from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press, Speak
 
 from .conftest import ROOT, vn_time
+
+# the REST client, the event stream and the servers a call goes through: on both loops
+pytestmark = pytest.mark.event_loops
 
 DAY = vn_time("2026-11-25 09:00")
 WAIT = 20.0  # generous bound for things that happen at once; never a timing assertion

@@ -23,6 +23,9 @@ from ivr.sim.scripts import CallerScript, Clerks, Hangup, Press
 from .conftest import vn_time
 from .scenarios import ANSWER, BUSY
 
+# the REST client, the event stream and the servers a call goes through: on both loops
+pytestmark = pytest.mark.event_loops
+
 SPEED = 10.0
 DAY = vn_time("2026-11-25 09:00")
 CLERKS = Clerks({"PJSIP/cchc-4a": ANSWER, "PJSIP/cchc-4b": BUSY}, default=ANSWER)

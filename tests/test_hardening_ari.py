@@ -24,6 +24,9 @@ from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, Disconnected, HttpClie
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
 
+# the REST client, the event stream and the servers a call goes through: on both loops
+pytestmark = pytest.mark.event_loops
+
 SECRET = "S3cr3t-hotline-pw"
 TIMEOUT = 20.0
 

@@ -15,6 +15,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 # keep-alive connections per client: enough for a thousand calls' requests (each a millisecond
 # or so), few enough that controllers stay far below Asterisk's HTTP session limit
@@ -59,12 +60,14 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, only alike)
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, data: bytes, waiter: asyncio.Future[tuple[Response, bool]]) -> None:
-        self._waiter = waiter
         assert self.transport is not None
+        if self.transport.is_closing():  # uvloop's write raises on it, asyncio's drops the data
+            raise NotSent("the connection was closing: the request was not sent")
+        self._waiter = waiter
         self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:

@@ -20,6 +20,7 @@ from ivr import logs
 from ivr.ami.publish import PhonePublisher
 from ivr.ari.client import AriClient, describe
 from ivr.ari.overload import Limits
+from ivr.cli import loop
 from ivr.cli.asterisk import new_watch
 from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import database_problem, port, settings_of
@@ -80,7 +81,7 @@ def _cmd_agi(args: argparse.Namespace) -> int:
     settings = settings_of(args)  # a bad file: ConfigError, exit 2 (ivr.cli.main)
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
-        return asyncio.run(_agi(settings, args.host, args.port))
+        return loop.run(_agi(settings, args.host, args.port), settings.event_loop)
     except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE
@@ -255,7 +256,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = settings_of(args, require_ari=True)
     logs.configure(json=settings.log_json or args.log_json, level=args.log_level)
     try:
-        return asyncio.run(_run(settings))
+        return loop.run(_run(settings), settings.event_loop)
     except (RoutingError, ManifestError, NotReady) as e:
         print(e, file=sys.stderr)
         return USAGE

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ import uvloop
 from ivr.ari.http import HttpClient, NotSent
 from ivr.cli import loop
 from ivr.config import ConfigError, Settings, load_settings
+
+from .loopback import no_content, peer
 
 
 async def _loop_kind(answer: int) -> tuple[str, int]:
@@ -63,31 +63,8 @@ def test_the_setting_comes_from_the_file_or_the_environment(tmp_path: Path) -> N
         load_settings(cfg, {}, require_ari=False)
 
 
-@contextlib.asynccontextmanager
-async def _no_content_server() -> AsyncIterator[int]:
-    """Answers every request on a connection with 204, keeping it open."""
-    writers: list[asyncio.StreamWriter] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                await writer.drain()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for w in writers:
-            w.close()
-        await server.wait_closed()
-
-
 async def _request_on_a_closing_connection() -> tuple[int, str]:
-    async with _no_content_server() as port:
+    async with peer(no_content) as port:
         client = HttpClient("127.0.0.1", port, {})
         try:
             first = await client.request("GET", "/ari/asterisk/ping")

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -23,6 +23,8 @@ from ivr.ari.events import Backoff, EventStream
 from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, Disconnected, HttpClient
 from ivr.flow.record import MemoryObserver
 from ivr.routing.model import Routing
+
+from .loopback import no_content, peer
 
 # the REST client, the event stream and the servers a call goes through: on both loops
 pytestmark = pytest.mark.event_loops
@@ -253,40 +255,6 @@ async def test_an_unreachable_ari_is_described_without_its_password() -> None:
         assert form not in str(down.value)
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def _peer(answer: Handler) -> AsyncIterator[int]:
-    """A loopback server playing ``answer``; at the end every connection it took is closed and
-    its handler finished (the server's close does not wait for them)."""
-    tasks: set[asyncio.Task[None]] = set()
-    writers: list[asyncio.StreamWriter] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)  # type: ignore[arg-type]
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            await answer(reader, writer)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for w in writers:
-            w.close()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for w in writers:
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
-        await server.wait_closed()
-
-
 @pytest.mark.parametrize(
     "reply",
     [
@@ -318,7 +286,7 @@ async def test_the_rest_client_refuses_a_response_it_should_not_hold(reply: byte
             await reader.read()  # until the client gives up and closes
         writer.close()
 
-    async with _peer(answer) as port:
+    async with peer(answer) as port:
         client = HttpClient("127.0.0.1", port, {})
         try:
             with pytest.raises(BadResponse):
@@ -334,7 +302,7 @@ async def test_a_chunked_body_cut_short_is_a_failure_not_a_response() -> None:
         await writer.drain()
         writer.close()  # gone in the middle of the chunk
 
-    async with _peer(answer) as port:
+    async with peer(answer) as port:
         client = HttpClient("127.0.0.1", port, {})
         try:
             with pytest.raises(Disconnected):
@@ -350,14 +318,9 @@ async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.Monk
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         opened.append(1)
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                await writer.drain()
-        writer.close()
+        await no_content(reader, writer)
 
-    async with _peer(answer) as port:
+    async with peer(answer) as port:
         client = HttpClient("127.0.0.1", port, {})
         try:
             assert (await client.request("GET", "/a")).status == 204
@@ -386,7 +349,7 @@ async def test_a_request_past_its_timeout_fails_and_its_connection_is_dropped() 
             await reader.read()
         writer.close()
 
-    async with _peer(answer) as port:
+    async with peer(answer) as port:
         client = HttpClient("127.0.0.1", port, {})
         try:
             with pytest.raises(TimeoutError):

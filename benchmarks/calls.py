@@ -29,14 +29,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from benchmarks.real_load import machine
+from benchmarks.real_load import DEFAULT_LOOP, machine
 from ivr import logs
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
 from ivr.ari.event_types import AriEvent
 from ivr.ari.overload import Limits
 from ivr.cli import loop
-from ivr.config import EVENT_LOOPS, Settings
+from ivr.config import EVENT_LOOPS
 from ivr.flow.hours import warm_up
 from ivr.flow.record import Disposition, FanOut, MemoryObserver
 from ivr.metrics import CALLS_SHED
@@ -50,7 +50,6 @@ from ivr.store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 STALL_SECONDS = 60.0  # no call ended for this long: the run is stuck, say so instead of hanging
-DEFAULT_LOOP = Settings().event_loop  # the controller's, as `ivr run` ships
 
 
 class Stalled(RuntimeError):

@@ -44,7 +44,7 @@ from ivr.routing.load import load_routing
 KEY_SLACK_MS = 1500  # the key goes this long into the menu prompt
 TALK_SLACK_MS = 3000  # the caller stays this long past the moment the desk should answer
 SETTLE_S = 20.0  # after the callers: how long channels and bridges may take to go
-DEFAULT_LOOP = Settings().event_loop  # as shipped
+DEFAULT_LOOP = Settings().event_loop  # ivr run's, as shipped (the benchmarks' --event-loop)
 MEDIA_PORTS = {"callers": 17000, "desk-4a": 17100, "desk-4b": 17200}
 DESKS = ("cchc-4a", "cchc-4b")  # branch 4: the first answers, the second only rings
 

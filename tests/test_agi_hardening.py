@@ -27,7 +27,7 @@ from ivr.sim.scripts import CallerScript, ClerkKind, Clerks, ClerkScript, Press,
 
 from .conftest import ROOT, vn_time
 
-# the REST client, the event stream and the servers a call goes through: on both loops
+# the FastAGI server `ivr agi` runs: on both loops its event_loop setting allows
 pytestmark = pytest.mark.event_loops
 
 DAY = vn_time("2026-11-25 09:00")

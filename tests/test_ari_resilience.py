@@ -23,7 +23,7 @@ from ivr.sim.scripts import CallerScript, Clerks, Hangup, Press
 from .conftest import vn_time
 from .scenarios import ANSWER, BUSY
 
-# the REST client, the event stream and the servers a call goes through: on both loops
+# the REST client and event stream `ivr run` calls go through: on both loops it may run on
 pytestmark = pytest.mark.event_loops
 
 SPEED = 10.0

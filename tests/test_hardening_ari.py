@@ -26,7 +26,7 @@ from ivr.routing.model import Routing
 
 from .loopback import no_content, peer
 
-# the REST client, the event stream and the servers a call goes through: on both loops
+# the REST client and event stream `ivr run` calls go through: on both loops it may run on
 pytestmark = pytest.mark.event_loops
 
 SECRET = "S3cr3t-hotline-pw"

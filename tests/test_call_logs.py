@@ -66,3 +66,16 @@ async def test_calls_in_parallel_keep_their_own_ids(routing: Routing) -> None:
     inside = [e for e in lines if e["event"] in ("playing", "dialling")]
     assert {e["call"] for e in inside} == {"chan-a", "chan-b"}
     assert all(e["linkedid"] == f"linked-{e['call']}" for e in inside)
+
+
+async def test_a_call_ends_in_one_line_saying_who_hung_up_and_where(routing: Routing) -> None:
+    with capture_logs(processors=[merge_contextvars]) as lines:
+        path = await _call(routing, "chan-h", [])  # hangs up at the menu, pressing nothing
+    ended = [e for e in lines if e["event"] == "call ended"]
+    assert len(ended) == 1
+    (line,) = ended
+    assert (line["hangup"], line["node"]) == ("caller", path[-1])
+    assert line["disposition"] == "abandoned"
+    assert line["path"] == ">".join(path)
+    info = [e for e in lines if e["log_level"] == "info" and e["event"] not in ("playing",)]
+    assert info == [line], "the call's end was told more than once"

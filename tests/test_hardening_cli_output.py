@@ -4,6 +4,7 @@ visible; and the FastAGI limits as settings."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -112,6 +113,19 @@ def test_console_log_lines_escape_caller_text(monkeypatch: pytest.MonkeyPatch) -
     assert line.count("\n") == 1
     assert "0912\\n2026" in line
     assert "\\x1b[2J" in line
+
+
+def test_console_log_line_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    logs.configure(json=False, level="INFO")
+    structlog.get_logger("t").warning("desk busy", node="branch-4", n=3, desk="a b", gone=None)
+    line = err.getvalue()
+    stamp, rest = line.split(" ", 1)
+    assert dt.datetime.fromisoformat(stamp).utcoffset() == dt.timedelta(0)
+    # the level as wide as "exception", the event as wide as 30, then the keys sorted; a string
+    # with a space quoted, other values by repr()
+    assert rest == "[warning  ] desk busy" + " " * 21 + " desk='a b' gone=None n=3 node=branch-4\n"
 
 
 def test_console_log_keeps_a_traceback_readable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,8 +65,7 @@ async def _walk(
             raise RuntimeError(f"call visited {MAX_NODES_PER_CALL} nodes: a loop in the routing?")
         await session.hangup("normal")  # no-op when a node already ended the call
     except CallerHangup:
-        trace.hangup_by = trace.hangup_by or "caller"
-        bound.info("caller hung up", node=node_name)
+        trace.hangup_by = trace.hangup_by or "caller"  # the line below says so, and where
     except Exception as exc:  # the safety net: never leave a caller in dead air
         trace.error = f"{type(exc).__name__}: {exc}"
         bound.exception("call failed, handing back to the dialplan", node=node_name)
@@ -78,7 +77,12 @@ async def _walk(
         await hand_back(session, lambda: routing.hotline.fallback, bound, gone=(CallerHangup,))
     record = trace.snapshot(clock())
     observer.call_ended(record)
-    bound.info("call ended", disposition=record.disposition.value, path=">".join(record.path))
+    bound.info(
+        "call ended",
+        disposition=record.disposition.value,
+        hangup=record.hangup_by,
+        path=">".join(record.path),
+    )
     if cancelled is not None:
         raise cancelled
     return record

@@ -58,7 +58,8 @@ class Options:
     ring_ms: int
     talk_ms: int
     json: bool = False
-    profile: Path | None = None  # py-spy's collapsed stacks of the controller, written here
+    profile: Path | None = None  # py-spy's collapsed stacks of ivr run here; the minimal app's
+    # (--floor) in this name with ".floor" added
     ivr_only: bool = False  # skip the dialplan step (while profiling the controller)
     max_calls: int | None = None  # ivr run's max_calls (None: as shipped, 400)
     runs: int = 1  # steps per side, alternating; figures combined by combine()
@@ -180,7 +181,14 @@ def run_step(
         limit_s = opts.seconds + plan.bye_at_ms / 1000 + 30  # every call placed and ended
         ast_cpu0 = pbx.cpu_ms()
         ctl_cpu0 = controller.cpu_ms() if controller else 0.0
-        spy = _spy(controller.pid, opts.profile) if controller and opts.profile else None
+        spy = None
+        if controller is not None and opts.profile is not None:  # the minimal app's beside it
+            where = (
+                opts.profile
+                if name == "ivr"
+                else opts.profile.with_name(f"{opts.profile.name}.{name}")
+            )
+            spy = _spy(controller.pid, where)
         callers = SippProcess(
             folder,
             "callers",
@@ -365,7 +373,12 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--no-ami", action="store_true", help="ivr run without AMI")
     p.add_argument("--ring-ms", type=int, default=1000, help="the answering desk rings this long")
     p.add_argument("--talk-ms", type=int, default=2000, help="talk before the caller hangs up")
-    p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of ivr run, to FILE")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy's collapsed stacks of ivr run, to FILE (with --floor, the minimal app's to "
+        "FILE.floor)",
+    )
     p.add_argument("--ivr-only", action="store_true", help="skip the dialplan menu's step")
     p.add_argument(
         "--floor",

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from ivr.ari import http as ari_http
 from ivr.ari.app import StasisApp
 from ivr.ari.client import AriClient
-from ivr.ari.errors import AriUnavailable, MalformedResponse
+from ivr.ari.errors import AriUnavailable, MalformedResponse, NotFound
 from ivr.ari.events import Backoff, EventStream
 from ivr.ari.http import MAX_BODY, MAX_HEAD, BadResponse, Disconnected, HttpClient
 from ivr.flow.record import MemoryObserver
@@ -177,6 +177,36 @@ async def test_a_malformed_body_is_a_typed_error(
         if not body.startswith("{"):  # any JSON object is a variable's answer
             with pytest.raises(MalformedResponse):
                 await client.get_variable("c1", "X")
+
+
+async def test_a_success_nobody_reads_is_not_decoded_and_its_errors_still_are(
+    fake_ari: FakeAri,
+) -> None:
+    """Starting a playback, dialling a leg and making a bridge only need to know they worked:
+    their answers' bodies are not decoded, even when they are not JSON. Their errors are."""
+
+    async def garbage(_: web.Request) -> web.Response:
+        return web.Response(body=b"{not json", content_type="application/json", status=201)
+
+    async def gone(_: web.Request) -> web.Response:
+        return web.json_response({"message": "Channel not found"}, status=404)
+
+    fake_ari.routes[("POST", "/ari/channels/c1/play/p1")] = garbage
+    fake_ari.routes[("POST", "/ari/channels")] = garbage
+    fake_ari.routes[("POST", "/ari/bridges")] = garbage
+    fake_ari.routes[("POST", "/ari/channels/c2/play/p2")] = gone
+    async with AriClient(fake_ari.url, "ivr", SECRET, "hotline") as client:
+        await client.play("c1", "p1", ["sound:hotline/greeting"])  # no MalformedResponse
+        await client.originate(
+            "PJSIP/cchc-4a", channel_id="l1", app_args="dialed,c1", caller_id="1", timeout=5
+        )
+        await client.create_bridge("b1", "call-c1")
+        with pytest.raises(NotFound) as nf:
+            await client.play("c2", "p2", ["sound:hotline/greeting"])
+        assert nf.value.message == "Channel not found"
+    # each sent once, answered once
+    for path in ("/ari/channels/c1/play/p1", "/ari/channels", "/ari/bridges"):
+        assert fake_ari.requests.count(("POST", path)) == 1
 
 
 async def test_recovery_survives_garbage_retries_and_hands_orphans_back(

@@ -21,7 +21,7 @@ from yarl import URL
 
 from ivr.ari.errors import AriUnavailable, MalformedResponse, error_for
 from ivr.ari.http import HttpClient, NotSent
-from ivr.ari.models import Application, Bridge, Channel, LiveRecording, Playback
+from ivr.ari.models import Application, Channel, LiveRecording, Playback
 from ivr.redact import redact
 
 T = TypeVar("T")
@@ -131,7 +131,11 @@ class AriClient:
         *,
         raw: bool = False,
         body: Any = None,
+        unread: bool = False,
     ) -> Any:
+        """``method path``'s answer, decoded; with ``raw``, a 200's body as it came; with
+        ``unread``, None for any success, its body not decoded (a playback's, a channel's or a
+        bridge's JSON the caller would not look at). An error is decoded, for its message."""
         target = self._target(path, params)
         if self.on_request is not None:
             self.on_request(method, path)
@@ -157,6 +161,8 @@ class AriClient:
             raise AriUnavailable(f"{method} {path}: không còn sau khi kết nối lại với Asterisk")
         if raw and resp.status == 200:
             return resp.body
+        if unread and resp.status < 300:
+            return None
         if resp.status == 204 and not resp.body:  # most requests: nothing to read
             return None
         parsed = _json(resp.body) if resp.content_type == "application/json" else None
@@ -222,10 +228,12 @@ class AriClient:
 
     async def play(
         self, channel_id: str, playback_id: str, media: Iterable[str], lang: str | None = None
-    ) -> Playback:
+    ) -> None:
+        """Start a playback with the id given: what Asterisk answers of it is not read (its
+        events, and :meth:`playback`, say how it goes)."""
         path = f"/channels/{_p(channel_id)}/play/{_p(playback_id)}"
         params: Params = {"media": ",".join(media), "lang": lang}
-        return await self.parsed(Playback.parse, "POST", path, params)
+        await self.request("POST", path, params, unread=True)
 
     async def playback(self, playback_id: str) -> Playback:
         return await self.parsed(Playback.parse, "GET", f"/playbacks/{_p(playback_id)}")
@@ -276,7 +284,9 @@ class AriClient:
         caller_id: str,
         timeout: int,
         originator: str | None = None,
-    ) -> Channel:
+    ) -> None:
+        """Dial ``endpoint`` as a new channel with the id given, into this app; the channel
+        Asterisk answers with is not read (its events, and :meth:`channel`, say how it goes)."""
         params: Params = {
             "endpoint": endpoint,
             "app": self.app,
@@ -286,7 +296,7 @@ class AriClient:
             "channelId": channel_id,
             "originator": originator,
         }
-        return await self.parsed(Channel.parse, "POST", "/channels", params)
+        await self.request("POST", "/channels", params, unread=True)
 
     async def hangup(self, channel_id: str, reason: str | None = None) -> None:
         await self.request("DELETE", f"/channels/{_p(channel_id)}", {"reason": reason})
@@ -312,9 +322,10 @@ class AriClient:
 
     # --- bridges ----------------------------------------------------------------------------
 
-    async def create_bridge(self, bridge_id: str, name: str) -> Bridge:
+    async def create_bridge(self, bridge_id: str, name: str) -> None:
+        """A mixing bridge with the id given; the bridge Asterisk answers with is not read."""
         params: Params = {"type": "mixing", "bridgeId": bridge_id, "name": name}
-        return await self.parsed(Bridge.parse, "POST", "/bridges", params)
+        await self.request("POST", "/bridges", params, unread=True)
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None:
         params: Params = {"channel": ",".join(channel_ids)}

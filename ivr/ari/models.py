@@ -104,16 +104,6 @@ class LiveRecording:
 
 
 @dataclass(frozen=True, slots=True)
-class Bridge:
-    id: str
-    channels: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, d: dict[str, Any]) -> Bridge:
-        return cls(_ident(d, "id"), _strings(d, "channels"))
-
-
-@dataclass(frozen=True, slots=True)
 class Application:
     name: str
     channel_ids: tuple[str, ...]

@@ -204,7 +204,7 @@ async def test_a_success_nobody_reads_is_not_decoded_and_its_errors_still_are(
         with pytest.raises(NotFound) as nf:
             await client.play("c2", "p2", ["sound:hotline/greeting"])
         assert nf.value.message == "Channel not found"
-    # each sent once, answered once
+    # each sent once: nothing was retried
     for path in ("/ari/channels/c1/play/p1", "/ari/channels", "/ari/bridges"):
         assert fake_ari.requests.count(("POST", path)) == 1
 

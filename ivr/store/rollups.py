@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -178,13 +178,15 @@ def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
 
 
 # Built once: the writer reads the facts of every batch's calls, and building these expressions
-# anew cost more than running them (SQLite, a batch of a call or two).
-_CALLS_OF = select(*_CALL_COLUMNS).where(Call.id.in_(bindparam("ids", expanding=True)))
+# anew cost more than running them (SQLite, a batch of a call or two). One statement: each call
+# with its steps of the kinds a report reads, a row per step (one row, its step columns NULL, for
+# a call without such steps); Stored.fact puts the steps in order.
 STEP_FACT_COLUMNS = ("kind", "outcome", "input", "at")  # what a step's fact is made of
-_STEPS_OF = (
-    select(CallStep.call_id, CallStep.seq, *(CallStep.__table__.c[c] for c in STEP_FACT_COLUMNS))
-    .where(CallStep.call_id.in_(bindparam("ids", expanding=True)), CallStep.kind.in_(STEP_KINDS))
-    .order_by(CallStep.call_id, CallStep.seq)
+_STEP = CallStep.__table__.c
+_FACTS_OF = (
+    select(*_CALL_COLUMNS, _STEP.seq, *(_STEP[c] for c in STEP_FACT_COLUMNS))
+    .outerjoin(CallStep, and_(CallStep.call_id == Call.id, CallStep.kind.in_(STEP_KINDS)))
+    .where(Call.id.in_(bindparam("ids", expanding=True)))
 )
 FACT_COLUMNS = tuple(c.key for c in _CALL_COLUMNS)  # what a call's facts are made of
 
@@ -207,14 +209,14 @@ async def stored_of(conn: AsyncConnection, keys: Collection[str]) -> dict[str, S
     """What the stored calls among ``keys`` are made of, by key."""
     found: dict[str, Stored] = {}
     keys = list(keys)
+    width = len(FACT_COLUMNS)
     for i in range(0, len(keys), CHUNK):
-        rows = (await conn.execute(_CALLS_OF, {"ids": keys[i : i + CHUNK]})).all()
-        if not rows:
-            continue
-        mine = {r.id: Stored(r._asdict(), {}) for r in rows}
-        for s in await conn.execute(_STEPS_OF, {"ids": list(mine)}):
-            mine[s.call_id].steps[s.seq] = step_fact(s)
-        found |= mine
+        for r in await conn.execute(_FACTS_OF, {"ids": keys[i : i + CHUNK]}):
+            call = found.get(r.id)
+            if call is None:
+                call = found[r.id] = Stored(dict(zip(FACT_COLUMNS, r[:width], strict=True)), {})
+            if r.seq is not None:
+                call.steps[r.seq] = step_fact(r)
     return found
 
 

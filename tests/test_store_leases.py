@@ -116,6 +116,37 @@ async def test_two_controllers_one_restarted_the_others_calls_untouched_until_it
     await engine.dispose()
 
 
+async def test_a_call_interrupted_after_many_keys_is_closed_with_its_keys_cut_to_the_column(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The keys of all its steps together are longer than a call's digits column (64): the
+    sweep closes it as the writer would have written it, on PostgreSQL too, and starts."""
+    clock = Clock()
+    engine = make_engine(db_url)
+    a = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    await a.start()
+    observer = Identified(a, "ast-1")
+    trace = CallTrace(CallInfo("1764043200.5", "0912345678"), "v1", T0)
+    observer.call_started(trace.snapshot())
+    typed = [str(n) * 30 for n in range(1, 4)]  # a unit's number typed three times, 90 keys
+    for n, keys in enumerate(typed, 1):
+        step = Step("unit-lookup", "directory", "not_found", input=keys, at=T0.replace(second=n))
+        trace.add(step)
+        observer.call_step("1764043200.5", step)
+    assert await a.sync()
+    await _crash(a)
+    clock.advance(1)
+    again = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    await again.start()  # its previous life's call is closed as it starts
+    closed = await get_call(engine, "ast-1/1764043200.5")
+    assert closed is not None
+    assert closed.disposition == "interrupted"
+    assert closed.digits == "".join(typed)[:64]
+    assert closed.path == "unit-lookup"
+    await again.stop()
+    await engine.dispose()
+
+
 async def test_a_live_controller_id_held_elsewhere_is_refused_until_its_lease_ends(
     db_url: str, tmp_path: Path
 ) -> None:

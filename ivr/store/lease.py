@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ivr.flow.record import Step, summary
 from ivr.store.errors import NotReady
 from ivr.store.rollups import kept
+from ivr.store.rows import bounded
 from models import Call, CallStep, Controller
 
 log = structlog.get_logger("ivr.store")
@@ -187,11 +188,14 @@ async def _interrupt(conn: AsyncConnection, key: str) -> int:
     path, digits = summary(steps)
     started = await conn.scalar(select(Call.started_at).where(Call.id == key))
     ended = max((s.at for s in steps), default=started)
+    # cut to the columns as the writer cuts a call's row: the keys of many steps together can
+    # be longer than the digits column (PostgreSQL refused the sweep, and the controller's start)
+    closed = bounded("call", {"path": ">".join(path), "digits": digits})
     async with kept(conn, [key]):  # the rollups move it to "interrupted"
         result = await conn.execute(
             update(Call)
             .where(Call.id == key, Call.disposition == "in_progress")  # not if it ended meanwhile
-            .values(disposition="interrupted", ended_at=ended, path=">".join(path), digits=digits)
+            .values(disposition="interrupted", ended_at=ended, **closed)
         )
     return int(result.rowcount or 0)
 

@@ -38,6 +38,20 @@ def is_data_error(e: BaseException) -> bool:
     return False
 
 
+_CONFLICT_SQLSTATES = ("40001", "40P01")  # serialization_failure, deadlock_detected
+
+
+def is_conflict(e: BaseException) -> bool:
+    """True when the database failed the transaction to let another one go on (a deadlock it
+    broke, a serialisation failure): nothing is wrong with the rows or the database, and running
+    the same transaction again is what PostgreSQL asks for."""
+    for link in _chain(e):
+        sqlstate = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
+        if sqlstate in _CONFLICT_SQLSTATES:
+            return True
+    return False
+
+
 def _chain(e: BaseException) -> Iterator[BaseException]:
     """The error, what SQLAlchemy wrapped, and their causes (bounded: chains can loop)."""
     seen: set[int] = set()

@@ -265,9 +265,23 @@ def _upserts(dialect: str) -> dict[str, Any]:
 _UPSERTS = {d: _upserts(d) for d in ("sqlite", "postgresql")}
 
 
+_ORDER = {table.name: keys for table, keys, _ in TABLES}
+
+
+def in_lock_order(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` of the rollup table ``name`` by key. Every writer adds to the rollups table by
+    table (in TABLES' order), row by row in this order, so two transactions adding to the same
+    rows (controllers sharing PostgreSQL, the reconciler, the lease sweep) lock them in the same
+    order and one waits for the other. In the order a batch happened to list them, each held a
+    row the other wanted next: PostgreSQL broke the deadlock by failing one of the batches."""
+    keys = _ORDER[name]
+    return sorted(rows, key=lambda row: tuple(row[k] for k in keys))
+
+
 async def apply(conn: AsyncConnection, delta: Delta) -> None:
     upserts = _UPSERTS[conn.dialect.name]
     for name, rows in delta.rows().items():
+        rows = in_lock_order(name, rows)
         for i in range(0, len(rows), CHUNK):
             await conn.execute(upserts[name], rows[i : i + CHUNK])
 

@@ -56,7 +56,13 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
             calls[row["id"]] = _complete(row, controller)  # a later version supersedes
         else:
             grouped[kind].append(row)
-    grouped["call"] = list(calls.values())
+    # every table's rows in the order of their keys: two transactions writing the same rows lock
+    # them in the same order, one waiting for the other (ivr.store.rollups.in_lock_order); the
+    # sort is stable: rows of one key keep their order (the first cause to arrive stays)
+    grouped["call"] = [calls[key] for key in sorted(calls)]
+    grouped["step"].sort(key=_step_key)
+    grouped["voicemail"].sort(key=_call_of)
+    grouped["cause"].sort(key=_id_of)
     # the calls whose facts this batch can change: a step of a kind no report reads (a prompt
     # played, a survey key) changes none, and most of a call's batches hold only such steps
     touched = set(calls) | {row["call_id"] for row in grouped["step"] if row["kind"] in FACT_STEPS}
@@ -86,6 +92,18 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
         if touched:
             await apply(conn, upkeep.delta(before, written["call"], written["step"]))
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
+
+
+def _step_key(row: dict[str, Any]) -> tuple[str, int]:
+    return row["call_id"], row["seq"]
+
+
+def _call_of(row: dict[str, Any]) -> str:
+    return str(row["call_id"])
+
+
+def _id_of(row: dict[str, Any]) -> str:
+    return str(row["id"])
 
 
 def _complete(row: dict[str, Any], controller: str) -> dict[str, Any]:

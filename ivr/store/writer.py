@@ -33,11 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import CallRecord, Step
-from ivr.store.errors import is_data_error
+from ivr.store.errors import is_conflict, is_data_error
 from ivr.store.identity import keyed
 from ivr.store.lease import Clock, LeaseKeeper, Owner, default_instance, utc_now
 from ivr.store.memory import release_free_memory
@@ -66,6 +66,14 @@ __all__ = [
 log = structlog.get_logger("ivr.store")
 
 QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
+CONFLICTS = Counter(
+    "ivr_store_conflicts_total",
+    "Batches the database failed to let another transaction go on (a deadlock or a "
+    "serialisation failure), written again at once",
+)
+# How often a batch the database failed that way is written again at once; past it, the batch
+# waits in the spool like any batch the database did not take.
+CONFLICT_RETRIES = 3
 # After the first record of a batch, how long the writer waits for more before writing: a
 # transaction (with its rollup reads) costs far more than a record in it, and a call's steps
 # arrive a few at a time. Cut short by a full batch and by drain() / stop().
@@ -282,7 +290,7 @@ class StoreWriter:
         """Write a batch, quarantining the records the database refuses; False on an outage
         (then the whole batch is to be kept: parts already written are written again, once)."""
         try:
-            await write_ops(self.engine, ops, self.owner.id)
+            await self._write_through_conflicts(ops)
         except Exception as e:
             if not is_data_error(e):
                 self._failed(e)
@@ -294,6 +302,22 @@ class StoreWriter:
             return await self._write(ops[:half]) and await self._write(ops[half:])
         self._healthy()
         return True
+
+    async def _write_through_conflicts(self, ops: list[Op]) -> None:
+        """Write a batch; when the database fails it to let another transaction go on (PostgreSQL
+        shared by controllers, the reconciler, the console), write it again: not an outage."""
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                await write_ops(self.engine, ops, self.owner.id)
+                return
+            except Exception as e:
+                if not is_conflict(e):
+                    raise
+                CONFLICTS.inc()
+                log.info(
+                    "batch gave way to another transaction; writing it again", records=len(ops)
+                )
+        await write_ops(self.engine, ops, self.owner.id)
 
     # --- the backlog (ivr.store.replay) --------------------------------------------------------
 

@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.floor --calls 300 --rate 20 [--runs 3]
 
 A minimal ARI app here does what the controller does in ``benchmarks.calls``, with the same
-messages: it answers, plays the greeting and the menu, takes the key, rings branch 4's two desks
-while "please hold" plays, bridges the first that answers, asks the survey question twice
-(nobody answers it) and says goodbye: 16 requests and 24 events a call. It shares the
+messages: it answers (unless the dialplan did, as on the real Asterisk), plays the greeting and
+the menu, takes the key, rings branch 4's two desks while "please hold" plays, bridges the first
+that answers, asks the survey question twice (nobody answers it) and says goodbye: 16 requests
+and 24 events a call on the simulator. It shares the
 controller's transport (ivr.ari.http for REST, aiohttp's websocket for the events) and one
 coroutine per call, and has nothing else: no flow engine, routing, call records, logs, metrics,
 watchdog, retries or event checks. It is not a product (a lost event leaves its call waiting);
@@ -67,6 +68,7 @@ class Call:
     seq: int = 0
     legs: set[str] = field(default_factory=set)  # dialled, not known to have ended
     bridge: str = ""
+    up: bool = False  # answered before Stasis() (dialplan/hotline.conf): no answer to ask for
 
     def new_id(self, kind: str) -> str:
         self.seq += 1
@@ -123,7 +125,11 @@ class MinimalApp:
     def on_event(self, ev: dict[str, Any]) -> None:
         channel = ev.get("channel")
         if ev["type"] == "StasisStart" and channel is not None and not ev.get("args"):
-            new = Call(channel["id"], str((channel.get("caller") or {}).get("number", "")))
+            new = Call(
+                channel["id"],
+                str((channel.get("caller") or {}).get("number", "")),
+                up=channel.get("state") == "Up",
+            )
             self.routes[new.id] = new
             self._spawn(self.serve(new))
             return
@@ -188,7 +194,8 @@ class MinimalApp:
             self.ended += 1
 
     async def _serve(self, call: Call) -> None:
-        await self.request("POST", f"/channels/{quote(call.id)}/answer")
+        if not call.up:
+            await self.request("POST", f"/channels/{quote(call.id)}/answer")
         await self.play(call, ["greeting"])
         await self.play(call, ["main-menu"], cut=True)
         legs = [call.new_id("leg") for _ in DESKS]

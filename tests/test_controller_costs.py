@@ -273,3 +273,24 @@ async def test_a_desk_that_hangs_up_is_not_sent_a_hang_up(routing: Routing) -> N
     assert record.endpoint in legs
     assert legs.pop(record.endpoint) not in hung_up  # it hung up itself: no DELETE
     assert set(legs.values()) <= hung_up  # the other desk is hung up
+
+
+@pytest.mark.parametrize("answered_by_dialplan", [True, False], ids=["dialplan", "controller"])
+async def test_a_call_the_dialplan_answered_is_not_answered_again(
+    routing: Routing, answered_by_dialplan: bool
+) -> None:
+    """dialplan/hotline.conf answers before Stasis(): one request a call less. A site's own
+    dialplan that does not still has its callers answered by the controller."""
+    observer = MemoryObserver()
+    clerks = Clerks(default=ClerkScript(ClerkKind.ANSWER, ring_seconds=1, talk_seconds=2))
+    async with Harness(routing, observer, speed=10, clerks=clerks, clock=lambda: DAY) as h:
+        h.sim.pbx.answer_before_stasis = answered_by_dialplan
+        call = h.sim.call(CallerScript((Press("4", on="prompt:main-menu", after=0.5),)))
+        await asyncio.wait_for(call.done, 60)
+        await h.idle()
+    (record,) = observer.done
+    assert record.disposition == "answered"
+    assert record.answered_at is not None
+    assert call.log.count("answer") == 1  # the caller was answered once, by one of them
+    answers = [r for r in h.sim.requests if r.path.endswith("/answer")]
+    assert len(answers) == (0 if answered_by_dialplan else 1)

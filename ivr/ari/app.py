@@ -138,11 +138,12 @@ class StasisApp:
             linked_id=str(ch.get("linkedid", "") or ch["id"]),
         )
 
-    def _session(self, info: CallInfo, routing: Routing) -> AriCallSession:
+    def _session(self, info: CallInfo, routing: Routing, *, up: bool = False) -> AriCallSession:
         session = AriCallSession(
             self.client,
             self,
             info,
+            answered=up,
             language=routing.hotline.language,
             sound_prefix=self.sound_prefix,
             recordings_dir=self.recordings_dir,
@@ -156,7 +157,9 @@ class StasisApp:
         info = self._call_info(event["channel"])
         try:
             routing = self.routing()
-            session = self._session(info, routing)
+            # answered already: dialplan/hotline.conf answers before Stasis()
+            up = event["channel"].get("state") == "Up"
+            session = self._session(info, routing, up=up)
         except Exception:
             log.exception("could not start a call; handing it back", call=info.channel_id)
             self._spawn(self._hand_back(info.channel_id, None))

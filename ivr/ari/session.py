@@ -82,6 +82,7 @@ class AriCallSession:
         recordings_dir: str = "/var/spool/asterisk/recording",
         timer_scale: float = 1.0,
         unreachable: Callable[[str], bool] | None = None,
+        answered: bool = False,
     ) -> None:
         self.unreachable = unreachable  # what AMI knows of the phones, when it is watched
         self.client = client
@@ -100,6 +101,7 @@ class AriCallSession:
         self._gone = False
         self._ended = False  # we hung up or handed the channel back
         self._seq = 0
+        self._answered = answered  # the channel came up: nothing to ask Asterisk for
         self._playing: str | None = None
         self._recording: str | None = None
         self._legs: dict[str, str] = {}  # leg channel id → endpoint
@@ -254,8 +256,13 @@ class AriCallSession:
     # --- CallSession --------------------------------------------------------------------------
 
     async def answer(self) -> None:
+        """Answer the caller, unless the channel arrived answered: the project's dialplan answers
+        before Stasis(), which spares a request a call (a site's own dialplan need not)."""
         self._check()
+        if self._answered:
+            return
         await self._caller_request(self.client.answer(self.id))
+        self._answered = True
 
     async def play(self, prompts: Sequence[str], *, interruptible: bool = True) -> None:
         self._check()

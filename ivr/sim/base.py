@@ -41,6 +41,8 @@ class PbxBase:
         self.missing_sounds = missing_sounds or set()
         # how long the dialplan keeps a channel that left Stasis (meanwhile GET and DELETE work)
         self.dialplan_seconds = dialplan_seconds
+        # the dialplan answers before Stasis() (dialplan/hotline.conf does; a site's own may not)
+        self.answer_before_stasis = False
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.playbacks: dict[str, Playback] = {}

@@ -43,6 +43,9 @@ class Pbx(Media, Dialing):
             ch.variables["STASISSTATUS"] = "FAILED"
             self._leave(ch, "dialplan:stasis-failed")
             return call
+        if self.answer_before_stasis:
+            ch.state = "Up"
+            self.mark(ch, "answer")
         ch.in_stasis = True
         ch.app = self.app
         self.emit("StasisStart", args=[], channel=ch.json())

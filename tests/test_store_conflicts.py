@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.store.db import make_engine, upgrade
 from ivr.store.identity import keyed
+from ivr.store.lease import _interrupt
 from ivr.store.rollups import Delta, apply
 from ivr.store.rows import call_row
+from ivr.store.sql import write_ops
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, call_rollups
@@ -109,4 +111,31 @@ async def test_a_batch_failed_to_break_a_deadlock_is_written_again_not_spooled(
             assert [tuple(r) for r in stored] == [("a", writer.owner.id), ("b", writer.owner.id)]
     finally:
         await writer.stop()
+        await engine.dispose()
+
+
+async def test_a_call_swept_while_its_end_is_written_moves_in_the_rollups_once(
+    pg_server: PgServer | None,
+) -> None:
+    """A survivor sweeps a call (in progress, its controller gone) just as that controller, back,
+    writes the call's end: whichever writes second must start from what the first left, or the
+    rollups move the call twice. A batch locks its calls' rows while it reads their facts."""
+    engine = make_engine(await _database(pg_server, "ivr_sweep_race"))
+    started, ended = make_record("x", ended=False), make_record("x")
+    try:
+        await write_ops(engine, keyed([("call", call_row(started))], started, "gone"))
+        async with engine.connect() as sweeper, engine.connect() as watch:
+            await sweeper.begin()
+            await sweeper.execute(select(Call.id).where(Call.id == "x").with_for_update())
+            writing = asyncio.create_task(
+                write_ops(engine, keyed([("call", call_row(ended))], ended, "gone"))
+            )
+            await _until_a_lock_is_awaited(watch)
+            assert await _interrupt(sweeper, "x") == 1  # the sweep's own step, rollups and all
+            await sweeper.commit()
+            await writing
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(Call.disposition)) == "abandoned"  # the real end
+        assert await kept_equals_rebuild(engine) == 1
+    finally:
         await engine.dispose()

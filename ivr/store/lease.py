@@ -160,7 +160,8 @@ async def sweep(engine: AsyncEngine, now: dt.datetime, *, previous_life: str | N
     orphaned = and_(Call.disposition == "in_progress", gone)
     count = 0
     async with engine.begin() as conn:
-        keys = list((await conn.scalars(select(Call.id).where(orphaned))).all())
+        # in key order, as a writer locks its calls (ivr.store.rollups): neither waits in a cycle
+        keys = list((await conn.scalars(select(Call.id).where(orphaned).order_by(Call.id))).all())
         for key in keys:
             count += await _interrupt(conn, key)
     if count:
@@ -173,7 +174,7 @@ async def interrupt(engine: AsyncEngine, keys: list[str]) -> int:
     over that never reached it: they hung up during the move)."""
     count = 0
     async with engine.begin() as conn:
-        for key in keys:
+        for key in sorted(keys):
             count += await _interrupt(conn, key)
     return count
 

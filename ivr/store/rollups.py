@@ -180,13 +180,19 @@ def _values(c: defaultdict[str, float]) -> dict[str, float | int]:
 # Built once: the writer reads the facts of every batch's calls, and building these expressions
 # anew cost more than running them (SQLite, a batch of a call or two). One statement: each call
 # with its steps of the kinds a report reads, a row per step (one row, its step columns NULL, for
-# a call without such steps); Stored.fact puts the steps in order.
+# a call without such steps); Stored.fact puts the steps in order. On PostgreSQL the calls' rows
+# are locked as they are read, in key order, until the transaction ends: another writer of the
+# same call (a survivor's sweep, its controller's late record, the reconciler) waits, then reads
+# what this one left, instead of moving the rollups from facts that were no longer true.
+# (SQLite lets one transaction write at a time.)
 STEP_FACT_COLUMNS = ("kind", "outcome", "input", "at")  # what a step's fact is made of
 _STEP = CallStep.__table__.c
 _FACTS_OF = (
     select(*_CALL_COLUMNS, _STEP.seq, *(_STEP[c] for c in STEP_FACT_COLUMNS))
     .outerjoin(CallStep, and_(CallStep.call_id == Call.id, CallStep.kind.in_(STEP_KINDS)))
     .where(Call.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Call.id)
+    .with_for_update(of=Call)
 )
 FACT_COLUMNS = tuple(c.key for c in _CALL_COLUMNS)  # what a call's facts are made of
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ivr.store.db import make_engine, upgrade
 from ivr.store.identity import keyed
 from ivr.store.lease import _interrupt
-from ivr.store.rollups import Delta, apply
+from ivr.store.rollups import Delta, apply, facts_of
 from ivr.store.rows import call_row
 from ivr.store.sql import write_ops
 from ivr.store.writer import StoreWriter
@@ -138,4 +138,38 @@ async def test_a_call_swept_while_its_end_is_written_moves_in_the_rollups_once(
             assert await conn.scalar(select(Call.disposition)) == "abandoned"  # the real end
         assert await kept_equals_rebuild(engine) == 1
     finally:
+        await engine.dispose()
+
+
+async def test_a_call_stored_by_another_while_its_batch_is_written_is_counted_once(
+    pg_server: PgServer | None, tmp_path: Path
+) -> None:
+    """The reconciler stores a fallback row for a call (CEL says it ended, no record came) just
+    as the controller, its database back, writes the call's own record: the batch found no row
+    when it read, and finds one when it writes. It is written again, from what is stored."""
+    engine = make_engine(await _database(pg_server, "ivr_insert_race"))
+    writer = StoreWriter(engine, tmp_path / "spool")
+    await writer.start()
+    before = REGISTRY.get_sample_value("ivr_store_conflicts_total") or 0.0
+    record = make_record("x")
+    [(_, fallback)] = keyed([("call", call_row(record))], record, "")
+    fallback.update(disposition="fallback", talk_seconds=0.0)
+    try:
+        async with engine.connect() as reconciler, engine.connect() as watch:
+            await reconciler.begin()
+            await reconciler.execute(insert(Call), [fallback])
+            await apply(reconciler, Delta.between([], await facts_of(reconciler, ["x"])))
+            writer.call_ended(record)
+            draining = asyncio.create_task(writer.drain())
+            await _until_a_lock_is_awaited(watch)  # the writer's upsert waits for that row
+            await reconciler.commit()
+            await draining
+        assert writer.database_ok
+        assert not writer.spool.pending()
+        assert REGISTRY.get_sample_value("ivr_store_conflicts_total") == before + 1
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(Call.disposition)) == "abandoned"  # the record's
+        assert await kept_equals_rebuild(engine) == 1
+    finally:
+        await writer.stop()
         await engine.dispose()

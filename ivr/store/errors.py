@@ -41,11 +41,18 @@ def is_data_error(e: BaseException) -> bool:
 _CONFLICT_SQLSTATES = ("40001", "40P01")  # serialization_failure, deadlock_detected
 
 
+class ConcurrentWrite(Exception):
+    """Another transaction stored a call this batch found absent when it read its facts (a
+    reconciler's fallback row, committed in between): the batch is run again, and reads it."""
+
+
 def is_conflict(e: BaseException) -> bool:
     """True when the database failed the transaction to let another one go on (a deadlock it
     broke, a serialisation failure): nothing is wrong with the rows or the database, and running
     the same transaction again is what PostgreSQL asks for."""
     for link in _chain(e):
+        if isinstance(link, ConcurrentWrite):
+            return True
         sqlstate = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
         if sqlstate in _CONFLICT_SQLSTATES:
             return True

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import BindParameter
 
 from ivr.store import upkeep
+from ivr.store.errors import ConcurrentWrite
 from ivr.store.rollups import FACT_COLUMNS, FACT_STEPS, STEP_FACT_COLUMNS, apply, stored_of
 from ivr.store.rows import Op
 from models import Call, CallStep, SurveyAnswer, Voicemail
@@ -89,9 +90,20 @@ async def write_ops(engine: AsyncEngine, ops: Iterable[Op], controller: str = ""
             )
         for row in grouped["survey"]:
             await _survey_once(conn, row)
+        if conn.dialect.name == "postgresql":
+            _none_stored_meanwhile(before, written["call"])
         if touched:
             await apply(conn, upkeep.delta(before, written["call"], written["step"]))
     ROWS_WRITTEN.inc(sum(len(v) for v in grouped.values()))
+
+
+def _none_stored_meanwhile(before: dict[str, Any], calls: list[Any]) -> None:
+    """A call row this batch updated that its read of the facts did not find was stored by
+    another transaction in between (its row could not be locked: it did not exist yet). Counted
+    by that one, it would be counted again from nothing here: the batch is run again instead."""
+    late = [row.id for row in calls if not row.fresh and row.id not in before]
+    if late:
+        raise ConcurrentWrite(f"calls stored by another transaction meanwhile: {late[:5]}")
 
 
 def _step_key(row: dict[str, Any]) -> tuple[str, int]:
@@ -154,7 +166,9 @@ def _upsert_statement(dialect: str, kind: str, columns: tuple[str, ...]) -> Any:
     table = _TABLES[kind]
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt: Any = insert(table)
-    returned = [table.c[c] for c in _RETURNED.get(kind, ())]
+    returned: list[Any] = [table.c[c] for c in _RETURNED.get(kind, ())]
+    if kind == "call" and dialect == "postgresql":  # inserted (true) or updated (false)
+        returned.append(literal_column("xmax = 0").label("fresh"))
     if kind != "call":
         stmt = stmt.on_conflict_do_nothing(index_elements=_KEYS[kind])
         return stmt.returning(*returned) if returned else stmt

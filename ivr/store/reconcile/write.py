@@ -23,7 +23,7 @@ from ivr.flow.record import Disposition, call_key
 from ivr.store.reconcile.cel import CelEvent
 from ivr.store.reconcile.facts import CallFacts, fold
 from ivr.store.reconcile.source import save_state
-from ivr.store.rollups import kept
+from ivr.store.rollups import Delta, apply, facts_of
 from ivr.store.rows import Row, bounded
 from models import Call, ReconcileState
 from models import CelEvent as CelRow
@@ -121,9 +121,12 @@ async def _one(conn: AsyncConnection, linkedid: str, end_id: int, node: str) -> 
         )
     insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     row = fallback_row(facts)
-    async with kept(conn, [row["id"]]):  # the rollups count the new row
-        result = await conn.execute(insert(Call).values(row).on_conflict_do_nothing())
-    return int(result.rowcount or 0)
+    result = await conn.execute(insert(Call).values(row).on_conflict_do_nothing())
+    inserted = int(result.rowcount or 0)
+    if inserted:  # counted from nothing: a row only this transaction has seen yet. A row stored
+        # meanwhile by a controller (its late records) is that one's to count, not this one's
+        await apply(conn, Delta.between([], await facts_of(conn, [row["id"]])))
+    return inserted
 
 
 async def _known(conn: AsyncConnection, f: CallFacts) -> bool:

@@ -48,8 +48,9 @@ class ConcurrentWrite(Exception):
 
 def is_conflict(e: BaseException) -> bool:
     """True when the database failed the transaction to let another one go on (a deadlock it
-    broke, a serialisation failure): nothing is wrong with the rows or the database, and running
-    the same transaction again is what PostgreSQL asks for."""
+    broke, a serialisation failure), or the batch found a call stored meanwhile
+    (ConcurrentWrite): nothing is wrong with the rows or the database, and running the same
+    transaction again is what it takes."""
     for link in _chain(e):
         if isinstance(link, ConcurrentWrite):
             return True

@@ -68,8 +68,8 @@ log = structlog.get_logger("ivr.store")
 QUEUED = Gauge("ivr_store_queued_ops", "Records waiting for the writer")
 CONFLICTS = Counter(
     "ivr_store_conflicts_total",
-    "Batches the database failed to let another transaction go on (a deadlock or a "
-    "serialisation failure), written again at once",
+    "Batches written again at once: the database failed them to let another transaction go "
+    "on (a deadlock, a serialisation failure), or another stored one of their calls meanwhile",
 )
 # How often a batch the database failed that way is written again at once; past it, the batch
 # waits in the spool like any batch the database did not take.
@@ -304,8 +304,9 @@ class StoreWriter:
         return True
 
     async def _write_through_conflicts(self, ops: list[Op]) -> None:
-        """Write a batch; when the database fails it to let another transaction go on (PostgreSQL
-        shared by controllers, the reconciler, the console), write it again: not an outage."""
+        """Write a batch; when it conflicts with another transaction (PostgreSQL shared by
+        controllers, the reconciler, the lease sweep: ivr.store.errors.is_conflict), write it
+        again at once: not an outage."""
         for _ in range(CONFLICT_RETRIES):
             try:
                 await write_ops(self.engine, ops, self.owner.id)

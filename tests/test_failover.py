@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -31,11 +29,12 @@ from ivr.cluster.takeover import Conversation, _dialled, conversations, take_ove
 from ivr.flow.record import CallTrace, Identified, Step
 from ivr.routing.model import Routing
 from ivr.session import CallInfo
-from ivr.store.db import make_engine, upgrade
+from ivr.store.db import make_engine
 from ivr.store.lease import Owner, claim, release, sweep
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, CallStep
+from tests.conftest import pg_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,11 +115,7 @@ asyncio.run(main())
 
 @pytest.fixture
 async def pg_url(pg_server: PgServer | None) -> str:
-    if pg_server is None:
-        pytest.skip("PostgreSQL is not installed (cluster mode needs it)")
-    url = await pg_server.create_database(f"ivr_presence_{os.getpid()}_{time.monotonic_ns()}")
-    await asyncio.to_thread(upgrade, url)
-    return url
+    return await pg_database(pg_server, "ivr_presence")  # cluster mode needs PostgreSQL
 
 
 async def test_a_killed_controller_is_taken_over_once(pg_url: str) -> None:

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import time
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ivr.store.db import make_engine, upgrade
+from ivr.store.db import make_engine
 from ivr.store.identity import keyed
 from ivr.store.lease import _interrupt
 from ivr.store.rollups import Delta, apply, facts_of
@@ -25,18 +23,11 @@ from ivr.store.sql import write_ops
 from ivr.store.writer import StoreWriter
 from ivr.testing.pg import PgServer
 from models import Call, call_rollups
+from tests.conftest import pg_database
 from tests.test_rollups import kept_equals_rebuild
 from tests.test_store_hardening import make_record
 
 SLOT = dt.datetime(2026, 11, 23, 3, tzinfo=dt.UTC)
-
-
-async def _database(pg_server: PgServer | None, name: str) -> str:
-    if pg_server is None:
-        pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
-    url = await pg_server.create_database(f"{name}_{os.getpid()}")
-    await asyncio.to_thread(upgrade, url)
-    return url
 
 
 async def _until_a_lock_is_awaited(watch: AsyncConnection) -> None:
@@ -58,7 +49,7 @@ def _answered(*branches: str) -> Delta:
 async def test_two_transactions_adding_to_the_same_rollups_wait_instead_of_deadlocking(
     pg_server: PgServer | None,
 ) -> None:
-    engine = make_engine(await _database(pg_server, "ivr_lock_order"))
+    engine = make_engine(await pg_database(pg_server, "ivr_lock_order"))
     try:
         async with engine.connect() as first, engine.connect() as second, engine.connect() as w:
             await first.begin()
@@ -82,7 +73,7 @@ async def test_two_transactions_adding_to_the_same_rollups_wait_instead_of_deadl
 async def test_a_batch_failed_to_break_a_deadlock_is_written_again_not_spooled(
     pg_server: PgServer | None, tmp_path: Path
 ) -> None:
-    engine = make_engine(await _database(pg_server, "ivr_conflict"))
+    engine = make_engine(await pg_database(pg_server, "ivr_conflict"))
     writer = StoreWriter(engine, tmp_path / "spool")
     await writer.start()
     before = REGISTRY.get_sample_value("ivr_store_conflicts_total") or 0.0
@@ -120,7 +111,7 @@ async def test_a_call_swept_while_its_end_is_written_moves_in_the_rollups_once(
     """A survivor sweeps a call (in progress, its controller gone) just as that controller, back,
     writes the call's end: whichever writes second must start from what the first left, or the
     rollups move the call twice. A batch locks its calls' rows while it reads their facts."""
-    engine = make_engine(await _database(pg_server, "ivr_sweep_race"))
+    engine = make_engine(await pg_database(pg_server, "ivr_sweep_race"))
     started, ended = make_record("x", ended=False), make_record("x")
     try:
         await write_ops(engine, keyed([("call", call_row(started))], started, "gone"))
@@ -147,7 +138,7 @@ async def test_a_call_stored_by_another_while_its_batch_is_written_is_counted_on
     """The reconciler stores a fallback row for a call (CEL says it ended, no record came) just
     as the controller, its database back, writes the call's own record: the batch found no row
     when it read, and finds one when it writes. It is written again, from what is stored."""
-    engine = make_engine(await _database(pg_server, "ivr_insert_race"))
+    engine = make_engine(await pg_database(pg_server, "ivr_insert_race"))
     writer = StoreWriter(engine, tmp_path / "spool")
     await writer.start()
     before = REGISTRY.get_sample_value("ivr_store_conflicts_total") or 0.0

@@ -65,6 +65,18 @@ async def _crash(writer: StoreWriter) -> None:
             await task
 
 
+async def _calling(
+    engine: AsyncEngine, tmp_path: Path, clock: Clock, channel: str
+) -> tuple[StoreWriter, Identified, CallTrace]:
+    """Controller ctl-a started, and a call on its node ast-1 begun at T0 (not yet written)."""
+    writer = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
+    await writer.start()
+    observer = Identified(writer, "ast-1")
+    trace = CallTrace(CallInfo(channel, "0912345678"), "v1", T0)
+    observer.call_started(trace.snapshot())
+    return writer, observer, trace
+
+
 async def _disposition(engine: AsyncEngine, key: str) -> str:
     call = await get_call(engine, key)
     assert call is not None
@@ -123,11 +135,7 @@ async def test_a_call_interrupted_after_many_keys_is_closed_with_its_keys_cut_to
     sweep closes it as the writer would have written it, on PostgreSQL too, and starts."""
     clock = Clock()
     engine = make_engine(db_url)
-    a = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
-    await a.start()
-    observer = Identified(a, "ast-1")
-    trace = CallTrace(CallInfo("1764043200.5", "0912345678"), "v1", T0)
-    observer.call_started(trace.snapshot())
+    a, observer, trace = await _calling(engine, tmp_path, clock, "1764043200.5")
     typed = [str(n) * 30 for n in range(1, 4)]  # a unit's number typed three times, 90 keys
     for n, keys in enumerate(typed, 1):
         step = Step("unit-lookup", "directory", "not_found", input=keys, at=T0.replace(second=n))
@@ -168,11 +176,7 @@ async def test_a_finished_record_replaces_an_interrupted_one(db_url: str, tmp_pa
     """An owner swept while the database was away still writes its calls' real end."""
     clock = Clock()
     engine = make_engine(db_url)
-    a = StoreWriter(engine, tmp_path / "a", owner=_owner("ctl-a"), clock=clock)
-    await a.start()
-    observer = Identified(a, "ast-1")
-    trace = CallTrace(CallInfo("1764043200.8", "0912345678"), "v1", T0)
-    observer.call_started(trace.snapshot())
+    a, observer, trace = await _calling(engine, tmp_path, clock, "1764043200.8")
     assert await a.sync()
     clock.advance(LEASE_SECONDS + 1)  # A's lease lapsed (it could not renew): swept
     survivor = StoreWriter(engine, tmp_path / "s", owner=_owner("ctl-s"), clock=clock)

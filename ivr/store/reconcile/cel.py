@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from typing import Any
 
 FORMAT = "ivr1"
 
@@ -31,6 +32,7 @@ FIELDS = (
     ("extra", "${eventextra}"),
 )
 
+_NAMES = tuple(name for name, _ in FIELDS)
 MAPPING = ",".join(
     [f"${{CSV_QUOTE({FORMAT})}}", *(f"${{CSV_QUOTE({expr})}}" for _, expr in FIELDS)]
 )
@@ -61,6 +63,12 @@ class CelEvent:
 
 def parse_line(line: str) -> CelEvent:
     """A CSV line of :data:`MAPPING` (without its line end); CelLineError otherwise."""
+    return CelEvent(**row_of(line))
+
+
+def row_of(line: str) -> dict[str, Any]:
+    """A CSV line of :data:`MAPPING` as a row of ``cel`` (CelEvent's fields, the time a float):
+    what the file's lines are copied as, without an object per line in between."""
     try:
         row = next(csv.reader([line], strict=True), [])
     except csv.Error as e:
@@ -69,11 +77,11 @@ def parse_line(line: str) -> CelEvent:
         raise CelLineError(f"dòng CEL không theo mẫu {FORMAT} của ivr (cel_custom.conf khác?)")
     if len(row) != len(FIELDS) + 1:
         raise CelLineError(f"dòng CEL có {len(row) - 1} trường, cần {len(FIELDS)}")
-    values = dict(zip((name for name, _ in FIELDS), row[1:], strict=True))
+    values: dict[str, Any] = dict(zip(_NAMES, row[1:], strict=True))
     try:
-        at = float(values.pop("eventtime"))
+        values["eventtime"] = float(values["eventtime"])
     except ValueError as e:
         raise CelLineError(f"thời điểm CEL sai: {values.get('eventtype')}") from e
     if not values["eventtype"] or not values["uniqueid"] or not values["linkedid"]:
         raise CelLineError("dòng CEL thiếu loại sự kiện hoặc mã kênh")
-    return CelEvent(eventtime=at, **values)
+    return values

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ivr.store.reconcile.cel import CelEvent, CelLineError, parse_line
+from ivr.store.reconcile.cel import CelLineError, row_of
 from models import CelEvent as CelRow
 from models import ReconcileState
 
 log = structlog.get_logger("ivr.reconcile")
 
 CHUNK = 1 << 20  # bytes read per transaction
+_INSERT = insert(CelRow.__table__)  # type: ignore[arg-type]
 
 
 async def ingest(engine: AsyncEngine, path: Path) -> int:
@@ -59,10 +60,10 @@ async def ingest(engine: AsyncEngine, path: Path) -> int:
 async def _copy(conn: AsyncConnection, path: Path, offset: int) -> tuple[int, int]:
     """Inserts the whole lines after ``offset`` (up to CHUNK bytes): (bytes used, events)."""
     lines, used = _whole_lines(_read(path, offset))
-    events = _parse(lines, path)
-    if events:
-        await conn.execute(insert(CelRow), [asdict(e) for e in events])
-    return used, len(events)
+    rows = _parse(lines, path)
+    if rows:
+        await conn.execute(_INSERT, rows)
+    return used, len(rows)
 
 
 def _size(path: Path) -> int:
@@ -98,17 +99,18 @@ def _whole_lines(data: bytes) -> tuple[list[bytes], int]:
     return data[:end].split(b"\n"), end + 1
 
 
-def _parse(lines: list[bytes], where: Path) -> list[CelEvent]:
-    events = []
+def _parse(lines: list[bytes], where: Path) -> list[dict[str, Any]]:
+    """The lines as rows of ``cel``; a line that is not ours is logged and left out."""
+    rows = []
     for raw in lines:
         text = raw.decode("utf-8", "replace").rstrip("\r")
         if not text:
             continue
         try:
-            events.append(parse_line(text))
+            rows.append(row_of(text))
         except CelLineError as e:
             log.warning("bỏ qua dòng CEL", file=str(where), error=str(e), line=text[:200])
-    return events
+    return rows
 
 
 async def _position(conn: AsyncConnection, source: str) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.config import load_settings
@@ -99,6 +99,36 @@ async def test_a_call_the_controller_recorded_is_not_duplicated(
         "127.0.0.1/1795665329.71": ("abandoned", "host:agi"),
         FALLBACK: ("fallback", ""),
     }
+
+
+async def test_the_events_of_a_call_recorded_already_are_not_read_again(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Nearly every call is one a controller recorded: a pass finds those in one query for the
+    batch, and reads (and folds) the events of the others alone."""
+    evs = [parse_line(line.rstrip("\n")) for line in LINES]
+    facts = fold([e for e in evs if e.linkedid == "1795665329.71"])
+    assert facts is not None
+    mine = {**fallback_row(facts), "disposition": "abandoned", "controller": "host:ivr"}
+    await write_ops(engine, [("call", mine)])
+    events_read: list[object] = []
+
+    def note(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        if "FROM cel" in statement and "cel.linkedid =" in statement:
+            events_read.append(params)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        cel = tmp_path / "hotline.csv"
+        cel.write_text("".join(LINES), encoding="utf-8")
+        out = await reconciler(engine, cel).once()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert (out.looked_at, out.written) == (2, 1)
+    assert len(events_read) == 1  # the fallback call's, not the recorded one's
+    assert "1795665290.40" in str(events_read[0])
+    assert "1795665329.71" not in str(events_read[0])
+    assert await rows(engine) == {CONTROLLED: ("abandoned", "host:ivr"), FALLBACK: ("fallback", "")}
 
 
 async def test_lines_read_as_they_come_count_once(engine: AsyncEngine, tmp_path: Path) -> None:

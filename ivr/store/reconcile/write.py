@@ -14,7 +14,7 @@ from itertools import takewhile
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -91,8 +91,10 @@ async def reconcile(
                 )
             ).all()
             ready = list(takewhile(lambda e: e.eventtime <= now - settle, ends))
+            recorded = await _recorded(conn, [end.linkedid for end in ready]) if ready else set()
             for end in ready:
-                written += await _one(conn, end.linkedid, end.id, node)
+                if end.linkedid not in recorded:
+                    written += await _one(conn, end.linkedid, end.id, node)
                 mark = end.id
             if ready:
                 await save_state(conn, MARK, 0, mark)
@@ -105,6 +107,19 @@ async def reconcile(
 async def _mark(conn: AsyncConnection) -> int:
     found = await conn.scalar(select(ReconcileState.offset).where(ReconcileState.source == MARK))
     return int(found or 0)
+
+
+# The calls among a batch's that a row already has, as _known finds them by channel and linked
+# id: a call's caller channel is the one that began it (its uniqueid is the linkedid: fold), so
+# such a call's events need not be read nor folded. Nearly every call is one: a controller
+# recorded it. Built once: building it per pass cost more than running it.
+_RECORDED = select(Call.channel_id).where(
+    Call.channel_id.in_(bindparam("ids", expanding=True)), Call.linked_id == Call.channel_id
+)
+
+
+async def _recorded(conn: AsyncConnection, linkedids: list[str]) -> set[str]:
+    return set((await conn.execute(_RECORDED, {"ids": linkedids})).scalars())
 
 
 async def _one(conn: AsyncConnection, linkedid: str, end_id: int, node: str) -> int:

@@ -1,7 +1,9 @@
 """The project as shipped, for the load benchmark: `ivr db upgrade` then `ivr run` as a
 subprocess with a throwaway SQLite data folder, against the real Asterisk, on the benchmark's own
-ARI app. The routing is the project's own with the office open around the clock (same nodes,
-same prompts), so a run at lunchtime or at night still reaches the menu.
+ARI app. Like a SQLite site beside its Asterisk, it copies the Asterisk's CEL file (cel_custom)
+into its store and reconciles it: part of what each call costs it. The routing is the project's
+own with the office open around the clock (same nodes, same prompts), so a run at lunchtime or at
+night still reaches the menu.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def _value(value: str | int) -> str:
     if isinstance(value, int):
         return str(value)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _emptied(cel: Path) -> Path:
+    """The Asterisk's CEL file, emptied (cel_custom appends to it): the controller copies the
+    events of its own step's calls, not those of the steps before."""
+    if cel.exists():
+        os.truncate(cel, 0)
+    return cel
 
 
 class Served:
@@ -100,6 +110,7 @@ class Controller(Served):
             "data_dir": str(folder / "data"),
             "recordings_dir": env["IVR_TEST_RECORDINGS_DIR"],
             "metrics_address": "",
+            "cel_file": str(_emptied(Path(env["IVR_TEST_CEL_FILE"]))),
         }
         if max_calls is not None:  # the shipped limit (400) sheds past that many in progress
             settings["max_calls"] = max_calls

@@ -109,10 +109,10 @@ async def _mark(conn: AsyncConnection) -> int:
     return int(found or 0)
 
 
-# The calls among a batch's that a row already has, as _known finds them by channel and linked
-# id: a call's caller channel is the one that began it (its uniqueid is the linkedid: fold), so
-# such a call's events need not be read nor folded. Nearly every call is one: a controller
-# recorded it. Built once: building it per pass cost more than running it.
+# The calls of a batch that already have a row, found as _known finds them by channel and linked
+# id (a call's caller channel is the one that began it: its uniqueid is the linkedid, see fold):
+# their events need not be read nor folded. Nearly every call is one: a controller recorded it.
+# Built once: building it per pass cost more than running it.
 _RECORDED = select(Call.channel_id).where(
     Call.channel_id.in_(bindparam("ids", expanding=True)), Call.linked_id == Call.channel_id
 )

@@ -112,7 +112,7 @@ async def _mark(conn: AsyncConnection) -> int:
 # The calls of a batch that already have a row, found as _known finds them by channel and linked
 # id (a call's caller channel is the one that began it: its uniqueid is the linkedid, see fold):
 # their events need not be read nor folded. Nearly every call is one: a controller recorded it.
-# Built once: building it per pass cost more than running it.
+# Built once, like the writer's statements (ivr.store.sql).
 _RECORDED = select(Call.channel_id).where(
     Call.channel_id.in_(bindparam("ids", expanding=True)), Call.linked_id == Call.channel_id
 )

@@ -8,6 +8,7 @@ import datetime as dt
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from ivr.cli.settings import database_problem, database_url, require_database, s
 from ivr.cli.terminal import escape, json_text
 from ivr.store.db import make_engine, require_current, upgrade
 from ivr.store.errors import NotReady
+from ivr.store.purge import Purged, purge
 from ivr.store.queries import (
     AmbiguousCall,
     CallFilter,
@@ -28,7 +30,6 @@ from ivr.store.queries import (
     list_calls,
     list_voicemails,
     mask_number,
-    purge,
     set_voicemail_status,
 )
 from models import Call, Voicemail
@@ -147,12 +148,33 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return USAGE
 
+    recordings = Path(settings_of(args).recordings_dir)
+
     async def job(engine: AsyncEngine) -> int:
-        n = await purge(engine, before)
-        print(f"đã xoá {n} cuộc gọi bắt đầu trước {before.astimezone(VN):%d/%m/%Y}")
-        return DONE
+        done = await purge(engine, before, recordings)
+        print(f"đã xoá {done.calls} cuộc gọi bắt đầu trước {before.astimezone(VN):%d/%m/%Y}")
+        return _purged(done, recordings)
 
     return _with_engine(args, job)
+
+
+def _purged(done: Purged, recordings: Path) -> int:
+    """The rest of what a purge removed; FAILED when an audio file it should remove is left."""
+    print(
+        f"  cùng {done.voicemails} tin nhắn thoại ({done.files_removed} tệp âm thanh đã xoá), "
+        f"{done.cel_events} sự kiện CEL, {done.zalo_rows} khảo sát Zalo"
+    )
+    if done.files_missing:
+        print(
+            f"  {len(done.files_missing)} tệp âm thanh không có trong {escape(str(recordings))} "
+            "ở máy này: xoá trên máy chạy Asterisk (recordings_dir)",
+            file=sys.stderr,
+        )
+        for location in done.files_missing:
+            print(f"    {escape(location)}", file=sys.stderr)
+    for failure in done.files_failed:
+        print(f"  không xoá được tệp âm thanh {escape(failure)}", file=sys.stderr)
+    return FAILED if done.files_failed else DONE
 
 
 def _day(text: str | None, end: bool) -> dt.datetime | None:

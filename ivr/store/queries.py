@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -85,27 +85,6 @@ async def set_voicemail_status(
             return False
         vm.status, vm.status_by, vm.status_at = status, who, at
     return True
-
-
-async def purge(engine: AsyncEngine, before: dt.datetime) -> int:
-    """Delete calls (with their steps and voicemail rows) that started before ``before``.
-
-    A call still in progress is never purged: it is live (its next steps are on their way) or
-    left by a stopped controller, which the next start closes as interrupted.
-    """
-    old = (Call.started_at < before) & (Call.disposition != "in_progress")
-    async with AsyncSession(engine) as s, s.begin():
-        ids = list((await s.scalars(select(Call.id).where(old))).all())
-        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-            await s.execute(delete(Voicemail).where(Voicemail.call_id.in_(chunk)))
-            calls = (
-                await s.scalars(
-                    select(Call).where(Call.id.in_(chunk)).options(selectinload(Call.steps))
-                )
-            ).all()
-            for call in calls:
-                await s.delete(call)
-    return len(ids)
 
 
 def mask_number(number: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ivr.store.queries import set_voicemail_status
+from ivr.store.recordings import recording_file
 from ivr.web.data.users import audit
 from ivr.web.roles import Viewer
 from models import Voicemail
@@ -69,9 +70,4 @@ async def mark(engine: AsyncEngine, who: Viewer, vm_id: int, status: str) -> boo
 
 def audio_file(vm: Voicemail, recordings_dir: Path) -> Path | None:
     """The message's file, from its row, only if it lies inside the recordings folder."""
-    root = recordings_dir.resolve()
-    path = Path(vm.location)
-    path = (path if path.is_absolute() else root / path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
+    return recording_file(vm.location, recordings_dir)

@@ -1,0 +1,102 @@
+"""`ivr db purge`: old calls go, with every copy of their callers' personal data the store holds.
+
+A caller's number and name are in the call's row, and also in the CEL events Asterisk wrote of
+the call (``cid_num``, ``cid_name``: copied into ``cel`` for the reconciler) and in the Zalo
+survey's outbox (``phone``); a voicemail is the caller's voice, in a file. Purging only the
+calls would leave all of these behind, so they go together:
+
+* calls that started before the cut, with their steps and voicemail rows (a call still in
+  progress is never purged: it is live, or left by a stopped controller, which the next start
+  closes as interrupted);
+* the CEL events of the calls Asterisk ended before the cut (their ``LINKEDID_END``), and any
+  event a day older than the cut (a call whose end was never written);
+* Zalo survey rows created before the cut, except one being sent at this moment;
+* once the rows are gone (committed), the voicemails' audio files, where they lie inside the
+  recordings folder on this machine. A file that is not there (Asterisk on another machine) is
+  counted, as is one that could not be removed: nothing points to it any more.
+
+Rollups (counts per hour, no personal data) are kept: reports of the purged period still add up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import selectinload
+
+from ivr.store.recordings import recording_file
+from models import Call, CelEvent, Voicemail
+from models.survey import ZaloOutbox
+
+CHUNK = 500
+ORPHAN_SECONDS = 86_400.0  # no call lasts a day: older events without an end are left overs
+
+
+@dataclass
+class Purged:
+    """What a purge removed, and the audio files it could not."""
+
+    calls: int = 0
+    voicemails: int = 0
+    cel_events: int = 0
+    zalo_rows: int = 0
+    files_removed: int = 0
+    files_missing: list[str] = field(default_factory=list)  # not on this machine
+    files_failed: list[str] = field(default_factory=list)  # "path: error"
+
+
+async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | None = None) -> Purged:
+    """Remove the calls that started before ``before`` and their callers' data (module doc).
+    ``recordings``: the recordings folder whose voicemail files go too (None: files untouched,
+    counted as missing)."""
+    done = Purged()
+    old = (Call.started_at < before) & (Call.disposition != "in_progress")
+    locations: list[str] = []
+    async with AsyncSession(engine) as s, s.begin():
+        ids = list((await s.scalars(select(Call.id).where(old))).all())
+        for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+            mine = Voicemail.call_id.in_(chunk)
+            locations += (await s.scalars(select(Voicemail.location).where(mine))).all()
+            await s.execute(delete(Voicemail).where(mine))
+            calls = (
+                await s.scalars(
+                    select(Call).where(Call.id.in_(chunk)).options(selectinload(Call.steps))
+                )
+            ).all()
+            for call in calls:
+                await s.delete(call)
+        cut = before.timestamp()
+        ended = select(CelEvent.linkedid).where(
+            CelEvent.eventtype == "LINKEDID_END", CelEvent.eventtime < cut
+        )
+        gone = await s.execute(
+            delete(CelEvent).where(
+                or_(CelEvent.linkedid.in_(ended), CelEvent.eventtime < cut - ORPHAN_SECONDS)
+            )
+        )
+        done.cel_events = int(gone.rowcount or 0)  # type: ignore[attr-defined]
+        sent = await s.execute(
+            delete(ZaloOutbox).where(ZaloOutbox.created_at < before, ZaloOutbox.status != "sending")
+        )
+        done.zalo_rows = int(sent.rowcount or 0)  # type: ignore[attr-defined]
+    done.calls, done.voicemails = len(ids), len(locations)
+    for location in locations:
+        _remove(location, recordings, done)
+    return done
+
+
+def _remove(location: str, recordings: Path | None, done: Purged) -> None:
+    path = recording_file(location, recordings) if recordings is not None else None
+    if path is None:
+        done.files_missing.append(location)
+        return
+    try:
+        path.unlink()
+    except OSError as e:
+        done.files_failed.append(f"{path}: {e.strerror or e}")
+    else:
+        done.files_removed += 1

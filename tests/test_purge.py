@@ -1,0 +1,194 @@
+"""`ivr db purge`: an old call goes with every copy of its caller's data the store holds (its
+row, its CEL events, its Zalo survey row, its voicemail's audio file); what is recent or outside
+the recordings folder stays (a live call stays too: tests/test_store_hardening.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+
+from ivr.cli import main
+from ivr.flow.record import CallRecord
+from ivr.store.db import make_engine
+from ivr.store.purge import purge
+from ivr.store.queries import get_call
+from ivr.store.writer import StoreWriter
+from models import CelEvent, Voicemail
+from models.survey import ZaloOutbox
+
+from .test_store_hardening import make_record, one_call
+
+OLD = dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.UTC)
+CUT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+RECENT = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)  # within `--older-than 1d`
+
+
+def _at(record: CallRecord, when: dt.datetime, location: str | None = None) -> CallRecord:
+    shift = when - record.started_at
+    vm = record.voicemail
+    if vm is not None:
+        vm = dataclasses.replace(vm, location=location or vm.location, recorded_at=when)
+    return dataclasses.replace(
+        record,
+        started_at=when,
+        answered_at=when,
+        ended_at=record.ended_at + shift if record.ended_at else None,
+        voicemail=vm,
+    )
+
+
+def _cel(
+    kind: str, at: dt.datetime, linkedid: str, number: str = "0912345678"
+) -> dict[str, object]:
+    return {
+        "eventtype": kind,
+        "eventtime": at.timestamp(),
+        "cid_num": number,
+        "uniqueid": linkedid,
+        "linkedid": linkedid,
+        "channame": "PJSIP/trunk-00000001",
+    }
+
+
+def _zalo(key: str, at: dt.datetime, status: str) -> dict[str, object]:
+    return {
+        "tracking_id": key,
+        "call_id": None,
+        "phone": "84912345678",
+        "status": status,
+        "attempts": 1,
+        "created_at": at,
+        "next_at": at,
+    }
+
+
+async def _fill(url: str, tmp_path: Path) -> Path:
+    """Old calls (one with its audio in the recordings folder, one naming a file outside it), a
+    recent one; their CEL events and Zalo rows. Returns the recordings folder."""
+    recordings = tmp_path / "recording"
+    recordings.mkdir()
+    (recordings / "old.wav").write_bytes(b"RIFF")
+    (tmp_path / "outside.wav").write_bytes(b"RIFF")
+    engine = make_engine(url)
+    writer = StoreWriter(engine, tmp_path / "spool")
+    await writer.start()
+    one_call(writer, _at(make_record("old.1", voicemail=True), OLD, str(recordings / "old.wav")))
+    one_call(writer, _at(make_record("old.2", voicemail=True), OLD, str(tmp_path / "outside.wav")))
+    one_call(writer, _at(make_record("new.1", voicemail=True), RECENT, "new.wav"))
+    assert await writer.sync()
+    await writer.stop()
+    hour = dt.timedelta(hours=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(CelEvent),
+            [
+                _cel("CHAN_START", OLD, "old.1"),
+                _cel("LINKEDID_END", OLD + hour, "old.1"),
+                _cel("CHAN_START", CUT - hour, "late.1"),  # a call going on at the cut
+                _cel("LINKEDID_END", CUT + hour, "late.1"),
+                _cel("CHAN_START", CUT - 2 * hour, "torn.1"),  # no end: within a day of the cut
+                _cel("CHAN_START", OLD, "lost.1"),  # no end, long before the cut
+                _cel("CHAN_START", RECENT, "new.1"),
+                _cel("LINKEDID_END", RECENT + hour, "new.1"),
+            ],
+        )
+        await conn.execute(
+            insert(ZaloOutbox),
+            [_zalo("z.old", OLD, "sent"), _zalo("z.busy", OLD, "sending"),
+             _zalo("z.new", RECENT, "pending")],
+        )  # fmt: skip
+    await engine.dispose()
+    return recordings
+
+
+async def _left(url: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
+    engine = make_engine(url)
+    async with engine.connect() as conn:
+        cel = {
+            (r[0], r[1]) for r in await conn.execute(select(CelEvent.linkedid, CelEvent.eventtype))
+        }
+        zalo = set((await conn.execute(select(ZaloOutbox.tracking_id))).scalars())
+        vms = set((await conn.execute(select(Voicemail.call_id))).scalars())
+    await engine.dispose()
+    return cel, zalo, vms
+
+
+async def test_an_old_call_goes_with_its_events_survey_row_and_audio(
+    db_url: str, tmp_path: Path
+) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    engine = make_engine(db_url)
+    done = await purge(engine, CUT, recordings)
+    assert (done.calls, done.voicemails, done.files_removed) == (2, 2, 1)
+    assert done.files_missing == [str(tmp_path / "outside.wav")]  # never outside the folder
+    assert done.files_failed == []
+    assert (done.cel_events, done.zalo_rows) == (3, 1)
+    assert await get_call(engine, "old.1") is None
+    assert await get_call(engine, "old.2") is None
+    assert await get_call(engine, "new.1") is not None
+    await engine.dispose()
+    assert not (recordings / "old.wav").exists()
+    assert (tmp_path / "outside.wav").exists()
+    cel, zalo, vms = await _left(db_url)
+    assert cel == {
+        ("late.1", "CHAN_START"),
+        ("late.1", "LINKEDID_END"),
+        ("torn.1", "CHAN_START"),
+        ("new.1", "CHAN_START"),
+        ("new.1", "LINKEDID_END"),
+    }
+    assert zalo == {"z.busy", "z.new"}
+    assert vms == {"new.1"}
+
+
+async def test_purging_again_removes_nothing_more(db_url: str, tmp_path: Path) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    engine = make_engine(db_url)
+    await purge(engine, CUT, recordings)
+    again = await purge(engine, CUT, recordings)
+    await engine.dispose()
+    assert (again.calls, again.voicemails, again.cel_events, again.zalo_rows) == (0, 0, 0, 0)
+
+
+async def test_the_command_says_what_went_and_which_audio_it_could_not_find(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    capsys.readouterr()
+    monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
+    code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "đã xoá 2 cuộc gọi" in out  # the recent one stays
+    # every event but the recent call's: the cut is now a day ago
+    assert "2 tin nhắn thoại (1 tệp âm thanh đã xoá), 6 sự kiện CEL, 1 khảo sát Zalo" in out
+    assert "1 tệp âm thanh không có trong" in err
+    assert str(tmp_path / "outside.wav") in err
+
+
+async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    capsys.readouterr()
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
+    code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err

@@ -4,6 +4,7 @@ from models.base import Base, UTCDateTime
 from models.calls import Call, CallStep, Controller, Voicemail
 from models.cases import Case, CaseCounter, CaseEvent
 from models.phones import PhoneStatus
+from models.purges import Purge
 from models.reconcile import CelEvent, ReconcileState
 from models.rollups import call_days, call_hours, call_rollups, lookup_rollups
 from models.survey import SurveyAnswer
@@ -20,6 +21,7 @@ __all__ = [
     "CelEvent",
     "Controller",
     "PhoneStatus",
+    "Purge",
     "ReconcileState",
     "SurveyAnswer",
     "UTCDateTime",

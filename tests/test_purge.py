@@ -17,8 +17,9 @@ from ivr.flow.record import CallRecord
 from ivr.store.db import make_engine
 from ivr.store.purge import purge
 from ivr.store.queries import get_call
+from ivr.store.rollups import rebuild
 from ivr.store.writer import StoreWriter
-from models import CelEvent, Voicemail
+from models import CelEvent, Voicemail, call_days, call_hours, call_rollups, lookup_rollups
 from models.survey import ZaloOutbox
 
 from .test_store_hardening import make_record, one_call
@@ -192,3 +193,29 @@ async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
     _, err = capsys.readouterr()
     assert code == 1
     assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err
+
+
+async def _rollups(url: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = make_engine(url)
+    found = {}
+    async with engine.connect() as conn:
+        for table in (call_rollups, call_days, call_hours, lookup_rollups):
+            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+            found[table.name] = [tuple(r) for r in rows]
+    await engine.dispose()
+    return found
+
+
+async def test_a_rebuild_after_a_purge_keeps_the_counts_of_the_purged_days(
+    db_url: str, tmp_path: Path
+) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    counted = await _rollups(db_url)
+    assert sum(r[-1] for r in counted["call_hours"]) == 3  # (slot, calls): the three calls
+    engine = make_engine(db_url)
+    done = await purge(engine, CUT, recordings)
+    assert done.before == dt.datetime(2024, 12, 31, 17, tzinfo=dt.UTC)  # 1/1/2025, 0:00 in VN
+    assert await _rollups(db_url) == counted  # the purge leaves the counts
+    assert await rebuild(engine) == 1  # the call still stored, recounted
+    await engine.dispose()
+    assert await _rollups(db_url) == counted  # the purged calls' counts kept, not lost

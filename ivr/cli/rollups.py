@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli.codes import DONE
-from ivr.store.rollups import rebuild
+from ivr.store.rollups import ZONE, purged_before, rebuild
 
 WithEngine = Callable[[argparse.Namespace, Callable[[AsyncEngine], Awaitable[int]]], int]
 
@@ -28,6 +28,11 @@ def add_rollups(
     async def job(engine: AsyncEngine) -> int:
         counted = await rebuild(engine)
         print(f"đã tính lại bảng tổng hợp từ {counted} cuộc gọi")
+        async with engine.connect() as conn:
+            cut = await purged_before(conn)
+        if cut is not None:
+            day = cut.astimezone(ZONE)
+            print(f"giữ nguyên số liệu trước {day:%d/%m/%Y}: cuộc gọi đã xoá bằng `ivr db purge`")
         return DONE
 
     p.set_defaults(func=lambda args: run(args, job))

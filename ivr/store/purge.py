@@ -5,7 +5,8 @@ the call (``cid_num``, ``cid_name``: copied into ``cel`` for the reconciler) and
 survey's outbox (``phone``); a voicemail is the caller's voice, in a file. Purging only the
 calls would leave all of these behind, so they go together:
 
-* calls that started before the cut, with their steps and voicemail rows (a call still in
+* calls that started before the cut (the local midnight at or before the time asked: the rollups'
+  days stay whole), with their steps and voicemail rows (a call still in
   progress is never purged: it is live, or left by a stopped controller, which the next start
   closes as interrupted);
 * the CEL events of the calls Asterisk ended before the cut (their ``LINKEDID_END``), and any
@@ -16,6 +17,7 @@ calls would leave all of these behind, so they go together:
   counted, as is one that could not be removed: nothing points to it any more.
 
 Rollups (counts per hour, no personal data) are kept: reports of the purged period still add up.
+The purge is recorded (``purges``), and `ivr db rollups rebuild` keeps the rollups before its cut.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ivr.store.recordings import recording_file
-from models import Call, CelEvent, Voicemail
+from ivr.store.rollups import ZONE
+from models import Call, CelEvent, Purge, Voicemail
 from models.survey import ZaloOutbox
 
 CHUNK = 500
@@ -40,6 +43,7 @@ ORPHAN_SECONDS = 86_400.0  # no call lasts a day: older events without an end ar
 class Purged:
     """What a purge removed, and the audio files it could not."""
 
+    before: dt.datetime  # the cut: a local midnight
     calls: int = 0
     voicemails: int = 0
     cel_events: int = 0
@@ -53,7 +57,8 @@ async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | Non
     """Remove the calls that started before ``before`` and their callers' data (module doc).
     ``recordings``: the recordings folder whose voicemail files go too (None: files untouched,
     counted as missing)."""
-    done = Purged()
+    before = local_midnight(before)
+    done = Purged(before)
     old = (Call.started_at < before) & (Call.disposition != "in_progress")
     locations: list[str] = []
     async with AsyncSession(engine) as s, s.begin():
@@ -83,10 +88,17 @@ async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | Non
             delete(ZaloOutbox).where(ZaloOutbox.created_at < before, ZaloOutbox.status != "sending")
         )
         done.zalo_rows = int(sent.rowcount or 0)  # type: ignore[attr-defined]
+        s.add(Purge(before=before, at=dt.datetime.now(dt.UTC), calls=len(ids)))
     done.calls, done.voicemails = len(ids), len(locations)
     for location in locations:
         _remove(location, recordings, done)
     return done
+
+
+def local_midnight(at: dt.datetime) -> dt.datetime:
+    """The start (UTC) of the local day ``at`` falls in."""
+    day = at.astimezone(ZONE).date()
+    return dt.datetime.combine(day, dt.time(), ZONE).astimezone(dt.UTC)
 
 
 def _remove(location: str, recordings: Path | None, done: Purged) -> None:

@@ -17,6 +17,7 @@ from ivr.flow.record import CallRecord
 from ivr.store.db import make_engine
 from ivr.store.purge import purge
 from ivr.store.queries import get_call
+from ivr.store.rollups import ZONE as VN
 from ivr.store.rollups import rebuild
 from ivr.store.writer import StoreWriter
 from models import CelEvent, Voicemail, call_days, call_hours, call_rollups, lookup_rollups
@@ -173,6 +174,12 @@ async def test_the_command_says_what_went_and_which_audio_it_could_not_find(
     assert "2 tin nhắn thoại (1 tệp âm thanh đã xoá), 6 sự kiện CEL, 1 khảo sát Zalo" in out
     assert "1 tệp âm thanh không có trong" in err
     assert str(tmp_path / "outside.wav") in err
+    code = await asyncio.to_thread(main, ["db", "rollups", "rebuild", "--db", db_url])
+    out, _ = capsys.readouterr()
+    cut = (dt.datetime.now(VN) - dt.timedelta(days=1)).date()
+    assert code == 0
+    assert "từ 1 cuộc gọi" in out
+    assert f"giữ nguyên số liệu trước {cut:%d/%m/%Y}: cuộc gọi đã xoá bằng `ivr db purge`" in out
 
 
 async def test_an_audio_file_that_cannot_be_removed_fails_the_command(

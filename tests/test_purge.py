@@ -20,7 +20,7 @@ from ivr.store.queries import get_call
 from ivr.store.rollups import ZONE as VN
 from ivr.store.rollups import rebuild
 from ivr.store.writer import StoreWriter
-from models import CelEvent, Voicemail, call_days, call_hours, call_rollups, lookup_rollups
+from models import Case, CelEvent, Voicemail, call_days, call_hours, call_rollups, lookup_rollups
 from models.survey import ZaloOutbox
 
 from .test_store_hardening import make_record, one_call
@@ -226,3 +226,43 @@ async def test_a_rebuild_after_a_purge_keeps_the_counts_of_the_purged_days(
     assert await rebuild(engine) == 1  # the call still stored, recounted
     await engine.dispose()
     assert await _rollups(db_url) == counted  # the purged calls' counts kept, not lost
+
+
+def _case(
+    number: str, status: str, call_id: str | None, voicemail_id: int | None
+) -> dict[str, object]:
+    return {
+        "number": number,
+        "year": 2024,
+        "received_at": OLD,
+        "channel": "voicemail",
+        "subject": "Hồ sơ chứng thực chậm",
+        "category": "Thủ tục hành chính",
+        "status": status,
+        "call_id": call_id,
+        "voicemail_id": voicemail_id,
+        "forward_due": OLD.date(),
+        "answer_due": OLD.date(),
+    }
+
+
+async def test_a_call_an_open_case_refers_to_stays_with_its_audio(
+    db_url: str, tmp_path: Path
+) -> None:
+    recordings = await _fill(db_url, tmp_path)
+    engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        heard = await conn.scalar(select(Voicemail.id).where(Voicemail.call_id == "old.1"))
+        await conn.execute(
+            insert(Case),
+            [
+                _case("PAKN-2024-0001", "verifying", None, heard),  # by its voicemail
+                _case("PAKN-2024-0002", "closed", "old.2", None),  # closed: no longer needed
+            ],
+        )
+    done = await purge(engine, CUT, recordings)
+    assert (done.calls, done.spared, done.voicemails, done.files_removed) == (1, 1, 1, 0)
+    assert await get_call(engine, "old.1") is not None
+    assert await get_call(engine, "old.2") is None
+    await engine.dispose()
+    assert (recordings / "old.wav").exists()  # the case's evidence

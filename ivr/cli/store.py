@@ -164,6 +164,8 @@ def _purged(done: Purged, recordings: Path) -> int:
         f"  cùng {done.voicemails} tin nhắn thoại ({done.files_removed} tệp âm thanh đã xoá), "
         f"{done.cel_events} sự kiện CEL, {done.zalo_rows} khảo sát Zalo"
     )
+    if done.spared:
+        print(f"  giữ lại {done.spared} cuộc gọi cũ mà hồ sơ phản ánh chưa đóng còn dùng")
     if done.files_missing:
         print(
             f"  {len(done.files_missing)} tệp âm thanh không có trong {escape(str(recordings))} "

@@ -6,9 +6,10 @@ survey's outbox (``phone``); a voicemail is the caller's voice, in a file. Purgi
 calls would leave all of these behind, so they go together:
 
 * calls that started before the cut (the local midnight at or before the time asked: the rollups'
-  days stay whole), with their steps and voicemail rows (a call still in
-  progress is never purged: it is live, or left by a stopped controller, which the next start
-  closes as interrupted);
+  days stay whole), with their steps and voicemail rows. A call still in progress is never
+  purged (it is live, or left by a stopped controller, which the next start closes as
+  interrupted), nor one a complaint case still open refers to, itself or by its voicemail: the
+  call and the caller's voice are that case's evidence until it is closed or rejected;
 * the CEL events of the calls Asterisk ended before the cut (their ``LINKEDID_END``), and any
   event a day older than the cut (a call whose end was never written);
 * Zalo survey rows created before the cut, except one being sent at this moment;
@@ -25,18 +26,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ivr.store.recordings import recording_file
 from ivr.store.rollups import ZONE
-from models import Call, CelEvent, Purge, Voicemail
+from models import Call, Case, CelEvent, Purge, Voicemail
 from models.survey import ZaloOutbox
 
 CHUNK = 500
 ORPHAN_SECONDS = 86_400.0  # no call lasts a day: older events without an end are left overs
+FINAL = ("closed", "rejected")  # a case in another state still needs its call
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Purged:
 
     before: dt.datetime  # the cut: a local midnight
     calls: int = 0
+    spared: int = 0  # calls before the cut kept for a case still open
     voicemails: int = 0
     cel_events: int = 0
     zalo_rows: int = 0
@@ -62,7 +66,10 @@ async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | Non
     old = (Call.started_at < before) & (Call.disposition != "in_progress")
     locations: list[str] = []
     async with AsyncSession(engine) as s, s.begin():
-        ids = list((await s.scalars(select(Call.id).where(old))).all())
+        needed: set[str] = set(await s.scalars(_needed()))
+        found = list(await s.scalars(select(Call.id).where(old)))
+        ids = [key for key in found if key not in needed]
+        done.spared = len(found) - len(ids)
         for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
             mine = Voicemail.call_id.in_(chunk)
             locations += (await s.scalars(select(Voicemail.location).where(mine))).all()
@@ -93,6 +100,14 @@ async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | Non
     for location in locations:
         _remove(location, recordings, done)
     return done
+
+
+def _needed() -> Select[Any]:
+    """The calls an open case refers to, itself or through its voicemail."""
+    open_case = Case.status.not_in(FINAL)
+    direct = select(Case.call_id).where(open_case, Case.call_id.is_not(None))
+    heard = select(Voicemail.call_id).join(Case, Case.voicemail_id == Voicemail.id).where(open_case)
+    return select(direct.union(heard).subquery().c[0])
 
 
 def local_midnight(at: dt.datetime) -> dt.datetime:

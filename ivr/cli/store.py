@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import datetime as dt
 import re
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +22,7 @@ from ivr.cli.reconcile import add_reconcile
 from ivr.cli.rollups import add_rollups
 from ivr.cli.settings import database_problem, database_url, require_database, settings_of
 from ivr.cli.terminal import escape, json_text
+from ivr.store.backup import BackupFailed, backup_sqlite
 from ivr.store.db import make_engine, require_current, upgrade
 from ivr.store.errors import NotReady
 from ivr.store.purge import Purged, purge
@@ -46,6 +49,12 @@ def add_commands(sub: Any) -> None:
     _db_arg(pg)
     pg.add_argument("--older-than", required=True, help="vd. 2y, 18m, 90d")
     pg.set_defaults(func=_cmd_purge)
+    bk = db.add_parser(
+        "backup", help="sao lưu cơ sở dữ liệu SQLite khi tổng đài đang chạy (một bản nhất quán)"
+    )
+    bk.add_argument("file", type=Path, help="tệp sao lưu mới (không ghi đè tệp đã có)")
+    _db_arg(bk)
+    bk.set_defaults(func=_cmd_backup)
     add_reconcile(db, _db_arg, _with_engine)
     add_rollups(db, _db_arg, _with_engine)
 
@@ -125,6 +134,39 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
         print(f"không nâng cấp được cơ sở dữ liệu: {str(e).splitlines()[0]}", file=sys.stderr)
         return FAILED
     print(f"cơ sở dữ liệu đã ở phiên bản mới nhất: {_safe(url)}")
+    return DONE
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    url = _database_url(args)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        print(
+            "cơ sở dữ liệu PostgreSQL sao lưu bằng công cụ của nó: pg_dump --format=custom "
+            f"--file={escape(str(args.file))} (cùng máy chủ, cơ sở dữ liệu và tài khoản như "
+            f"{escape(_safe(url))})",
+            file=sys.stderr,
+        )
+        return USAGE
+    require_database(url)  # never creates one to copy
+    try:
+        done = backup_sqlite(Path(str(parsed.database)), args.file)
+    except FileExistsError:
+        print(f"đã có tệp {escape(str(args.file))}: chọn tên khác", file=sys.stderr)
+        return USAGE
+    except (OSError, sqlite3.Error, BackupFailed) as e:
+        print(f"không sao lưu được vào {escape(str(args.file))}: {escape(str(e))}", file=sys.stderr)
+        return FAILED
+    counts = done.counts
+    print(
+        f"đã sao lưu vào {escape(str(done.path))} ({done.size_bytes / 1e6:.1f} MB, phiên bản "
+        f"{escape(done.revision)}): {counts['calls']} cuộc gọi, {counts['voicemails']} lời nhắn, "
+        f"{counts['cases']} hồ sơ, {counts['web_users']} tài khoản"
+    )
+    recordings = settings_of(args).recordings_dir
+    print(
+        f"tệp âm thanh lời nhắn không nằm trong cơ sở dữ liệu: sao lưu riêng {escape(recordings)}"
+    )
     return DONE
 
 

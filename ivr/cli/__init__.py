@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ivr import logs
-from ivr.cli import asterisk, cases, demo, prompts, report, routing, serve, store, users, web
+from ivr.cli import asterisk, cases, demo, prompts, report, routing, serve, store, units, users, web
 from ivr.cli.codes import EPILOG, FAILED, INTERRUPTED, USAGE
 from ivr.cli.settings import MissingDatabase, add_config_everywhere, log_level
 from ivr.config import ConfigError
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", type=log_level, help="DEBUG, INFO, WARNING, ERROR"
     )
     sub = p.add_subparsers(title="lệnh")
-    for group in (serve, demo, routing, asterisk, store, prompts, report, web, users, cases):
+    for group in (serve, demo, routing, asterisk, store, prompts, report, web, users, cases, units):
         group.add_commands(sub)
     add_config_everywhere(p)
     return p

@@ -194,7 +194,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
     async def job(engine: AsyncEngine) -> int:
         done = await purge(engine, before, recordings)
-        print(f"đã xoá {done.calls} cuộc gọi bắt đầu trước {before.astimezone(VN):%d/%m/%Y}")
+        print(f"đã xoá {done.calls} cuộc gọi bắt đầu trước {done.before.astimezone(VN):%d/%m/%Y}")
         return _purged(done, recordings)
 
     return _with_engine(args, job)

@@ -122,3 +122,17 @@ def test_units_need_a_settings_file(
     assert main(["service-units", str(tmp_path / "units")]) == 2
     assert "--config" in capsys.readouterr().err
     assert not (tmp_path / "units").exists()
+
+
+@pytest.mark.parametrize(
+    "more",
+    [("--backup-dir", "/var/backups/ivr copies"), ("--user", "ivr\nExecStartPre=/bin/rm")],
+)
+def test_what_systemd_would_split_or_expand_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], more: tuple[str, str]
+) -> None:
+    config = _site(tmp_path)
+    code = main(["service-units", str(tmp_path / "units"), "--config", str(config), *more])
+    assert code == 2
+    assert "không ghi được tệp dịch vụ" in capsys.readouterr().err
+    assert not (tmp_path / "units").exists()

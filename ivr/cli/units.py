@@ -12,7 +12,7 @@ from ivr.cli.codes import DONE, FAILED, USAGE
 from ivr.cli.settings import settings_of
 from ivr.cli.terminal import escape
 from ivr.config import config_path
-from ivr.ops.units import Site, units
+from ivr.ops.units import Site, units, unsafe
 
 ENABLED = ("ivr.service", "ivr-web.service", "ivr-backup.timer")  # ivr-agi: only AGI sites
 
@@ -44,6 +44,10 @@ def _cmd_units(args: argparse.Namespace) -> int:
         return USAGE
     settings = settings_of(args)
     site = Site(_installed(), config.resolve(), args.user, args.group, args.backup_dir.resolve())
+    problem = unsafe(site, settings)
+    if problem is not None:
+        print(f"không ghi được tệp dịch vụ: {escape(problem)}", file=sys.stderr)
+        return USAGE
     rendered = units(site, settings)
     existing = [n for n in rendered if (args.directory / n).exists()]
     if existing and not args.overwrite:

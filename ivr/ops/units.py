@@ -17,6 +17,7 @@ CEL file and the voicemail recordings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,25 @@ class Site:
     backup_at: str = "*-*-* 02:30:00"  # systemd OnCalendar
 
 
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+:@/-]*")  # nothing systemd or sh would read as syntax
+_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # a POSIX user or group name
+
+
+def unsafe(site: Site, settings: Settings) -> str | None:
+    """What cannot go into a unit as it is (a space, a quote, `%`, `$`, a line break: systemd
+    would split or expand it), or None."""
+    folders = [settings.data_dir, settings.spool_dir] if settings.spool_dir else [settings.data_dir]
+    for path in [site.ivr, site.config, site.backup_dir, *(Path(f).resolve() for f in folders)]:
+        if not _PLAIN_PATH.fullmatch(str(path)):
+            return f"đường dẫn {path!r}: chỉ dùng chữ không dấu, số và . _ - + : @ /"
+    for name in (site.user, site.group):
+        if not _NAME.fullmatch(name):
+            return f"tên {name!r} không phải tên tài khoản hay nhóm"
+    return None
+
+
 def units(site: Site, settings: Settings) -> dict[str, str]:
-    """File name → text of every unit for this site."""
+    """File name → text of every unit for this site (checked by :func:`unsafe` first)."""
     data = Path(settings.data_dir)
     spool = Path(settings.spool_dir or data / "spool")
     sqlite = not settings.database_url or make_url(settings.database_url).get_backend_name() == (

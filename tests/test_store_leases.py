@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.flow.record import CallTrace, Identified, Step, call_key
 from ivr.session import CallInfo
+from ivr.store import lease as lease_module
 from ivr.store.db import make_engine
 from ivr.store.lease import LEASE_SECONDS, LeaseConflict, Owner
 from ivr.store.queries import get_call
@@ -230,3 +231,34 @@ def test_a_default_id_too_long_for_its_column_stays_unique() -> None:
     assert a != b
     assert len(a) <= ID_LENGTH
     assert len(b) <= ID_LENGTH
+
+
+async def test_a_stop_during_a_lease_tick_lets_the_tick_finish(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled halfway, a tick's database operation leaves its connection to be closed from
+    the driver's thread later, on an event loop that may be closed by then."""
+    engine = make_engine(db_url)
+    writer = StoreWriter(engine, tmp_path / "spool", owner=_owner("a"))
+    writer.lease.renew_seconds = 0  # the first tick at once
+    gate, entered, finished = asyncio.Event(), asyncio.Event(), []
+    renew = lease_module.renew
+
+    async def held(*args: object) -> None:
+        entered.set()
+        await gate.wait()
+        await renew(*args)  # type: ignore[arg-type]
+        finished.append(True)
+
+    monkeypatch.setattr(lease_module, "renew", held)
+    await writer.start()
+    await asyncio.wait_for(entered.wait(), 30)  # a tick is in flight
+    lease_task = writer._lease_task
+    assert lease_task is not None
+    stopping = asyncio.create_task(writer.stop())
+    await asyncio.wait({lease_task})  # stop cancelled the lease's loop
+    assert not stopping.done()  # and waits for the tick
+    gate.set()
+    await asyncio.wait_for(stopping, 30)
+    assert finished == [True]
+    await engine.dispose()

@@ -220,6 +220,7 @@ class LeaseKeeper:
         self.engine, self.owner, self.clock = engine, owner, clock
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
         self.healthy = True
+        self._ticking: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Claim the lease (LeaseConflict if a live process holds this id)."""
@@ -235,16 +236,29 @@ class LeaseKeeper:
         return await sweep(self.engine, self.clock())
 
     async def run(self) -> None:
+        """A tick every ``renew_seconds``, forever. Cancelled during a tick, it lets the tick
+        finish on its own (:meth:`settled` waits for it): a database operation cut in half
+        leaves its connection to be closed later, from the driver's thread, on an event loop
+        that may be gone by then."""
         while True:
             await asyncio.sleep(self.renew_seconds)
-            try:
-                await self.tick()
-            except Exception as e:  # the database is away: the spool has the calls meanwhile
-                if self.healthy:
-                    log.warning("không gia hạn được quyền giữ cuộc gọi", error=str(e)[:200])
-                self.healthy = False
-            else:
-                self.healthy = True
+            self._ticking = asyncio.ensure_future(self._tick_quietly())
+            await asyncio.shield(self._ticking)
+
+    async def _tick_quietly(self) -> None:
+        try:
+            await self.tick()
+        except Exception as e:  # the database is away: the spool has the calls meanwhile
+            if self.healthy:
+                log.warning("không gia hạn được quyền giữ cuộc gọi", error=str(e)[:200])
+            self.healthy = False
+        else:
+            self.healthy = True
+
+    async def settled(self) -> None:
+        """Until the tick that :meth:`run` was in when cancelled, if any, has finished."""
+        if self._ticking is not None:
+            await asyncio.gather(self._ticking, return_exceptions=True)
 
     async def stop(self) -> None:
         """A clean stop: close what this instance leaves in progress and end the lease."""

@@ -199,6 +199,8 @@ class StoreWriter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        with contextlib.suppress(TimeoutError):  # a lease tick in flight ends on its own
+            await asyncio.wait_for(self.lease.settled(), timeout)
         if self._lease_task is not None and not self.backlog.waiting():
             await self.lease.stop()
 

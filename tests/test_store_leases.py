@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.flow.record import CallTrace, Identified, Step, call_key
 from ivr.session import CallInfo
 from ivr.store import lease as lease_module
+from ivr.store import writer as writer_module
 from ivr.store.db import make_engine
 from ivr.store.lease import LEASE_SECONDS, LeaseConflict, Owner
 from ivr.store.queries import get_call
@@ -261,4 +263,37 @@ async def test_a_stop_during_a_lease_tick_lets_the_tick_finish(
     gate.set()
     await asyncio.wait_for(stopping, 30)
     assert finished == [True]
+    await engine.dispose()
+
+
+async def test_a_stop_during_a_replay_lets_the_write_finish(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer replays the spool on its own, while drain() has nothing to wait for: a stop
+    then must not cut the replay's write halfway (see the lease's test above)."""
+    engine = make_engine(db_url)
+    writer = StoreWriter(engine, tmp_path / "spool", owner=_owner("a"), retry_seconds=0.01)
+    gate, entered, finished = asyncio.Event(), asyncio.Event(), []
+    write = writer_module.write_ops
+
+    async def held(*args: Any) -> None:
+        entered.set()
+        await gate.wait()
+        await write(*args)
+        finished.append(True)
+
+    monkeypatch.setattr(writer_module, "write_ops", held)
+    await writer.start()
+    writer.spool.append([("cause", {"id": "spooled.1", "hangup_cause": 16,
+                                    "hangup_cause_text": "Normal Clearing"})])  # fmt: skip
+    await asyncio.wait_for(entered.wait(), 30)  # the writer replays it by itself
+    writer_task = writer._task
+    assert writer_task is not None
+    stopping = asyncio.create_task(writer.stop())
+    await asyncio.wait({writer_task})  # stop cancelled the writer's loop
+    assert not stopping.done()  # and waits for the write
+    gate.set()
+    await asyncio.wait_for(stopping, 30)
+    assert finished == [True]
+    assert not writer.spool.pending()
     await engine.dispose()

@@ -118,6 +118,7 @@ class StoreWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
+        self._working: asyncio.Future[None] | None = None  # the turn's writing (_turn)
         self.spool_failed = self.backlog.spool_failed  # set once the spool refused a batch
         self.database_ok = True
         self._trim = trim
@@ -199,10 +200,15 @@ class StoreWriter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        with contextlib.suppress(TimeoutError):  # a lease tick in flight ends on its own
-            await asyncio.wait_for(self.lease.settled(), timeout)
+        with contextlib.suppress(TimeoutError):  # a write or a lease tick in flight ends first
+            await asyncio.wait_for(self._settled(), timeout)
         if self._lease_task is not None and not self.backlog.waiting():
             await self.lease.stop()
+
+    async def _settled(self) -> None:
+        if self._working is not None:
+            await asyncio.gather(self._working, return_exceptions=True)
+        await self.lease.settled()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -216,6 +222,14 @@ class StoreWriter:
 
     async def _turn(self) -> None:
         batch = await self._next_batch()
+        # the writing goes on by itself: stop() cancels the loop where it waits for records,
+        # never in the middle of a database operation (it waits for this one instead, settled),
+        # which would leave the driver's thread a connection to close later, on an event loop
+        # that may be gone by then
+        self._working = asyncio.ensure_future(self._work(batch))
+        await asyncio.shield(self._working)
+
+    async def _work(self, batch: list[Op]) -> None:
         if batch:
             await self._deliver(batch)
             await self._give_back()

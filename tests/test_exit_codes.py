@@ -108,6 +108,17 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("users password", ["an", "--password-file", MISSING], USAGE, "missing"),
     ("db reconcile", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),
     ("db rollups rebuild", ["--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    ("db backup", ["{tmp}/copy.db", "--db", "{empty_db}"], USAGE, "ivr db upgrade"),
+    ("db backup", ["{tmp}/file", "--db", "sqlite+aiosqlite:///{tmp}/file"], USAGE, "đã có tệp"),
+    (  # not a database: the copy fails, nothing is left
+        "db backup",
+        ["{tmp}/copy.db", "--db", "sqlite+aiosqlite:///{tmp}/file"],
+        FAILED,
+        "không sao lưu được",
+    ),
+    ("service-units", ["{tmp}/units"], USAGE, "--config"),
+    ("service-units", ["{tmp}/units", "--config", "{tmp}/latin1.toml"], USAGE, "UTF-8"),
+    ("service-units", ["{tmp}/file", "--config", "{tmp}/empty.toml"], FAILED, "không ghi được"),
     # issue 14 row 18: bad flags are one line from argparse, exit 2
     ("demo", ["--speed", "nan"], USAGE, "--speed"),
     ("agi", ["--port", "99999"], USAGE, "--port"),

@@ -45,6 +45,23 @@ def pytest_asyncio_loop_factories(
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
+async def rollup_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every rollup table's rows, in key order: two stores' counts compared whole."""
+    from sqlalchemy import select
+
+    from ivr.store.db import make_engine
+    from models import call_days, call_hours, call_rollups, lookup_rollups
+
+    engine = make_engine(url)
+    found = {}
+    async with engine.connect() as conn:
+        for table in (call_rollups, call_days, call_hours, lookup_rollups):
+            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+            found[table.name] = [tuple(r) for r in rows]
+    await engine.dispose()
+    return found
+
+
 def vn_time(text: str) -> dt.datetime:
     """A wall-clock time in Vietnam, e.g. "2026-11-25 09:00" (a Wednesday)."""
     return dt.datetime.fromisoformat(text).replace(tzinfo=VN)

@@ -14,20 +14,10 @@ from ivr.cli import main
 from ivr.store.db import make_engine, require_current, sqlite_url, upgrade
 from ivr.store.rollups import rebuild
 from ivr.store.writer import StoreWriter
-from models import Call, call_days, call_hours, call_rollups, lookup_rollups
+from models import Call
 
+from .conftest import rollup_rows
 from .test_store_hardening import make_record, one_call
-
-
-async def _rollups(url: str) -> dict[str, list[tuple[object, ...]]]:
-    engine = make_engine(url)
-    found = {}
-    async with engine.connect() as conn:
-        for table in (call_rollups, call_days, call_hours, lookup_rollups):
-            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
-            found[table.name] = [tuple(r) for r in rows]
-    await engine.dispose()
-    return found
 
 
 async def test_a_copy_taken_while_calls_are_written_is_a_whole_current_store(
@@ -62,10 +52,10 @@ async def test_a_copy_taken_while_calls_are_written_is_a_whole_current_store(
     assert calls is not None
     assert 40 <= calls <= 40 + n
     assert f"{calls} cuộc gọi" in out
-    kept = await _rollups(copied_url)
+    kept = await rollup_rows(copied_url)
     assert await rebuild(copied) == calls
     await copied.dispose()
-    assert await _rollups(copied_url) == kept  # one moment's calls, rollups and all
+    assert await rollup_rows(copied_url) == kept  # one moment's calls, rollups and all
     assert not await asyncio.to_thread(lambda: list(tmp_path.glob("*.partial")))
 
 

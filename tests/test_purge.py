@@ -20,9 +20,10 @@ from ivr.store.queries import get_call
 from ivr.store.rollups import ZONE as VN
 from ivr.store.rollups import rebuild
 from ivr.store.writer import StoreWriter
-from models import Case, CelEvent, Voicemail, call_days, call_hours, call_rollups, lookup_rollups
+from models import Case, CelEvent, Voicemail
 from models.survey import ZaloOutbox
 
+from .conftest import rollup_rows
 from .test_store_hardening import make_record, one_call
 
 OLD = dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.UTC)
@@ -157,17 +158,36 @@ async def test_purging_again_removes_nothing_more(db_url: str, tmp_path: Path) -
     assert (again.calls, again.voicemails, again.cel_events, again.zalo_rows) == (0, 0, 0, 0)
 
 
+async def _purge_command(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    unlink_fails: bool = False,
+) -> tuple[int, str, str]:
+    """`ivr db purge --older-than 1d` on the filled store: its code, stdout and stderr."""
+    recordings = await _fill(db_url, tmp_path)
+    capsys.readouterr()
+    if unlink_fails:
+
+        def refuse(self: Path, missing_ok: bool = False) -> None:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(Path, "unlink", refuse)
+    monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
+    code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 async def test_the_command_says_what_went_and_which_audio_it_could_not_find(
     db_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recordings = await _fill(db_url, tmp_path)
-    capsys.readouterr()
-    monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
-    code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
-    out, err = capsys.readouterr()
+    code, out, err = await _purge_command(db_url, tmp_path, capsys, monkeypatch)
     assert code == 0
     cut = (dt.datetime.now(VN) - dt.timedelta(days=1)).date()
     assert f"đã xoá 2 cuộc gọi bắt đầu trước {cut:%d/%m/%Y}" in out  # the recent one stays
@@ -188,44 +208,25 @@ async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recordings = await _fill(db_url, tmp_path)
-    capsys.readouterr()
-
-    def refuse(self: Path, missing_ok: bool = False) -> None:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(Path, "unlink", refuse)
-    monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
-    code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
-    _, err = capsys.readouterr()
+    code, _, err = await _purge_command(db_url, tmp_path, capsys, monkeypatch, unlink_fails=True)
+    recordings = tmp_path / "recording"
     assert code == 1
     assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err
-
-
-async def _rollups(url: str) -> dict[str, list[tuple[object, ...]]]:
-    engine = make_engine(url)
-    found = {}
-    async with engine.connect() as conn:
-        for table in (call_rollups, call_days, call_hours, lookup_rollups):
-            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
-            found[table.name] = [tuple(r) for r in rows]
-    await engine.dispose()
-    return found
 
 
 async def test_a_rebuild_after_a_purge_keeps_the_counts_of_the_purged_days(
     db_url: str, tmp_path: Path
 ) -> None:
     recordings = await _fill(db_url, tmp_path)
-    counted = await _rollups(db_url)
+    counted = await rollup_rows(db_url)
     assert sum(r[-1] for r in counted["call_hours"]) == 3  # (slot, calls): the three calls
     engine = make_engine(db_url)
     done = await purge(engine, CUT, recordings)
     assert done.before == dt.datetime(2024, 12, 31, 17, tzinfo=dt.UTC)  # 1/1/2025, 0:00 in VN
-    assert await _rollups(db_url) == counted  # the purge leaves the counts
+    assert await rollup_rows(db_url) == counted  # the purge leaves the counts
     assert await rebuild(engine) == 1  # the call still stored, recounted
     await engine.dispose()
-    assert await _rollups(db_url) == counted  # the purged calls' counts kept, not lost
+    assert await rollup_rows(db_url) == counted  # the purged calls' counts kept, not lost
 
 
 def _case(

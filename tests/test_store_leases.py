@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,32 @@ def test_a_default_id_too_long_for_its_column_stays_unique() -> None:
     assert len(b) <= ID_LENGTH
 
 
+class Held:
+    """A database operation of the writer's, held in flight until ``gate`` opens."""
+
+    def __init__(self, operation: Callable[..., Awaitable[Any]]) -> None:
+        self.operation = operation
+        self.gate, self.entered = asyncio.Event(), asyncio.Event()
+        self.finished = False
+
+    async def __call__(self, *args: Any) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await self.operation(*args)
+        self.finished = True
+
+    async def stop_meanwhile(self, writer: StoreWriter, loop: asyncio.Task[None] | None) -> None:
+        """stop() while the operation is held: it cancels ``loop`` (the task that runs the
+        operation), then waits for the operation, which finishes once let go."""
+        assert loop is not None
+        stopping = asyncio.create_task(writer.stop())
+        await asyncio.wait({loop})  # stop cancelled the loop
+        assert not stopping.done()  # and waits for the operation
+        self.gate.set()
+        await asyncio.wait_for(stopping, 30)
+        assert self.finished
+
+
 async def test_a_stop_during_a_lease_tick_lets_the_tick_finish(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,26 +270,11 @@ async def test_a_stop_during_a_lease_tick_lets_the_tick_finish(
     engine = make_engine(db_url)
     writer = StoreWriter(engine, tmp_path / "spool", owner=_owner("a"))
     writer.lease.renew_seconds = 0  # the first tick at once
-    gate, entered, finished = asyncio.Event(), asyncio.Event(), []
-    renew = lease_module.renew
-
-    async def held(*args: object) -> None:
-        entered.set()
-        await gate.wait()
-        await renew(*args)  # type: ignore[arg-type]
-        finished.append(True)
-
+    held = Held(lease_module.renew)
     monkeypatch.setattr(lease_module, "renew", held)
     await writer.start()
-    await asyncio.wait_for(entered.wait(), 30)  # a tick is in flight
-    lease_task = writer._lease_task
-    assert lease_task is not None
-    stopping = asyncio.create_task(writer.stop())
-    await asyncio.wait({lease_task})  # stop cancelled the lease's loop
-    assert not stopping.done()  # and waits for the tick
-    gate.set()
-    await asyncio.wait_for(stopping, 30)
-    assert finished == [True]
+    await asyncio.wait_for(held.entered.wait(), 30)  # a tick is in flight
+    await held.stop_meanwhile(writer, writer._lease_task)
     await engine.dispose()
 
 
@@ -273,27 +285,12 @@ async def test_a_stop_during_a_replay_lets_the_write_finish(
     then must not cut the replay's write halfway (see the lease's test above)."""
     engine = make_engine(db_url)
     writer = StoreWriter(engine, tmp_path / "spool", owner=_owner("a"), retry_seconds=0.01)
-    gate, entered, finished = asyncio.Event(), asyncio.Event(), []
-    write = writer_module.write_ops
-
-    async def held(*args: Any) -> None:
-        entered.set()
-        await gate.wait()
-        await write(*args)
-        finished.append(True)
-
+    held = Held(writer_module.write_ops)
     monkeypatch.setattr(writer_module, "write_ops", held)
     await writer.start()
     writer.spool.append([("cause", {"id": "spooled.1", "hangup_cause": 16,
                                     "hangup_cause_text": "Normal Clearing"})])  # fmt: skip
-    await asyncio.wait_for(entered.wait(), 30)  # the writer replays it by itself
-    writer_task = writer._task
-    assert writer_task is not None
-    stopping = asyncio.create_task(writer.stop())
-    await asyncio.wait({writer_task})  # stop cancelled the writer's loop
-    assert not stopping.done()  # and waits for the write
-    gate.set()
-    await asyncio.wait_for(stopping, 30)
-    assert finished == [True]
+    await asyncio.wait_for(held.entered.wait(), 30)  # the writer replays it by itself
+    await held.stop_meanwhile(writer, writer._task)
     assert not writer.spool.pending()
     await engine.dispose()

@@ -57,6 +57,7 @@ async def test_a_copy_taken_while_calls_are_written_is_a_whole_current_store(
     await copied.dispose()
     assert await rollup_rows(copied_url) == kept  # one moment's calls, rollups and all
     assert not await asyncio.to_thread(lambda: list(tmp_path.glob("*.partial")))
+    assert copy.stat().st_mode & 0o007 == 0  # callers' numbers: no one else reads the copy
 
 
 def test_an_existing_file_is_never_overwritten(

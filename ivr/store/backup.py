@@ -4,8 +4,8 @@ SQLite's online backup copies the database as one read transaction saw it: write
 `ivr web`) go on meanwhile, and the copy holds every transaction committed before it began and
 none after, so calls, their rollups and the cases agree in it. The copy is written beside the
 target (``.partial``), checked (``PRAGMA integrity_check``), flushed to disk, and only then given
-the target's name; an existing file is never overwritten. Restoring is copying it back while
-nothing runs (README).
+the target's name; an existing file is never overwritten, and no one but its owner and group
+can read it. Restoring is copying it back while nothing runs (README).
 
 PostgreSQL has its own tool for this (``pg_dump``); the voicemails' audio files are not in the
 database at all (``recordings_dir``).
@@ -41,18 +41,22 @@ def backup_sqlite(source: Path, target: Path) -> Backup:
     partial = target.with_name(target.name + ".partial")
     try:
         revision, counts = _copy(source, partial)
-        _flush(partial)
+        _fsync(partial)
         os.link(partial, target)  # atomic, and never over a file that appeared meanwhile
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
     partial.unlink()
+    _fsync(target.parent)  # the new name, and the partial's gone, on disk too
     return Backup(target, target.stat().st_size, revision, counts)
 
 
 def _copy(source: Path, partial: Path) -> tuple[str, dict[str, int]]:
     partial.unlink(missing_ok=True)  # a copy an earlier attempt left half made
+    # made first, readable to the owner and group only: the copy holds callers' numbers (an
+    # empty file is an empty database to SQLite)
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
     src = sqlite3.connect(source)
     try:
         dst = sqlite3.connect(partial)
@@ -72,15 +76,10 @@ def _copy(source: Path, partial: Path) -> tuple[str, dict[str, int]]:
         src.close()
 
 
-def _flush(path: Path) -> None:
-    """The copy's bytes and its folder's entry on disk before it takes the target's name."""
+def _fsync(path: Path) -> None:
+    """A file's bytes, or a folder's entries, on disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

@@ -138,7 +138,8 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
-    url = _database_url(args)
+    settings = settings_of(args)
+    url = database_url(settings, args.db)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         print(
@@ -163,7 +164,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
         f"{escape(done.revision)}): {counts['calls']} cuộc gọi, {counts['voicemails']} lời nhắn, "
         f"{counts['cases']} hồ sơ, {counts['web_users']} tài khoản"
     )
-    recordings = settings_of(args).recordings_dir
+    recordings = settings.recordings_dir
     print(
         f"tệp âm thanh lời nhắn không nằm trong cơ sở dữ liệu: sao lưu riêng {escape(recordings)}"
     )

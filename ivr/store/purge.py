@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from ivr.store.recordings import recording_file
-from ivr.store.rollups import ZONE
+from ivr.store.rollups import local_midnight
 from models import Call, Case, CelEvent, Purge, Voicemail
 from models.survey import ZaloOutbox
 
@@ -108,12 +108,6 @@ def _needed() -> Select[Any]:
     direct = select(Case.call_id).where(open_case, Case.call_id.is_not(None))
     heard = select(Voicemail.call_id).join(Case, Case.voicemail_id == Voicemail.id).where(open_case)
     return select(direct.union(heard).subquery().c[0])
-
-
-def local_midnight(at: dt.datetime) -> dt.datetime:
-    """The start (UTC) of the local day ``at`` falls in."""
-    day = at.astimezone(ZONE).date()
-    return dt.datetime.combine(day, dt.time(), ZONE).astimezone(dt.UTC)
 
 
 def _remove(location: str, recordings: Path | None, done: Purged) -> None:

@@ -80,11 +80,15 @@ def slot_of(f: CallFact) -> dt.datetime:
     )
 
 
+def local_midnight(at: dt.datetime) -> dt.datetime:
+    """The start (UTC) of the local day ``at`` falls in."""
+    return dt.datetime.combine(at.astimezone(ZONE).date(), dt.time(), ZONE).astimezone(dt.UTC)
+
+
 def day_of(slot: dt.datetime, hours: str) -> tuple[dt.datetime, int]:
     """The local day (its midnight, UTC) of a rollup slot; the minute of that day for a call the
     report classifies, else -1."""
-    local = slot.astimezone(ZONE)
-    midnight = dt.datetime.combine(local.date(), dt.time(), ZONE).astimezone(dt.UTC)
+    midnight = local_midnight(slot)
     return midnight, -1 if hours else int((slot - midnight).total_seconds()) // 60
 
 

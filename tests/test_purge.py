@@ -1,12 +1,14 @@
 """`ivr db purge`: an old call goes with every copy of its caller's data the store holds (its
-row, its CEL events, its Zalo survey row, its voicemail's audio file); what is recent or outside
-the recordings folder stays (a live call stays too: tests/test_store_hardening.py)."""
+row, its CEL events, its Zalo survey row, its voicemail's audio file, the spool's quarantine
+files); what is recent or outside the recordings folder stays (a live call stays too:
+tests/test_store_hardening.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from ivr.store.purge import purge
 from ivr.store.queries import get_call
 from ivr.store.rollups import ZONE as VN
 from ivr.store.rollups import rebuild
+from ivr.store.rows import dumps
 from ivr.store.writer import StoreWriter
 from models import Case, CelEvent, Voicemail
 from models.survey import ZaloOutbox
@@ -106,7 +109,27 @@ async def _fill(url: str, tmp_path: Path) -> Path:
              _zalo("z.new", RECENT, "pending")],
         )  # fmt: skip
     await engine.dispose()
+    _quarantine(tmp_path / "spool")
     return recordings
+
+
+def _quarantine(spool: Path) -> None:
+    """Records the database refused long ago and today, a damaged file from long ago, a folder
+    someone made there, and a batch still waiting in the spool itself: all with callers' numbers."""
+    record = dumps([("cause", {"id": "old.9", "hangup_cause": 16, "hangup_cause_text": "x"})])
+    folder = spool / "quarantine"
+    folder.mkdir(parents=True)
+    for path in (folder / "1-old.jsonl", folder / "2-old.jsonl.damaged", spool / "3-old.jsonl",
+                 folder / "4-new.jsonl"):  # fmt: skip
+        path.write_text(record.replace("old.9", "0912345678"))
+    (folder / "5-old.d").mkdir()
+    for path in (folder / "1-old.jsonl", folder / "2-old.jsonl.damaged", spool / "3-old.jsonl",
+                 folder / "5-old.d"):  # fmt: skip
+        os.utime(path, (OLD.timestamp(), OLD.timestamp()))
+
+
+def _left_in_spool(spool: Path) -> set[str]:
+    return {str(p.relative_to(spool)) for p in spool.rglob("*")}
 
 
 async def _left(url: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
@@ -126,10 +149,16 @@ async def test_an_old_call_goes_with_its_events_survey_row_and_audio(
 ) -> None:
     recordings = await _fill(db_url, tmp_path)
     engine = make_engine(db_url)
-    done = await purge(engine, CUT, recordings)
+    spool = tmp_path / "spool"
+    done = await purge(engine, CUT, recordings, spool)
     assert (done.calls, done.voicemails, done.files_removed) == (2, 2, 1)
     assert done.files_missing == [str(tmp_path / "outside.wav")]  # never outside the folder
-    assert done.files_failed == []
+    assert done.files_failed == done.quarantine_failed == []
+    assert done.quarantined == 2
+    # what the database refused today stays, as does a batch still waiting to be written
+    assert _left_in_spool(spool) == {
+        "3-old.jsonl", "quarantine", "quarantine/4-new.jsonl", "quarantine/5-old.d"
+    }  # fmt: skip
     assert (done.cel_events, done.zalo_rows) == (3, 1)
     assert await get_call(engine, "old.1") is None
     assert await get_call(engine, "old.2") is None
@@ -152,10 +181,11 @@ async def test_an_old_call_goes_with_its_events_survey_row_and_audio(
 async def test_purging_again_removes_nothing_more(db_url: str, tmp_path: Path) -> None:
     recordings = await _fill(db_url, tmp_path)
     engine = make_engine(db_url)
-    await purge(engine, CUT, recordings)
-    again = await purge(engine, CUT, recordings)
+    await purge(engine, CUT, recordings, tmp_path / "spool")
+    again = await purge(engine, CUT, recordings, tmp_path / "spool")
     await engine.dispose()
     assert (again.calls, again.voicemails, again.cel_events, again.zalo_rows) == (0, 0, 0, 0)
+    assert again.quarantined == 0
 
 
 async def _purge_command(
@@ -176,6 +206,7 @@ async def _purge_command(
 
         monkeypatch.setattr(Path, "unlink", refuse)
     monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
+    monkeypatch.setenv("IVR_SPOOL_DIR", str(tmp_path / "spool"))
     code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
     out, err = capsys.readouterr()
     return code, out, err
@@ -193,6 +224,8 @@ async def test_the_command_says_what_went_and_which_audio_it_could_not_find(
     assert f"đã xoá 2 cuộc gọi bắt đầu trước {cut:%d/%m/%Y}" in out  # the recent one stays
     # every event but the recent call's: the cut is now a day ago
     assert "2 tin nhắn thoại (1 tệp âm thanh đã xoá), 6 sự kiện CEL, 1 khảo sát Zalo" in out
+    assert "cùng 2 tệp cách ly cũ trong thư mục dự phòng (spool_dir)" in out
+    assert not (tmp_path / "spool" / "quarantine" / "1-old.jsonl").exists()
     assert "1 tệp âm thanh không có trong" in err
     assert str(tmp_path / "outside.wav") in err
     code = await asyncio.to_thread(main, ["db", "rollups", "rebuild", "--db", db_url])
@@ -212,6 +245,8 @@ async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
     recordings = tmp_path / "recording"
     assert code == 1
     assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err
+    old = tmp_path / "spool" / "quarantine" / "1-old.jsonl"
+    assert f"không xoá được tệp cách ly {old}: Permission denied" in err
 
 
 async def test_a_rebuild_after_a_purge_keeps_the_counts_of_the_purged_days(

@@ -191,10 +191,11 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return USAGE
 
-    recordings = Path(settings_of(args).recordings_dir)
+    settings = settings_of(args)
+    recordings = Path(settings.recordings_dir)
 
     async def job(engine: AsyncEngine) -> int:
-        done = await purge(engine, before, recordings)
+        done = await purge(engine, before, recordings, settings.spool_path)
         print(f"đã xoá {done.calls} cuộc gọi bắt đầu trước {done.before.astimezone(VN):%d/%m/%Y}")
         return _purged(done, recordings)
 
@@ -207,6 +208,8 @@ def _purged(done: Purged, recordings: Path) -> int:
         f"  cùng {done.voicemails} tin nhắn thoại ({done.files_removed} tệp âm thanh đã xoá), "
         f"{done.cel_events} sự kiện CEL, {done.zalo_rows} khảo sát Zalo"
     )
+    if done.quarantined:
+        print(f"  cùng {done.quarantined} tệp cách ly cũ trong thư mục dự phòng (spool_dir)")
     if done.spared:
         print(f"  giữ lại {done.spared} cuộc gọi cũ mà hồ sơ phản ánh chưa đóng còn dùng")
     if done.files_missing:
@@ -219,7 +222,9 @@ def _purged(done: Purged, recordings: Path) -> int:
             print(f"    {escape(location)}", file=sys.stderr)
     for failure in done.files_failed:
         print(f"  không xoá được tệp âm thanh {escape(failure)}", file=sys.stderr)
-    return FAILED if done.files_failed else DONE
+    for failure in done.quarantine_failed:
+        print(f"  không xoá được tệp cách ly {escape(failure)}", file=sys.stderr)
+    return FAILED if done.files_failed or done.quarantine_failed else DONE
 
 
 def _day(text: str | None, end: bool) -> dt.datetime | None:

@@ -15,7 +15,11 @@ calls would leave all of these behind, so they go together:
 * Zalo survey rows created before the cut, except one being sent at this moment;
 * once the rows are gone (committed), the voicemails' audio files, where they lie inside the
   recordings folder on this machine. A file that is not there (Asterisk on another machine) is
-  counted, as is one that could not be removed: nothing points to it any more.
+  counted, as is one that could not be removed: nothing points to it any more;
+* the files of this machine's spool quarantine (records the database refused, damaged spool
+  files: ivr.store.spool) last written before the cut. A file is written after every record in
+  it happened, so none of its records is newer than the cut. The spool's batches still waiting
+  for the database stay: they are written, and a later purge finds them as calls.
 
 Rollups (counts per hour, no personal data) are kept: reports of the purged period still add up.
 The purge is recorded (``purges``), and `ivr db rollups rebuild` keeps the rollups before its cut.
@@ -24,6 +28,7 @@ The purge is recorded (``purges``), and `ivr db rollups rebuild` keeps the rollu
 from __future__ import annotations
 
 import datetime as dt
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from sqlalchemy.orm import selectinload
 
 from ivr.store.recordings import recording_file
 from ivr.store.rollups import local_midnight
+from ivr.store.spool import Spool
 from models import Call, Case, CelEvent, Purge, Voicemail
 from models.survey import ZaloOutbox
 
@@ -55,12 +61,19 @@ class Purged:
     files_removed: int = 0
     files_missing: list[str] = field(default_factory=list)  # not on this machine
     files_failed: list[str] = field(default_factory=list)  # "path: error"
+    quarantined: int = 0  # quarantine files removed (ivr.store.spool)
+    quarantine_failed: list[str] = field(default_factory=list)  # "path: error"
 
 
-async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | None = None) -> Purged:
+async def purge(
+    engine: AsyncEngine,
+    before: dt.datetime,
+    recordings: Path | None = None,
+    spool: Path | None = None,
+) -> Purged:
     """Remove the calls that started before ``before`` and their callers' data (module doc).
     ``recordings``: the recordings folder whose voicemail files go too (None: files untouched,
-    counted as missing)."""
+    counted as missing); ``spool``: the spool folder whose old quarantine files go too."""
     before = local_midnight(before)
     done = Purged(before)
     old = (Call.started_at < before) & (Call.disposition != "in_progress")
@@ -99,7 +112,31 @@ async def purge(engine: AsyncEngine, before: dt.datetime, recordings: Path | Non
     done.calls, done.voicemails = len(ids), len(locations)
     for location in locations:
         _remove(location, recordings, done)
+    if spool is not None:
+        _clear_quarantine(Spool(spool).quarantine, before, done)
     return done
+
+
+def _clear_quarantine(folder: Path, before: dt.datetime, done: Purged) -> None:
+    """The quarantine's files last written before the cut (module doc)."""
+    cut = before.timestamp()
+    try:
+        entries = sorted(folder.iterdir())
+    except FileNotFoundError:
+        return  # nothing was ever set aside
+    except OSError as e:
+        done.quarantine_failed.append(f"{folder}: {e.strerror or e}")
+        return
+    for path in entries:
+        try:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cut:
+                continue
+            path.unlink()
+        except OSError as e:
+            done.quarantine_failed.append(f"{path}: {e.strerror or e}")
+        else:
+            done.quarantined += 1
 
 
 def _needed() -> Select[Any]:

@@ -229,12 +229,19 @@ async def test_a_database_that_drops_every_session_makes_nobody_dead(pg_url: str
         assert taken == []
 
 
-async def _pids(engine: AsyncEngine, name: str) -> set[int]:
+async def _pids(engine: AsyncEngine, name: str) -> tuple[set[int], set[int]]:
+    """The pids of a controller's presence sessions, and of those holding an advisory lock."""
     async with engine.connect() as conn:
-        found = await conn.scalars(
-            text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+        found = await conn.execute(
+            text(
+                "SELECT a.pid, EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid"
+                " AND l.locktype = 'advisory' AND l.granted)"
+                " FROM pg_stat_activity a WHERE a.application_name = :n"
+            ),
+            {"n": name},
         )
-        return set(found)
+        rows = list(found)
+    return {pid for pid, _ in rows}, {pid for pid, locked in rows if locked}
 
 
 async def _end_session(engine: AsyncEngine, name: str, *, locked: bool) -> None:
@@ -261,10 +268,14 @@ async def test_a_live_peer_that_loses_one_presence_session_is_not_taken_over(pg_
         assert await _sessions(engine, name) == 2  # the lock's and the witness
         assert await watch.probe() == []
         for locked in (True, False):
-            before = await _pids(engine, name)
+            before, _ = await _pids(engine, name)
             await _end_session(engine, name, locked=locked)
             async with asyncio.timeout(20):  # probed all along until it holds both again
-                while len(now := await _pids(engine, name)) != 2 or now == before:
+                # a session taken again is named before it takes the lock: both, lock included
+                while True:
+                    now, holding = await _pids(engine, name)
+                    if len(now) == 2 and now != before and len(holding) == 1:
+                        break
                     assert await watch.probe() == []
                 assert len(now & before) == 1  # the other session lived on
             assert await watch.probe() == []

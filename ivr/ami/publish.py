@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models import PhoneStatus
@@ -28,6 +31,17 @@ Clock = Callable[[], dt.datetime]
 class _Phone(Protocol):
     @property
     def state(self) -> str: ...
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """A phone's row written whole (its state, since when, last seen), built once per dialect."""
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(PhoneStatus)
+    return stmt.on_conflict_do_update(
+        index_elements=["node", "endpoint"],
+        set_={c: stmt.excluded[c] for c in ("state", "since", "seen_at")},
+    )
 
 
 class PhonePublisher:
@@ -68,13 +82,16 @@ class PhonePublisher:
         due = self._touched is None or (now - self._touched).total_seconds() >= self.heartbeat
         if not changed and not due:
             return 0
-        async with AsyncSession(self.engine) as s, s.begin():
-            for name, state in changed.items():
-                await s.merge(
-                    PhoneStatus(node=self.node, endpoint=name, state=state, since=now, seen_at=now)
-                )
+        async with self.engine.begin() as conn:
+            if changed:  # one statement for them all, however many phones the site has
+                rows = [
+                    {"node": self.node, "endpoint": name, "state": state, "since": now,
+                     "seen_at": now}
+                    for name, state in sorted(changed.items())
+                ]  # fmt: skip
+                await conn.execute(_upsert(conn.dialect.name), rows)
             if due:
-                await s.execute(
+                await conn.execute(
                     update(PhoneStatus).where(PhoneStatus.node == self.node).values(seen_at=now)
                 )
         self.written.update(changed)

@@ -246,7 +246,55 @@ async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
     assert code == 1
     assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err
     old = tmp_path / "spool" / "quarantine" / "1-old.jsonl"
-    assert f"không xoá được tệp cách ly {old}: Permission denied" in err
+    assert f"thư mục cách ly: không xoá được {old}: Permission denied" in err
+
+
+async def test_a_quarantine_file_that_cannot_be_removed_fails_the_command_alone(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unlink = Path.unlink
+
+    def refuse_quarantine(self: Path, missing_ok: bool = False) -> None:
+        if self.parent.name == "quarantine":
+            raise PermissionError(13, "Permission denied")
+        unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse_quarantine)
+    code, out, err = await _purge_command(db_url, tmp_path, capsys, monkeypatch)
+    assert code == 1
+    assert "(1 tệp âm thanh đã xoá)" in out  # the audio went
+    old = tmp_path / "spool" / "quarantine" / "2-old.jsonl.damaged"
+    assert f"thư mục cách ly: không xoá được {old}: Permission denied" in err
+
+
+async def test_quarantine_files_go_by_the_local_midnight_and_a_vanished_one_is_no_failure(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cut is 1/1/2025, 0:00 in Viet Nam (31/12/2024, 17:00 UTC): a file written a second
+    before it goes, one written at it stays; a file gone meanwhile (renamed by a writer, removed
+    by another purge) is not a failure."""
+    folder = tmp_path / "spool" / "quarantine"
+    folder.mkdir(parents=True)
+    cut = dt.datetime(2024, 12, 31, 17, tzinfo=dt.UTC).timestamp()
+    for name, at in (("a.jsonl", cut - 1), ("b.jsonl", cut), ("c.jsonl", cut - 3600)):
+        (folder / name).write_text("{}")
+        os.utime(folder / name, (at, at))
+    unlink = Path.unlink
+
+    def vanish(self: Path, missing_ok: bool = False) -> None:
+        if self.name == "c.jsonl":
+            raise FileNotFoundError(2, "No such file or directory")
+        unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", vanish)
+    engine = make_engine(db_url)
+    done = await purge(engine, CUT, None, tmp_path / "spool")
+    await engine.dispose()
+    assert (done.quarantined, done.quarantine_failed) == (1, [])
+    assert sorted(p.name for p in folder.iterdir()) == ["b.jsonl", "c.jsonl"]
 
 
 async def test_a_rebuild_after_a_purge_keeps_the_counts_of_the_purged_days(
@@ -296,9 +344,17 @@ async def test_a_call_an_open_case_refers_to_stays_with_its_audio(
                 _case("PAKN-2024-0002", "closed", "old.2", None),  # closed: no longer needed
             ],
         )
-    done = await purge(engine, CUT, recordings)
+    folder = tmp_path / "spool" / "quarantine"
+    for call in ("old.1", "old.2"):  # a step of each call the database refused long ago
+        step = {"call_id": call, "seq": 9, "node": "menu", "kind": "menu", "at": OLD}
+        (folder / f"{call}.jsonl").write_text(dumps([("step", step)]))
+        os.utime(folder / f"{call}.jsonl", (OLD.timestamp(), OLD.timestamp()))
+    done = await purge(engine, CUT, recordings, tmp_path / "spool")
     assert (done.calls, done.spared, done.voicemails, done.files_removed) == (1, 1, 1, 0)
+    assert (done.spared_files, done.quarantined) == (1, 3)
     assert await get_call(engine, "old.1") is not None
     assert await get_call(engine, "old.2") is None
     await engine.dispose()
     assert (recordings / "old.wav").exists()  # the case's evidence
+    assert (folder / "old.1.jsonl").exists()  # and what the database refused of it
+    assert not (folder / "old.2.jsonl").exists()

@@ -203,15 +203,19 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
 
 def _purged(done: Purged, recordings: Path) -> int:
-    """The rest of what a purge removed; FAILED when an audio file it should remove is left."""
+    """The rest of what a purge removed; FAILED when an audio or quarantine file it should
+    remove is left."""
     print(
         f"  cùng {done.voicemails} tin nhắn thoại ({done.files_removed} tệp âm thanh đã xoá), "
         f"{done.cel_events} sự kiện CEL, {done.zalo_rows} khảo sát Zalo"
     )
     if done.quarantined:
         print(f"  cùng {done.quarantined} tệp cách ly cũ trong thư mục dự phòng (spool_dir)")
-    if done.spared:
-        print(f"  giữ lại {done.spared} cuộc gọi cũ mà hồ sơ phản ánh chưa đóng còn dùng")
+    if done.spared or done.spared_files:
+        print(
+            f"  giữ lại {done.spared} cuộc gọi cũ và {done.spared_files} tệp cách ly "
+            "mà hồ sơ phản ánh chưa đóng còn dùng"
+        )
     if done.files_missing:
         print(
             f"  {len(done.files_missing)} tệp âm thanh không có trong {escape(str(recordings))} "
@@ -223,7 +227,7 @@ def _purged(done: Purged, recordings: Path) -> int:
     for failure in done.files_failed:
         print(f"  không xoá được tệp âm thanh {escape(failure)}", file=sys.stderr)
     for failure in done.quarantine_failed:
-        print(f"  không xoá được tệp cách ly {escape(failure)}", file=sys.stderr)
+        print(f"  thư mục cách ly: không xoá được {escape(failure)}", file=sys.stderr)
     return FAILED if done.files_failed or done.quarantine_failed else DONE
 
 

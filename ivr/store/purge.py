@@ -18,8 +18,10 @@ calls would leave all of these behind, so they go together:
   counted, as is one that could not be removed: nothing points to it any more;
 * the files of this machine's spool quarantine (records the database refused, damaged spool
   files: ivr.store.spool) last written before the cut. A file is written after every record in
-  it happened, so none of its records is newer than the cut. The spool's batches still waiting
-  for the database stay: they are written, and a later purge finds them as calls.
+  it happened, so none of its records is newer than the cut. A file with a record of a call an
+  open case refers to stays, as that call does (the only copy of what the database refused).
+  The spool's batches still waiting for the database stay: they are written, and a later purge
+  finds them as calls.
 
 Rollups (counts per hour, no personal data) are kept: reports of the purged period still add up.
 The purge is recorded (``purges``), and `ivr db rollups rebuild` keeps the rollups before its cut.
@@ -62,6 +64,7 @@ class Purged:
     files_missing: list[str] = field(default_factory=list)  # not on this machine
     files_failed: list[str] = field(default_factory=list)  # "path: error"
     quarantined: int = 0  # quarantine files removed (ivr.store.spool)
+    spared_files: int = 0  # old quarantine files kept for a case still open
     quarantine_failed: list[str] = field(default_factory=list)  # "path: error"
 
 
@@ -78,8 +81,9 @@ async def purge(
     done = Purged(before)
     old = (Call.started_at < before) & (Call.disposition != "in_progress")
     locations: list[str] = []
+    needed: set[str] = set()
     async with AsyncSession(engine) as s, s.begin():
-        needed: set[str] = set(await s.scalars(_needed()))
+        needed.update(await s.scalars(_needed()))
         found = list(await s.scalars(select(Call.id).where(old)))
         ids = [key for key in found if key not in needed]
         done.spared = len(found) - len(ids)
@@ -113,12 +117,13 @@ async def purge(
     for location in locations:
         _remove(location, recordings, done)
     if spool is not None:
-        _clear_quarantine(Spool(spool).quarantine, before, done)
+        _clear_quarantine(Spool(spool).quarantine, before, needed, done)
     return done
 
 
-def _clear_quarantine(folder: Path, before: dt.datetime, done: Purged) -> None:
-    """The quarantine's files last written before the cut (module doc)."""
+def _clear_quarantine(folder: Path, before: dt.datetime, needed: set[str], done: Purged) -> None:
+    """The quarantine's files last written before the cut, but those with a record of a call an
+    open case needs (module doc)."""
     cut = before.timestamp()
     try:
         entries = sorted(folder.iterdir())
@@ -132,11 +137,23 @@ def _clear_quarantine(folder: Path, before: dt.datetime, done: Purged) -> None:
             info = path.lstat()
             if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cut:
                 continue
+            if needed and needed & _calls_in(path):
+                done.spared_files += 1
+                continue
             path.unlink()
+        except FileNotFoundError:
+            continue  # replaced meanwhile (a write's rename) or removed by another purge
         except OSError as e:
             done.quarantine_failed.append(f"{path}: {e.strerror or e}")
         else:
             done.quarantined += 1
+
+
+def _calls_in(path: Path) -> set[str]:
+    """The keys of the calls a spool file's readable records are about (ivr.store.identity; a
+    hang-up cause names its channel instead, and holds no caller's data)."""
+    ops, _ = Spool.read(path)
+    return {str(row.get("call_id") or row.get("id") or "") for _, row in ops}
 
 
 def _needed() -> Select[Any]:

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,23 +189,34 @@ async def test_purging_again_removes_nothing_more(db_url: str, tmp_path: Path) -
     assert again.quarantined == 0
 
 
+def _unlink_fails(
+    monkeypatch: pytest.MonkeyPatch, which: Callable[[Path], bool], error: OSError
+) -> None:
+    """Removing a file ``which`` names raises ``error``; any other goes."""
+    unlink = Path.unlink
+
+    def failing(self: Path, missing_ok: bool = False) -> None:
+        if which(self):
+            raise error
+        unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", failing)
+
+
 async def _purge_command(
     db_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     *,
-    unlink_fails: bool = False,
+    refused: Callable[[Path], bool] | None = None,
 ) -> tuple[int, str, str]:
-    """`ivr db purge --older-than 1d` on the filled store: its code, stdout and stderr."""
+    """`ivr db purge --older-than 1d` on the filled store: its code, stdout and stderr; the files
+    ``refused`` names cannot be removed."""
     recordings = await _fill(db_url, tmp_path)
     capsys.readouterr()
-    if unlink_fails:
-
-        def refuse(self: Path, missing_ok: bool = False) -> None:
-            raise PermissionError(13, "Permission denied")
-
-        monkeypatch.setattr(Path, "unlink", refuse)
+    if refused is not None:
+        _unlink_fails(monkeypatch, refused, PermissionError(13, "Permission denied"))
     monkeypatch.setenv("IVR_RECORDINGS_DIR", str(recordings))
     monkeypatch.setenv("IVR_SPOOL_DIR", str(tmp_path / "spool"))
     code = await asyncio.to_thread(main, ["db", "purge", "--older-than", "1d", "--db", db_url])
@@ -235,38 +247,27 @@ async def test_the_command_says_what_went_and_which_audio_it_could_not_find(
     assert f"giữ nguyên số liệu trước {cut:%d/%m/%Y}: cuộc gọi đã xoá bằng `ivr db purge`" in out
 
 
-async def test_an_audio_file_that_cannot_be_removed_fails_the_command(
+@pytest.mark.parametrize("only_quarantine", [False, True], ids=["every-file", "quarantine"])
+async def test_a_file_that_cannot_be_removed_fails_the_command(
     db_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    only_quarantine: bool,
 ) -> None:
-    code, _, err = await _purge_command(db_url, tmp_path, capsys, monkeypatch, unlink_fails=True)
-    recordings = tmp_path / "recording"
+    """An audio file or a quarantine file left behind fails the command, each on its own."""
+    code, out, err = await _purge_command(
+        db_url,
+        tmp_path,
+        capsys,
+        monkeypatch,
+        refused=lambda path: path.parent.name == "quarantine" or not only_quarantine,
+    )
     assert code == 1
-    assert f"không xoá được tệp âm thanh {recordings / 'old.wav'}: Permission denied" in err
+    audio = f"không xoá được tệp âm thanh {tmp_path / 'recording' / 'old.wav'}: Permission denied"
+    assert (audio in err) is not only_quarantine
+    assert ("(1 tệp âm thanh đã xoá)" in out) is only_quarantine
     old = tmp_path / "spool" / "quarantine" / "1-old.jsonl"
-    assert f"thư mục cách ly: không xoá được {old}: Permission denied" in err
-
-
-async def test_a_quarantine_file_that_cannot_be_removed_fails_the_command_alone(
-    db_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    unlink = Path.unlink
-
-    def refuse_quarantine(self: Path, missing_ok: bool = False) -> None:
-        if self.parent.name == "quarantine":
-            raise PermissionError(13, "Permission denied")
-        unlink(self, missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", refuse_quarantine)
-    code, out, err = await _purge_command(db_url, tmp_path, capsys, monkeypatch)
-    assert code == 1
-    assert "(1 tệp âm thanh đã xoá)" in out  # the audio went
-    old = tmp_path / "spool" / "quarantine" / "2-old.jsonl.damaged"
     assert f"thư mục cách ly: không xoá được {old}: Permission denied" in err
 
 
@@ -282,14 +283,8 @@ async def test_quarantine_files_go_by_the_local_midnight_and_a_vanished_one_is_n
     for name, at in (("a.jsonl", cut - 1), ("b.jsonl", cut), ("c.jsonl", cut - 3600)):
         (folder / name).write_text("{}")
         os.utime(folder / name, (at, at))
-    unlink = Path.unlink
-
-    def vanish(self: Path, missing_ok: bool = False) -> None:
-        if self.name == "c.jsonl":
-            raise FileNotFoundError(2, "No such file or directory")
-        unlink(self, missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", vanish)
+    gone = FileNotFoundError(2, "No such file or directory")
+    _unlink_fails(monkeypatch, lambda path: path.name == "c.jsonl", gone)
     engine = make_engine(db_url)
     done = await purge(engine, CUT, None, tmp_path / "spool")
     await engine.dispose()

@@ -81,9 +81,8 @@ async def purge(
     done = Purged(before)
     old = (Call.started_at < before) & (Call.disposition != "in_progress")
     locations: list[str] = []
-    needed: set[str] = set()
     async with AsyncSession(engine) as s, s.begin():
-        needed.update(await s.scalars(_needed()))
+        needed: set[str] = set(await s.scalars(_needed()))
         found = list(await s.scalars(select(Call.id).where(old)))
         ids = [key for key in found if key not in needed]
         done.spared = len(found) - len(ids)
